@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make run` (demo city on SQLite) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO_ENV := HOTLINE_DEMO=1
+
+.PHONY: install run test lint check bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { echo "python3-venv is missing: apt-get install python3-venv"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	$(DEMO_ENV) $(BIN)/hotline migrate
+	$(DEMO_ENV) $(BIN)/hotline nlp starter
+	$(DEMO_ENV) $(BIN)/hotline seed-demo
+	$(DEMO_ENV) $(BIN)/hotline serve
+
+test: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check hotline routing nlp agent_ui tests bench
+	$(BIN)/mypy
+
+check: lint test
+
+clean:
+	rm -rf var/hotline.db* var/model .pytest_cache test-artifacts

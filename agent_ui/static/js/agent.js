@@ -1,0 +1,164 @@
+// Agent/dispatcher desk: the live triage queue, screen-pop of a caller's history, the intake form, and the
+// actions on a ticket pre-filled from its stored analysis.
+import {
+  api, h, clear, $, toast, debounce, requireUser, refreshSelected, topbar, LiveChannel, statusBadge, badge, fmtTime, KIND_LABELS, CHANNEL_LABELS,
+} from './common.js';
+import { renderTicket } from './ticket.js';
+
+const me = await requireUser(['agent', 'dispatcher', 'supervisor']);
+topbar(me, '受理台');
+const [units, categories] = await Promise.all([api('/api/units'), api('/api/categories')]);
+const state = { queue: [], selected: null, open: null };
+const ticketBox = $('#ticket');
+
+function defaultsFrom(ticket) {
+  const a = ticket.analysis || {};
+  const top = (a.categories || [])[0];
+  return {
+    dispatch: { unit_id: (ticket.unit && ticket.status === 'returned') ? null : a.unit_id, co_unit_ids: a.co_unit_ids || [],
+      note: a.route_explanation || '' },
+    transfer: { line: a.emergency_line || ticket.emergency_line || '110' },
+    recategorize: { category_id: top ? top.category_id : (ticket.category && ticket.category.id) },
+    merge: {},
+    answer: {},
+  };
+}
+
+const ctx = {
+  me, units, categories, showAnalysis: true,
+  openTicket: (id) => openTicket(id),
+  onDone: (updated) => { showTicket(updated); loadQueue(); },
+  onConflict: () => state.selected && openTicket(state.selected.id),
+  prefill: (action, values) => {
+    if (!state.selected) return;
+    Object.assign(ctx.defaults[action] = ctx.defaults[action] || {}, values);
+    ctx.open = action;
+    renderTicket(ticketBox, state.selected, ctx);
+  },
+};
+
+function showTicket(ticket) {
+  state.selected = ticket;
+  ctx.defaults = defaultsFrom(ticket);
+  ctx.open = null;
+  renderTicket(ticketBox, ticket, ctx);
+  for (const li of document.querySelectorAll('#queue-list li')) li.classList.toggle('selected', Number(li.dataset.id) === ticket.id);
+}
+
+async function openTicket(id) {
+  try {
+    showTicket(await api(`/api/tickets/${id}`));
+  } catch (err) {
+    toast(`无法打开工单：${err.message}`, 'error');
+  }
+}
+
+function queueItem(t) {
+  return h('li', { dataset: { id: t.id }, class: `${t.urgent ? 'urgent' : ''} ${state.selected && state.selected.id === t.id ? 'selected' : ''}` },
+    h('button', { type: 'button', class: 'item', onclick: () => openTicket(t.id) },
+      h('div', { class: 'line1' }, h('span', { class: 'number' }, t.number), statusBadge(t.status),
+        t.urgent ? badge('紧急', 'urgent') : null, badge(KIND_LABELS[t.kind] || t.kind)),
+      h('div', { class: 'line2 title' }, t.title || t.text.slice(0, 30)),
+      h('div', { class: 'line3 muted small' }, `${fmtTime(t.received_at)} · ${CHANNEL_LABELS[t.channel] || t.channel}`,
+        t.analysis && t.analysis.unit_name ? ` · 建议：${t.analysis.unit_name}` : '')));
+}
+
+async function loadQueue() {
+  const data = await api('/api/desk/triage');
+  state.queue = data.items;
+  const list = clear($('#queue-list'));
+  for (const t of data.items) list.appendChild(queueItem(t));
+  $('#queue-count').textContent = String(data.items.length);
+  if (!data.items.length) list.appendChild(h('li', { class: 'empty muted' }, '暂无待处理工单'));
+}
+const refreshQueue = debounce(() => loadQueue().catch((e) => toast(e.message, 'error')), 150);
+
+// --- screen-pop -------------------------------------------------------------------------------------------------
+$('#call-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const phone = $('#call-phone').value.trim();
+  if (!phone) return;
+  const box = $('#screenpop');
+  box.hidden = false;
+  clear(box).appendChild(h('p', { class: 'muted' }, '查询中…'));
+  try {
+    const data = await api(`/api/desk/citizens?phone=${encodeURIComponent(phone)}`);
+    clear(box).append(
+      h('h2', {}, `来电 ${data.phone}`, data.citizens.length ? `（${data.citizens.map((c) => c.name || '未留姓名').join('、')}）` : '（新来电人）'),
+      data.tickets.length
+        ? h('ol', { class: 'history-tickets' }, data.tickets.map((t) => h('li', {},
+          h('button', { type: 'button', class: 'link', onclick: () => openTicket(t.id) }, t.number), ' ',
+          statusBadge(t.status), ' ', h('span', {}, t.title), ' ', h('span', { class: 'muted small' }, fmtTime(t.received_at, true)))))
+        : h('p', { class: 'muted' }, '此号码没有历史工单。'),
+      h('button', { type: 'button', onclick: () => openIntake(data.phone, data.citizens[0]) }, '为此来电新建工单'));
+  } catch (err) {
+    clear(box).appendChild(h('p', { class: 'error' }, `查询失败：${err.message}`));
+  }
+});
+
+// --- intake -----------------------------------------------------------------------------------------------------
+function openIntake(phone = '', citizen = null) {
+  const form = $('#intake-form');
+  form.hidden = false;
+  form.reset();
+  form.phone.value = phone || $('#call-phone').value.trim();
+  if (citizen && citizen.name) form.name.value = citizen.name;
+  form.text.focus();
+}
+$('#new-ticket').addEventListener('click', () => openIntake());
+$('#intake-cancel').addEventListener('click', () => { $('#intake-form').hidden = true; });
+$('#intake-form').addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); e.currentTarget.requestSubmit(); }
+});
+$('#intake-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const form = e.currentTarget;
+  const body = { channel: 'phone', text: form.text.value.trim(), confidential: form.confidential.checked };
+  if (form.title.value.trim()) body.title = form.title.value.trim();
+  if (form.location.value.trim()) body.location = form.location.value.trim();
+  if (form.kind.value) body.kind = form.kind.value;
+  if (form.phone.value.trim() || form.name.value.trim()) {
+    body.citizen = {};
+    if (form.phone.value.trim()) body.citizen.phone = form.phone.value.trim();
+    if (form.name.value.trim()) body.citizen.name = form.name.value.trim();
+  }
+  try {
+    const ticket = await api('/api/intake', { method: 'POST', body });
+    toast(`已受理：${ticket.number}`, 'ok');
+    form.hidden = true;
+    await openTicket(ticket.id);
+    refreshQueue();
+  } catch (err) {
+    toast(`受理失败：${err.message}`, 'error');
+  }
+});
+
+// --- keyboard ---------------------------------------------------------------------------------------------------
+document.addEventListener('keydown', (e) => {
+  const tag = (e.target.tagName || '').toLowerCase();
+  if (['input', 'textarea', 'select'].includes(tag) || e.altKey || e.ctrlKey || e.metaKey) return;
+  if (e.key === 'j' || e.key === 'k') {
+    const items = [...document.querySelectorAll('#queue-list li[data-id] button.item')];
+    if (!items.length) return;
+    const current = items.indexOf(document.activeElement);
+    const next = e.key === 'j' ? Math.min(items.length - 1, current + 1) : Math.max(0, current - 1);
+    items[current < 0 ? 0 : next].focus();
+    e.preventDefault();
+  } else if (e.key === '/') {
+    $('#call-phone').focus();
+    e.preventDefault();
+  }
+});
+
+// --- live -------------------------------------------------------------------------------------------------------
+const live = new LiveChannel({
+  onEvent: (msg) => {
+    refreshQueue();
+    if (state.selected && state.selected.id === msg.ticket_id) refreshSelected(ticketBox, () => openTicket(msg.ticket_id));
+  },
+  onReconnect: () => refreshQueue(),
+  onResync: () => refreshQueue(),
+});
+await loadQueue();
+live.connect();
+window.__desk = { live, state };

@@ -1,0 +1,178 @@
+// Supervisor board: overdue (red) and near-due (yellow) tickets, recoloured in the browser every 2 s from
+// reply_due / yellow_at so a deadline passing on an open board turns red without any reload; approvals waiting;
+// charts by category, area and channel with drill-down; who is online.
+import {
+  api, h, clear, $, toast, debounce, requireUser, topbar, LiveChannel, WorkClock, statusBadge, badge, fmtTime,
+  fmtSpan, ROLE_LABELS,
+} from './common.js';
+import { renderTicket, unitName } from './ticket.js';
+
+const me = await requireUser(['supervisor', 'admin']);
+topbar(me, '督办看板');
+const [units, categories] = await Promise.all([api('/api/units'), api('/api/categories')]);
+const clock = new WorkClock();
+const state = { board: null, stats: null, lights: new Map() };
+
+// --- deadline lights ----------------------------------------------------------------------------------------------
+function row(t, note) {
+  // ``note``: approval lists say what waits for a decision instead of a countdown.
+  const info = t.deadline;
+  const light = note ? 'none' : clock.light(info);
+  const left = info ? clock.left(info, 'reply') : null;
+  const when = note || (info && info.reply_due
+    ? (light === 'red' ? `超期 ${fmtSpan(left, { working: !info.clock })}` : `剩余 ${fmtSpan(left, { working: !info.clock })}`) : '');
+  return h('li', { dataset: { id: t.id, light: light || 'none' }, class: `row light-${light || 'none'}` },
+    h('button', { type: 'button', class: 'item', onclick: () => openDetail(t.id) },
+      h('span', { class: 'number' }, t.number), ' ', t.urgent ? badge('紧急', 'urgent') : null,
+      h('span', { class: 'title' }, t.title || t.text.slice(0, 24)),
+      h('span', { class: 'unit muted' }, t.unit ? (t.unit.short_name || t.unit.name) : '—'),
+      h('span', { class: 'when', dataset: { role: 'when' } }, when),
+      h('span', { class: 'muted small' }, ` 时限 ${fmtTime(t.reply_due)}`)));
+}
+
+function renderLights() {
+  if (!state.board) return;
+  const red = [];
+  const yellow = [];
+  for (const t of state.board.watch) {
+    const light = clock.light(t.deadline);
+    if (light === 'red') red.push(t);
+    else if (light === 'yellow') yellow.push(t);
+  }
+  const key = `${red.map((t) => t.id)}|${yellow.map((t) => t.id)}`;
+  if (key !== state.lightsKey) {
+    state.lightsKey = key;
+    fill('#red-list', red, '无超期工单');
+    fill('#yellow-list', yellow, '无临期工单');
+  } else {
+    for (const li of document.querySelectorAll('#red-list li[data-id], #yellow-list li[data-id]')) {
+      const t = state.board.watch.find((x) => x.id === Number(li.dataset.id));
+      const el = li.querySelector('[data-role=when]');
+      if (t && el) el.textContent = row(t).querySelector('[data-role=when]').textContent;
+    }
+  }
+  $('#red-count').textContent = $('#kpi-red').textContent = String(red.length);
+  $('#yellow-count').textContent = $('#kpi-yellow').textContent = String(yellow.length);
+}
+
+function fill(selector, items, emptyText, note) {
+  const list = clear($(selector));
+  for (const t of items) list.appendChild(row(t, note && note(t)));
+  if (!items.length) list.appendChild(h('li', { class: 'empty muted' }, emptyText));
+}
+
+async function loadBoard() {
+  const data = await api('/api/desk/board');
+  clock.sync(data.server_time, null);
+  state.board = data;
+  state.lightsKey = null;
+  renderLights();
+  $('#kpi-open').textContent = String(data.counts.open);
+  fill('#ext-list', data.extension_pending, '无延期申请', () => '延期待审批');
+  fill('#ret-list', data.returned, '无退单', () => '退单待处理');
+  fill('#uns-list', data.unsatisfied, '无不满意回访', (t) => (t.solved ? '已解决但不满意' : '未解决且不满意'));
+  $('#ext-count').textContent = String(data.extension_pending.length);
+  $('#ret-count').textContent = String(data.returned.length);
+  $('#uns-count').textContent = String(data.unsatisfied.length);
+  $('#kpi-approvals').textContent = String(data.extension_pending.length + data.returned.length + data.unsatisfied.length);
+}
+const refreshBoard = debounce(() => loadBoard().catch((e) => toast(e.message, 'error')), 300);
+
+// --- ticket detail ------------------------------------------------------------------------------------------------
+const dialog = $('#detail');
+$('#detail-close').addEventListener('click', () => dialog.close());
+const ctx = {
+  me, units, categories, showAnalysis: false,
+  onDone: (updated) => { renderTicket($('#detail-body'), updated, ctx); refreshBoard(); },
+  onConflict: () => ctx.current && openDetail(ctx.current),
+};
+async function openDetail(id) {
+  try {
+    const t = await api(`/api/tickets/${id}`);
+    ctx.current = id;
+    ctx.defaults = { dispatch: { unit_id: null } };
+    renderTicket($('#detail-body'), t, ctx);
+    if (!dialog.open) dialog.showModal();
+  } catch (err) { toast(err.message, 'error'); }
+}
+
+// --- charts -------------------------------------------------------------------------------------------------------
+const charts = {};
+function chart(dim) {
+  if (!charts[dim]) {
+    charts[dim] = window.echarts.init(document.getElementById(`chart-${dim}`), null, { renderer: 'canvas' });
+    charts[dim].on('click', (p) => drill(dim, p.seriesIndex, p.dataIndex));
+    window.addEventListener('resize', () => charts[dim].resize());
+  }
+  return charts[dim];
+}
+
+async function loadStats() {
+  const days = Number($('#days').value);
+  const data = await api(`/api/desk/stats?days=${days}`);
+  state.stats = data;
+  for (const dim of ['category', 'area', 'channel']) {
+    const series = data[dim].slice(0, 10);
+    chart(dim).setOption({
+      tooltip: { trigger: 'axis', axisPointer: { type: 'shadow' } },
+      legend: { type: 'scroll', top: 0 },
+      grid: { left: 36, right: 12, top: 36, bottom: 28 },
+      xAxis: { type: 'category', data: data.days.map((d) => d.slice(5)) },
+      yAxis: { type: 'value', minInterval: 1 },
+      series: series.map((s) => ({ name: s.name, type: 'bar', stack: 'total', data: s.counts, emphasis: { focus: 'series' } })),
+      animation: false,
+    }, true);
+  }
+}
+
+async function drill(dim, seriesIndex, dataIndex) {
+  const s = state.stats[dim][seriesIndex];
+  const day = state.stats.days[dataIndex];
+  const params = new URLSearchParams({ received_from: day, received_to: day, page_size: '100' });
+  if (dim === 'category') { if (s.id === null) { toast('未分类工单无法按分类筛选', 'warn'); return; } params.set('category_id', s.id); }
+  if (dim === 'area') { if (s.id === null) { toast('未识别地区的工单无法按地区筛选', 'warn'); return; } params.set('area_id', s.id); }
+  if (dim === 'channel') params.set('channel', s.key);
+  const page = await api(`/api/tickets?${params}`);
+  const section = $('#drill');
+  section.hidden = false;
+  $('#drill-title').textContent = `${day} · ${s.name} · 共 ${page.total} 件`;
+  const body = clear($('#drill-body'));
+  for (const t of page.items) {
+    body.appendChild(h('tr', { dataset: { id: t.id } },
+      h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => openDetail(t.id) }, t.number)),
+      h('td', {}, t.title), h('td', {}, statusBadge(t.status)), h('td', {}, t.unit ? t.unit.name : '—'),
+      h('td', {}, fmtTime(t.received_at))));
+  }
+  section.scrollIntoView({ behavior: 'smooth' });
+}
+$('#days').addEventListener('change', () => loadStats().catch((e) => toast(e.message, 'error')));
+const refreshStats = debounce(() => loadStats().catch(() => {}), 5000);
+
+// --- presence -----------------------------------------------------------------------------------------------------
+function renderPresence(p) {
+  $('#kpi-online').textContent = String(p.users);
+  const box = clear($('#presence'));
+  if (!p.groups.length) { box.appendChild(h('p', { class: 'muted' }, '无人在线')); return; }
+  box.appendChild(h('ul', { class: 'presence-list' }, p.groups.map((g) => h('li', {},
+    h('strong', {}, `${ROLE_LABELS[g.role] || g.role}${g.unit_id ? ' · ' + unitName(units, g.unit_id) : ''}`),
+    h('span', { class: 'muted' }, `（${g.users.length}人）`), ' ',
+    g.users.map((u) => h('span', { class: 'person' }, u.name)).flatMap((x, i) => (i ? ['、', x] : [x]))))));
+}
+
+// --- live ---------------------------------------------------------------------------------------------------------
+const live = new LiveChannel({
+  onEvent: (msg) => {
+    refreshBoard();
+    if (msg.type === 'receive') refreshStats();
+    if (dialog.open && ctx.current === msg.ticket_id) openDetail(msg.ticket_id);
+  },
+  onPresence: renderPresence,
+  onReconnect: () => refreshBoard(),
+  onResync: () => refreshBoard(),
+});
+await Promise.all([loadBoard(), loadStats().catch((e) => toast(`图表加载失败：${e.message}`, 'error'))]);
+api('/api/desk/presence').then(renderPresence).catch(() => {});
+live.connect();
+setInterval(renderLights, 2000);
+setInterval(() => refreshBoard(), 60 * 1000);
+window.__desk = { live, state, clock, charts, drill };

@@ -1,0 +1,273 @@
+// One ticket on screen: its text, the front desk's analysis, its history, and a form for every action the server
+// says this user may take now (``allowed_actions``). All citizen text goes in through textContent.
+import {
+  api, h, clear, badge, statusBadge, fmtTime, toast, ApiError, KIND_LABELS, EVENT_LABELS, STATUS_LABELS,
+  SATISFACTION_LABELS, CHANNEL_LABELS,
+} from './common.js';
+
+const LINES = [['110', '110 公安'], ['119', '119 消防'], ['120', '120 急救'], ['122', '122 交通事故']];
+
+// Fields per action, in the order shown. ``key`` is an accesskey (Alt+key in Chromium) opening the form.
+export const ACTION_FORMS = {
+  dispatch: { label: '派单', key: 'd', fields: [
+    { name: 'unit_id', type: 'unit', label: '主办单位', required: true },
+    { name: 'co_unit_ids', type: 'units', label: '协办单位' },
+    { name: 'note', type: 'text', label: '派单说明' }] },
+  answer: { label: '直接答复', key: 'a', fields: [{ name: 'note', type: 'textarea', label: '答复市民的内容', required: true }] },
+  merge: { label: '并案', key: 'm', fields: [
+    { name: 'parent_id', type: 'ticketref', label: '并入工单（编号或ID）', required: true },
+    { name: 'note', type: 'text', label: '说明' }] },
+  transfer: { label: '转警/转急救', key: 't', fields: [
+    { name: 'line', type: 'select', label: '转接线路', options: LINES, required: true },
+    { name: 'note', type: 'text', label: '说明' }] },
+  recategorize: { label: '更正分类', key: 'c', fields: [
+    { name: 'category_id', type: 'category', label: '正确分类', required: true },
+    { name: 'note', type: 'text', label: '说明' }] },
+  refuse_return: { label: '驳回退单', fields: [{ name: 'note', type: 'textarea', label: '驳回理由', required: true }] },
+  sign: { label: '签收', key: 's', primary: true, fields: [] },
+  reply: { label: '办结答复', key: 'r', fields: [
+    { name: 'note', type: 'textarea', label: '办理结果', required: true },
+    { name: 'attachments', type: 'lines', label: '附件说明（每行一项）' }] },
+  return: { label: '退单', key: 'b', fields: [{ name: 'note', type: 'textarea', label: '退单理由（非本单位职责的依据）', required: true }] },
+  request_extension: { label: '申请延期', key: 'e', fields: [
+    { name: 'working_hours', type: 'number', label: '延长工作小时', required: true, min: 0.5, max: 180, step: 0.5 },
+    { name: 'note', type: 'textarea', label: '延期理由', required: true }] },
+  request_info: { label: '一次性告知补充材料', key: 'i', fields: [
+    { name: 'note', type: 'textarea', label: '需要市民补充的全部内容（一次性告知）', required: true }] },
+  provide_info: { label: '市民已补充', fields: [{ name: 'note', type: 'textarea', label: '补充的内容', required: true }] },
+  respond_supervision: { label: '督办回复', key: 'v', fields: [{ name: 'note', type: 'textarea', label: '督办回复', required: true }] },
+  accountability: { label: '问责', fields: [
+    { name: 'decision', type: 'decision', label: '处理', required: true },
+    { name: 'note', type: 'textarea', label: '说明', required: true }] },
+  decide_extension: { label: '延期审批', fields: [
+    { name: 'approve', type: 'approve', label: '审批结果', required: true },
+    { name: 'note', type: 'textarea', label: '审批意见', required: true }] },
+  remind: { label: '催办', fields: [{ name: 'note', type: 'textarea', label: '催办内容', required: true }] },
+  supervise: { label: '督办', fields: [
+    { name: 'note', type: 'textarea', label: '督办要求', required: true },
+    { name: 'due_at', type: 'datetime', label: '限办时间（可选）' }] },
+  reopen: { label: '重办', fields: [{ name: 'note', type: 'textarea', label: '重办理由', required: true }] },
+  close: { label: '归档', fields: [{ name: 'note', type: 'text', label: '归档说明' }] },
+  comment: { label: '备注', fields: [{ name: 'note', type: 'textarea', label: '备注', required: true }] },
+};
+
+export function unitName(units, id) {
+  const u = units.find((x) => x.id === id);
+  return u ? (u.short_name || u.name) : `单位#${id}`;
+}
+
+function fieldInput(field, ctx, ticket, defaults, formId) {
+  const id = `${formId}-${field.name}`;
+  const value = defaults[field.name];
+  let input;
+  switch (field.type) {
+    case 'unit':
+      input = h('select', { id, name: field.name, required: field.required },
+        h('option', { value: '' }, '— 选择单位 —'),
+        ctx.units.filter((u) => u.active).map((u) => h('option', { value: u.id, selected: value === u.id }, u.name)));
+      break;
+    case 'units':
+      return h('fieldset', { class: 'field units' }, h('legend', {}, field.label),
+        h('div', { class: 'checks' }, ctx.units.filter((u) => u.active).map((u) => h('label', {},
+          h('input', { type: 'checkbox', name: field.name, value: u.id, checked: (value || []).includes(u.id) }),
+          u.short_name || u.name))));
+    case 'category':
+      input = h('select', { id, name: field.name, required: field.required },
+        h('option', { value: '' }, '— 选择分类 —'),
+        ctx.categories.map((c) => h('option', { value: c.id, selected: value === c.id },
+          `${'　'.repeat(c.level - 1)}${c.code} ${c.name}`)));
+      break;
+    case 'select':
+      input = h('select', { id, name: field.name, required: field.required },
+        field.options.map(([v, label]) => h('option', { value: v, selected: value === v }, label)));
+      break;
+    case 'decision': {
+      const options = ctx.me.role === 'unit_handler'
+        ? [['explain', '单位说明']] : [['open', '立案问责'], ['uphold', '维持问责'], ['dismiss', '撤销问责']];
+      input = h('select', { id, name: field.name }, options.map(([v, l]) => h('option', { value: v }, l)));
+      break;
+    }
+    case 'approve':
+      return h('fieldset', { class: 'field' }, h('legend', {}, field.label),
+        h('label', {}, h('input', { type: 'radio', name: field.name, value: 'true', required: true }), '同意'),
+        h('label', {}, h('input', { type: 'radio', name: field.name, value: 'false' }), '不同意'));
+    case 'textarea':
+    case 'lines':
+      input = h('textarea', { id, name: field.name, rows: field.type === 'lines' ? 2 : 3, required: field.required });
+      input.value = value || '';
+      break;
+    case 'number':
+      input = h('input', { id, name: field.name, type: 'number', min: field.min, max: field.max, step: field.step,
+        required: field.required, value: value ?? '' });
+      break;
+    case 'datetime':
+      input = h('input', { id, name: field.name, type: 'datetime-local' });
+      break;
+    default:
+      input = h('input', { id, name: field.name, type: 'text', required: field.required, value: value ?? '',
+        autocomplete: 'off' });
+  }
+  return h('div', { class: 'field' }, h('label', { for: id }, field.label), input);
+}
+
+async function readForm(form, spec) {
+  const body = {};
+  for (const field of spec.fields) {
+    if (field.type === 'units') {
+      body[field.name] = [...form.querySelectorAll(`input[name="${field.name}"]:checked`)].map((i) => Number(i.value));
+      continue;
+    }
+    const el = form.elements[field.name];
+    if (!el) continue;
+    const raw = (el.value ?? '').trim();
+    if (raw === '') continue;
+    if (['unit', 'category', 'number'].includes(field.type)) body[field.name] = Number(raw);
+    else if (field.type === 'approve') body[field.name] = raw === 'true';
+    else if (field.type === 'lines') body[field.name] = raw.split('\n').map((s) => s.trim()).filter(Boolean);
+    else if (field.type === 'datetime') body[field.name] = new Date(raw).toISOString();
+    else if (field.type === 'ticketref') body[field.name] = await resolveTicket(raw);
+    else body[field.name] = raw;
+  }
+  return body;
+}
+
+async function resolveTicket(raw) {
+  if (/^\d{1,9}$/.test(raw)) return Number(raw);
+  const page = await api(`/api/tickets?q=${encodeURIComponent(raw)}&page_size=5`);
+  const found = page.items.find((t) => t.number === raw);
+  if (!found) throw new ApiError(422, `找不到工单 ${raw}`);
+  return found.id;
+}
+
+export async function performAction(ticket, action, body) {
+  return api(`/api/tickets/${ticket.id}/actions/${action}`, { method: 'POST', body: { version: ticket.version, ...body } });
+}
+
+/** The forms for the actions allowed now; ``ctx.defaults[action]`` pre-fills them (e.g. from the analysis). */
+export function actionPanel(ticket, ctx) {
+  const allowed = (ticket.allowed_actions || []).filter((a) => ACTION_FORMS[a] && !(ctx.hide || []).includes(a));
+  const panel = h('section', { class: 'actions', 'aria-label': '可执行操作' });
+  if (!allowed.length) { panel.appendChild(h('p', { class: 'muted' }, '当前状态下没有可执行的操作。')); return panel; }
+  const open = ctx.open || null;
+  for (const name of allowed) {
+    const spec = ACTION_FORMS[name];
+    const formId = `f-${name}-${ticket.id}`;
+    const defaults = (ctx.defaults && ctx.defaults[name]) || {};
+    const form = h('form', { id: formId, class: `action-form act-${name}`, dataset: { action: name } },
+      spec.fields.map((f) => fieldInput(f, ctx, ticket, defaults, formId)),
+      h('div', { class: 'buttons' }, h('button', { type: 'submit', class: spec.primary ? 'primary' : '' }, `确认${spec.label}`)));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const button = form.querySelector('button[type=submit]');
+      button.disabled = true;
+      try {
+        const body = await readForm(form, spec);
+        const updated = await performAction(ticket, name, body);
+        toast(`${spec.label}成功：${updated.number} → ${STATUS_LABELS[updated.status] || updated.status}`, 'ok');
+        ctx.onDone && ctx.onDone(updated, name);
+      } catch (err) {
+        toast(err.status === 409 ? `操作冲突：${err.message}（已刷新）` : `操作失败：${err.message}`, 'error');
+        if (err.status === 409 && ctx.onConflict) ctx.onConflict();
+      } finally {
+        button.disabled = false;
+      }
+    });
+    form.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); form.requestSubmit(); }
+    });
+    const details = h('details', { class: `action act-${name}`, open: open === name || (spec.fields.length === 0) },
+      h('summary', { accesskey: spec.key || null, title: spec.key ? `Alt+${spec.key.toUpperCase()}` : null },
+        spec.label, spec.key ? h('kbd', {}, spec.key.toUpperCase()) : null),
+      form);
+    details.addEventListener('toggle', () => {
+      if (details.open) { const first = form.querySelector('input,select,textarea,button'); first && first.focus(); }
+    });
+    panel.appendChild(details);
+  }
+  return panel;
+}
+
+export function analysisPanel(ticket, ctx) {
+  const a = ticket.analysis || {};
+  const box = h('section', { class: 'analysis', 'aria-label': '智能分析' }, h('h3', {}, '智能分析'));
+  const cats = a.categories || [];
+  box.appendChild(h('div', { class: 'row' }, h('span', { class: 'k' }, '分类建议'),
+    cats.length ? h('ol', { class: 'cats' }, cats.slice(0, 3).map((c) => h('li', {},
+      h('span', { class: 'name' }, c.label), h('span', { class: 'bar' }, h('span', { style: { width: `${Math.round(c.probability * 100)}%` } })),
+      h('span', { class: 'p' }, `${(c.probability * 100).toFixed(1)}%`)))) : h('span', { class: 'muted' }, '未分类（模型未给出建议）')));
+  box.appendChild(h('div', { class: 'row' }, h('span', { class: 'k' }, '诉求类型'),
+    h('span', {}, KIND_LABELS[a.kind] || KIND_LABELS[ticket.kind] || '—')));
+  const urgent = a.urgent || ticket.urgent;
+  box.appendChild(h('div', { class: 'row' }, h('span', { class: 'k' }, '紧急程度'),
+    urgent ? h('span', { class: 'urgent-text' }, '紧急', a.urgency_reason ? `：${a.urgency_reason}` : '',
+      a.emergency_line ? ` · 建议转 ${a.emergency_line}` : '') : h('span', {}, '一般')));
+  box.appendChild(h('div', { class: 'row' }, h('span', { class: 'k' }, '地区'), h('span', {}, a.area_name || '未识别')));
+  box.appendChild(h('div', { class: 'row' }, h('span', { class: 'k' }, '建议承办'),
+    h('div', {}, h('span', {}, a.unit_name || '无（需人工派单）',
+      (a.co_unit_ids || []).length ? `；协办：${a.co_unit_ids.map((id) => unitName(ctx.units, id)).join('、')}` : ''),
+    a.route_explanation ? h('div', { class: 'explain' }, a.route_explanation) : null)));
+  const dups = a.duplicates || [];
+  box.appendChild(h('div', { class: 'row' }, h('span', { class: 'k' }, '疑似重复'),
+    dups.length ? h('ul', { class: 'dups' }, dups.map((d) => h('li', {},
+      h('a', { href: '#', onclick: (e) => { e.preventDefault(); ctx.openTicket && ctx.openTicket(d.ticket_id); } }, d.number || `#${d.ticket_id}`),
+      h('span', { class: 'p' }, ` 相似度 ${d.score}`),
+      (ticket.allowed_actions || []).includes('merge')
+        ? h('button', { type: 'button', class: 'small', onclick: () => ctx.prefill && ctx.prefill('merge', { parent_id: d.number || d.ticket_id }) }, '并入此单')
+        : null))) : h('span', { class: 'muted' }, '无')));
+  const kb = a.knowledge || [];
+  const kbList = h('ul', { class: 'kb' });
+  box.appendChild(h('div', { class: 'row' }, h('span', { class: 'k' }, '知识库'), kb.length ? kbList : h('span', { class: 'muted' }, '无匹配条目')));
+  for (const k of kb) {
+    const li = h('li', {}, h('span', { class: 'muted' }, `条目 #${k.article_id}（${k.score}）`));
+    kbList.appendChild(li);
+    api(`/api/knowledge/${k.article_id}`).then((art) => {
+      li.replaceChildren(h('strong', {}, art.title), h('span', { class: 'p' }, ` 匹配 ${k.score}`),
+        (ticket.allowed_actions || []).includes('answer')
+          ? h('button', { type: 'button', class: 'small', onclick: () => ctx.prefill && ctx.prefill('answer', { note: art.body }) }, '引用答复')
+          : null,
+        h('p', { class: 'kb-body' }, art.body.slice(0, 160)));
+    }).catch(() => {});
+  }
+  return box;
+}
+
+export function historyList(ticket) {
+  return h('section', { class: 'history', 'aria-label': '办理记录' }, h('h3', {}, '办理记录'),
+    h('ol', {}, (ticket.events || []).map((e) => h('li', {},
+      h('time', { datetime: e.created_at }, fmtTime(e.created_at)),
+      h('span', { class: 'ev' }, EVENT_LABELS[e.type] || e.type),
+      h('span', { class: 'actor' }, e.actor),
+      e.to_status ? h('span', { class: 'muted' }, ` → ${STATUS_LABELS[e.to_status] || e.to_status}`) : null,
+      e.note ? h('div', { class: 'note' }, e.note) : null,
+      e.data && e.data.attachments && e.data.attachments.length ? h('div', { class: 'note' }, `附件：${e.data.attachments.join('；')}`) : null))));
+}
+
+/** The whole ticket: header, text, citizen, units, optional analysis, actions, history. */
+export function renderTicket(container, ticket, ctx) {
+  clear(container);
+  container.dataset.ticketId = ticket.id;
+  const head = h('header', { class: 'ticket-head' },
+    h('h2', {}, h('span', { class: 'number' }, ticket.number), ' ', h('span', { class: 'title' }, ticket.title || '（无标题）')),
+    h('div', { class: 'badges' }, statusBadge(ticket.status), ticket.urgent ? badge('紧急', 'urgent') : null,
+      ticket.confidential ? badge('保密', 'secret') : null, ticket.extension_pending ? badge('延期审批中', 'warn') : null,
+      badge(KIND_LABELS[ticket.kind] || ticket.kind)));
+  const meta = h('dl', { class: 'meta' },
+    h('dt', {}, '渠道'), h('dd', {}, CHANNEL_LABELS[ticket.channel] || ticket.channel),
+    h('dt', {}, '受理时间'), h('dd', {}, fmtTime(ticket.received_at, true)),
+    h('dt', {}, '地点'), h('dd', {}, ticket.location || '—'),
+    h('dt', {}, '分类'), h('dd', {}, ticket.category ? ticket.category.name : '未分类'),
+    h('dt', {}, '主办单位'), h('dd', {}, ticket.unit ? ticket.unit.name : '—'),
+    h('dt', {}, '协办单位'), h('dd', {}, ticket.co_units.length ? ticket.co_units.map((id) => unitName(ctx.units, id)).join('、') : '—'),
+    h('dt', {}, '市民'), h('dd', {}, ticket.citizen ? `${ticket.citizen.name || '匿名'} ${ticket.citizen.phone || ''}` : (ticket.confidential ? '保密' : '匿名')),
+    h('dt', {}, '签收时限'), h('dd', {}, fmtTime(ticket.sign_due, true)),
+    h('dt', {}, '答复时限'), h('dd', {}, fmtTime(ticket.reply_due, true)));
+  const body = h('section', { class: 'complaint', 'aria-label': '诉求内容' }, h('h3', {}, '诉求内容'),
+    h('p', { class: 'text' }, ticket.text));
+  const reply = ticket.reply_text ? h('section', { class: 'reply' }, h('h3', {}, '答复内容'), h('p', { class: 'text' }, ticket.reply_text),
+    ticket.satisfaction ? h('p', {}, `回访：${SATISFACTION_LABELS[ticket.satisfaction] || ticket.satisfaction}，${ticket.solved ? '已解决' : '未解决'}`) : null) : null;
+  container.append(head, body, meta);
+  if (reply) container.append(reply);
+  if (ctx.showAnalysis) container.append(analysisPanel(ticket, ctx));
+  container.append(actionPanel(ticket, ctx));
+  if (ticket.events) container.append(historyList(ticket));
+}

@@ -1,0 +1,75 @@
+"""Mount the desk on the core app: the pages, their static files, ``/ws`` and the ``/api/desk`` endpoints.
+
+Pages are plain HTML + ES modules (no build step). Every page is served with a strict Content-Security-Policy
+(scripts only from this origin, no inline scripts) as a second line of defence: the first is that the pages
+insert citizen text with ``textContent`` only, never as HTML.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from fastapi import FastAPI, WebSocket
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from agent_ui import api
+from agent_ui.hub import Hub
+from hotline.services import Services
+
+STATIC = Path(__file__).resolve().parent / "static"
+PAGES = {
+    "/": "login.html",
+    "/desk/agent": "agent.html",
+    "/desk/unit": "unit.html",
+    "/desk/callback": "callback.html",
+    "/desk/supervisor": "supervisor.html",
+}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-cache",
+}
+
+
+def _bus_namespace(services: Services) -> str:
+    """Presence keys live next to the bus channel (tests give each app pair its own channel)."""
+    channel = getattr(services.bus, "_channel", None)
+    return str(channel) if channel else "hotline"
+
+
+def _page(filename: str) -> FileResponse:
+    return FileResponse(STATIC / filename, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
+
+
+def _page_endpoint(filename: str) -> Callable[[], FileResponse]:
+    # A closure, not a default argument: FastAPI would turn a parameter into a query string option.
+    def page() -> FileResponse:
+        return _page(filename)
+
+    return page
+
+
+def mount(app: FastAPI, services: Services) -> Hub:
+    """Add the desk to ``app``; the hub starts with the app (``app.state.startup_hooks``)."""
+    hub = Hub(services, namespace=_bus_namespace(services))
+    app.state.desk_hub = hub
+    app.state.startup_hooks.append(hub.run)
+    app.include_router(api.router)
+
+    for path, filename in PAGES.items():
+        app.add_api_route(path, _page_endpoint(filename), methods=["GET"], include_in_schema=False,
+                          name=f"desk:{filename}")
+
+    @app.websocket("/ws")
+    async def desk_socket(websocket: WebSocket) -> None:
+        await app.state.desk_hub.handle(websocket)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="desk-static")
+    return hub

@@ -1,0 +1,92 @@
+"""Speed of segmentation options, classifier prediction (one core) and training (2 cores) on ../shared/data.
+
+.venv/bin/python bench/nlp_speed.py
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nlp.classifier import Model, load_records  # noqa: E402
+from nlp.segment import Segmenter, join_segmented  # noqa: E402
+
+DATA = ROOT / ".." / "shared" / "data" / "complaints_labelled.jsonl"
+
+
+def _rate(fn, texts) -> float:  # type: ignore[no-untyped-def]
+    t0 = time.perf_counter()
+    for text in texts:
+        fn(text)
+    return len(texts) / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    if not DATA.exists():
+        sys.exit(f"shared data not found at {DATA}")
+    records, info = load_records([DATA])
+    raw = [r for r in records if r.form == "raw"]
+    texts = [join_segmented(f"{r.title} {r.text}") for r in raw]
+    print(f"## Speed ({len(raw)} raw messages, mean {np.mean([len(t) for t in texts]):.0f} chars)\n")
+
+    # Training uses both cores (calibration folds run in parallel).
+    t0 = time.perf_counter()
+    model = Model.train(records, data_info=info, n_jobs=2)
+    train_s = time.perf_counter() - t0
+
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    tok = jieba.Tokenizer()
+    tok.initialize()
+    rj = Segmenter()
+    rj_nohmm = Segmenter(hmm=False)
+    cached = functools.lru_cache(maxsize=100_000)(rj.cut)
+    for t in texts:
+        cached(t)
+    rows = [
+        ("jieba 0.42 (pure Python), HMM on (default)", _rate(lambda t: tok.lcut(t), texts)),
+        ("jieba, HMM off", _rate(lambda t: tok.lcut(t, HMM=False), texts)),
+        ("rjieba (jieba-rs), HMM on  <- chosen", _rate(rj.cut, texts)),
+        ("rjieba, HMM off", _rate(rj_nohmm.cut, texts)),
+        ("rjieba + LRU cache, every message seen before (best case)", _rate(cached, texts)),
+    ]
+    print("| segmenter (same jieba dictionary) | msgs/s, one core |\n|---|---|")
+    for name, rate in rows:
+        print(f"| {name} | {rate:,.0f} |")
+
+    items = [(r.title, r.text) for r in raw]
+    model.predict_many(items[:50])
+    best = 0.0
+    for _ in range(3):
+        t0 = time.perf_counter()
+        model.predict_many(items)
+        best = max(best, len(items) / (time.perf_counter() - t0))
+    single = []
+    for title, text in items[:1000]:
+        t0 = time.perf_counter()
+        model.predict(title, text)
+        single.append((time.perf_counter() - t0) * 1000)
+    print("\n| classifier | figure |\n|---|---|")
+    print(f"| training on {len(records)} records (2 cores), incl. out-of-fold validation | {train_s:.1f} s |")
+    print(f"| predict_many, one core, batch of {len(items)} | {best:,.0f} msgs/s |")
+    print(
+        f"| predict, single message, p50 / p99 (1,000 calls) | {np.percentile(single, 50):.2f} / "
+        f"{np.percentile(single, 99):.2f} ms |"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Engine and session handling.
+
+One transaction per request or job: business functions only ``flush``; the request/job boundary commits. Ticket
+events are buffered on the session (``session.info``) and published by the ``after_commit`` hook, so nobody is told
+about a change that was rolled back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+PENDING_EVENTS = "pending_events"
+Publisher = Callable[[list[dict[str, Any]]], None]
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create the engine; SQLite gets WAL and ``BEGIN IMMEDIATE``.
+
+    SQLite's default deferred transactions fail with "database is locked" when two readers both try to upgrade to
+    a writer; taking the write lock at BEGIN serialises writers cleanly (the embedded demo has a handful of users,
+    PostgreSQL is the production path).
+    """
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # let SQLAlchemy's begin hook emit BEGIN itself
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    kwargs.setdefault("pool_size", 20)
+    kwargs.setdefault("max_overflow", 40)
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def make_sessionmaker(engine: Engine, publish: Publisher | None = None) -> sessionmaker[Session]:
+    factory = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+    if publish is not None:
+        attach_publisher(factory, publish)
+    return factory
+
+
+def attach_publisher(factory: sessionmaker[Session], publish: Publisher) -> None:
+    """Call ``publish`` with a session's queued events once it has committed (and never after a rollback)."""
+    publishers: list[Publisher] | None = getattr(factory, "_hotline_publishers", None)
+    if publishers is not None:
+        publishers.append(publish)
+        return
+    publishers = [publish]
+    factory._hotline_publishers = publishers  # type: ignore[attr-defined]
+
+    @event.listens_for(factory, "after_commit")
+    def _publish_after_commit(session: Session) -> None:
+        pending = session.info.pop(PENDING_EVENTS, None)
+        if pending:
+            for each in publishers:
+                each(pending)
+
+    @event.listens_for(factory, "after_rollback")
+    def _drop_after_rollback(session: Session) -> None:
+        session.info.pop(PENDING_EVENTS, None)
+
+
+def queue_event(session: Session, message: dict[str, Any]) -> None:
+    session.info.setdefault(PENDING_EVENTS, []).append(message)
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A job boundary: commit on success, roll back on any error."""
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

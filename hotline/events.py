@@ -1,0 +1,115 @@
+"""Event fan-out after commit: in-process when Redis is not configured, Redis pub/sub across API workers otherwise.
+
+Publishing is best effort by design: the event is already in ``ticket_events`` (the source of truth), and a desk
+that missed a notice catches up from the log by its last event id. So a Redis outage must never turn a committed
+request into an error; it is logged and the request succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import redis
+import redis.asyncio as aioredis
+
+log = logging.getLogger(__name__)
+CHANNEL = "hotline:events"
+
+
+class EventBus(Protocol):
+    def publish(self, messages: list[dict[str, Any]]) -> None: ...
+
+    def subscribe(self) -> AsyncIterator[dict[str, Any]]: ...
+
+    async def close(self) -> None: ...
+
+
+class LocalBus:
+    """One process: subscribers are asyncio queues; publishers may be worker threads (sync endpoints)."""
+
+    def __init__(self, max_queue: int = 10_000) -> None:
+        self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = set()
+        self._lock = threading.Lock()
+        self._max_queue = max_queue
+
+    def publish(self, messages: list[dict[str, Any]]) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for loop, queue in subscribers:
+            for message in messages:
+                try:
+                    loop.call_soon_threadsafe(_put_nowait, queue, message)
+                except RuntimeError:  # loop closed
+                    continue
+
+    async def subscribe(self) -> AsyncIterator[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self._max_queue)
+        entry = (asyncio.get_running_loop(), queue)
+        with self._lock:
+            self._subscribers.add(entry)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            with self._lock:
+                self._subscribers.discard(entry)
+
+    async def close(self) -> None:
+        return None
+
+
+def _put_nowait(queue: asyncio.Queue[dict[str, Any]], message: dict[str, Any]) -> None:
+    try:
+        queue.put_nowait(message)
+    except asyncio.QueueFull:
+        log.warning("event subscriber is %d messages behind; dropping (it will catch up from the log)", queue.qsize())
+
+
+class RedisBus:
+    """Several API workers: every worker publishes to and subscribes from one Redis channel."""
+
+    def __init__(self, url: str, channel: str = CHANNEL) -> None:
+        self._url = url
+        self._channel = channel
+        self._client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+    def publish(self, messages: list[dict[str, Any]]) -> None:
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for message in messages:
+                pipe.publish(self._channel, json.dumps(message, ensure_ascii=False, default=str))
+            pipe.execute()
+        except redis.RedisError:
+            log.exception("could not publish %d event(s) to Redis; desks will catch up from the log", len(messages))
+
+    async def subscribe(self) -> AsyncIterator[dict[str, Any]]:
+        """Yield events; reconnects after a Redis restart (the gap is filled from the log by the desk)."""
+        while True:
+            client = aioredis.Redis.from_url(self._url)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._channel)
+                async for raw in pubsub.listen():
+                    if raw.get("type") == "message":
+                        yield json.loads(raw["data"])
+            except (redis.RedisError, OSError):
+                log.warning("Redis subscription lost; reconnecting in 1 s")
+                await asyncio.sleep(1)
+            finally:
+                try:
+                    await pubsub.aclose()
+                    await client.aclose()
+                except (redis.RedisError, OSError):
+                    pass
+
+    async def close(self) -> None:
+        self._client.close()
+
+
+def make_bus(redis_url: str | None) -> EventBus:
+    return RedisBus(redis_url) if redis_url else LocalBus()

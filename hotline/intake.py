@@ -1,0 +1,212 @@
+"""The one intake point: every channel turns a message into a ticket through ``submit``.
+
+Steps, all in the caller's transaction: store the raw message under UNIQUE(channel, external_id) so a retried
+delivery returns the same ticket; analyse the text (category, kind, urgency, place, duplicates, knowledge); pick
+the unit from the dispatch catalogue; create the ticket and its first event; auto-dispatch when the classifier is
+confident, the case is not urgent and the catalogue names a unit.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, tzinfo
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hotline import workflow
+from hotline.auth import SYSTEM, Actor
+from hotline.errors import Invalid
+from hotline.fields import NoNul
+from hotline.models import Citizen, InboundMessage, Kind, Role, Status, Ticket, TicketSequence
+from hotline.settings import CHANNELS
+from hotline.suggest import Suggester
+from hotline.timing import Timing
+
+_PHONE = re.compile(r"^\+?[0-9][0-9\- ]{4,30}$")
+ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128), NoNul]
+ChannelName = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True), NoNul]
+
+
+class IntakeCitizen(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100), NoNul] | None = None
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=32), NoNul] | None = None
+    wechat_openid: Annotated[str, StringConstraints(strip_whitespace=True, max_length=128), NoNul] | None = None
+
+    @field_validator("phone")
+    @classmethod
+    def _phone_digits(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not _PHONE.match(value):
+            raise ValueError("phone must be digits (optionally +, - or spaces), e.g. 13800001234")
+        return value.replace(" ", "").replace("-", "")
+
+
+class IntakeRequest(BaseModel):
+    """What a channel hands in. ``text`` is limited by the settings (default 10,000 characters)."""
+
+    model_config = ConfigDict(extra="forbid")
+    channel: ChannelName
+    external_id: ExternalId | None = None
+    title: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), NoNul] | None = None
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), NoNul]
+    citizen: IntakeCitizen | None = None
+    location: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300), NoNul] | None = None
+    confidential: bool = False
+    kind: Kind | None = None
+    received_at: datetime | None = Field(default=None, description="when the channel received it (defaults to now)")
+
+    @field_validator("channel")
+    @classmethod
+    def _known_channel(cls, value: str) -> str:
+        if value not in CHANNELS:
+            raise ValueError(f"unknown channel '{value}'; channels are {', '.join(CHANNELS)}")
+        return value
+
+    @field_validator("received_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("received_at needs a time zone, e.g. 2026-11-22T09:30:00+08:00")
+        return value
+
+
+def submit(
+    session: Session,
+    request: IntakeRequest,
+    actor: Actor,
+    *,
+    suggester: Suggester,
+    timing: Timing,
+    max_text_chars: int = 10_000,
+    auto_dispatch: bool = True,
+    now: datetime | None = None,
+) -> tuple[Ticket, bool]:
+    """Turn a message into a ticket. Returns (ticket, created); a repeated (channel, external_id) is not created."""
+    if len(request.text) > max_text_chars:
+        raise Invalid(
+            f"text is {len(request.text)} characters; the limit is {max_text_chars}", field="text", limit=max_text_chars
+        )
+    if actor.channel is not None and actor.channel != request.channel:
+        raise Invalid(f"this key belongs to channel '{actor.channel}', not '{request.channel}'", field="channel")
+    now = now or datetime.now(UTC)
+
+    inbound: InboundMessage | None = None
+    if request.external_id is not None:
+        existing = _existing_ticket(session, request.channel, request.external_id)
+        if existing is not None:
+            return existing, False
+        inbound = InboundMessage(
+            channel=request.channel, external_id=request.external_id, payload=request.model_dump(mode="json")
+        )
+        try:
+            with session.begin_nested():
+                session.add(inbound)
+        except IntegrityError:
+            # A concurrent delivery of the same message won the race; it has committed its ticket by now.
+            existing = _existing_ticket(session, request.channel, request.external_id)
+            if existing is None:
+                raise
+            return existing, False
+
+    suggestion = suggester.suggest(session, request.title or "", request.text, request.location, now)
+    ticket = Ticket(
+        number=next_number(session, now, timing.zone),
+        channel=request.channel,
+        title=request.title or request.text[:30],
+        text=request.text,
+        location=request.location,
+        kind=request.kind or suggestion.kind or Kind.help,
+        urgent=suggestion.urgent,
+        urgency_reason=suggestion.urgency_reason,
+        emergency_line=suggestion.emergency_line,
+        status=Status.received,
+        category_id=suggestion.category_id,
+        area_id=suggestion.area_id,
+        citizen_id=_citizen_id(session, request),
+        confidential=request.confidential,
+        owner_id=actor.user_id if actor.role in (Role.agent, Role.dispatcher) else None,
+        analysis=suggestion.to_json(),
+        received_at=request.received_at or now,
+    )
+    session.add(ticket)
+    session.flush()
+    if inbound is not None:
+        inbound.ticket_id = ticket.id
+    workflow.record_event(
+        session,
+        ticket,
+        "receive",
+        actor,
+        to_status=Status.received,
+        note="",
+        data={"channel": request.channel, "external_id": request.external_id, "urgent": ticket.urgent},
+        now=now,
+    )
+    if auto_dispatch and suggestion.auto_dispatch and suggestion.unit_id is not None and not ticket.urgent:
+        workflow.perform(
+            session,
+            ticket.id,
+            "dispatch",
+            SYSTEM,
+            workflow.DispatchInput(
+                unit_id=suggestion.unit_id,
+                co_unit_ids=suggestion.co_unit_ids,
+                note=f"自动派单：{suggestion.route_explanation}",
+            ),
+            timing,
+            now=now,
+        )
+    return ticket, True
+
+
+def _existing_ticket(session: Session, channel: str, external_id: str) -> Ticket | None:
+    return session.scalar(
+        select(Ticket)
+        .join(InboundMessage, InboundMessage.ticket_id == Ticket.id)
+        .where(InboundMessage.channel == channel, InboundMessage.external_id == external_id)
+    )
+
+
+def _citizen_id(session: Session, request: IntakeRequest) -> int | None:
+    """Find the caller by phone or WeChat openid (for the screen-pop of their history), or record them."""
+    c = request.citizen
+    if c is None or not (c.phone or c.wechat_openid or c.name):
+        return None
+    citizen: Citizen | None = None
+    if c.phone:
+        citizen = session.scalar(select(Citizen).where(Citizen.phone == c.phone).order_by(Citizen.id).limit(1))
+    if citizen is None and c.wechat_openid:
+        citizen = session.scalar(
+            select(Citizen).where(Citizen.wechat_openid == c.wechat_openid).order_by(Citizen.id).limit(1)
+        )
+    if citizen is None:
+        citizen = Citizen(name=c.name, phone=c.phone, wechat_openid=c.wechat_openid)
+        session.add(citizen)
+        session.flush()
+    else:
+        citizen.name = c.name or citizen.name
+        citizen.wechat_openid = c.wechat_openid or citizen.wechat_openid
+        citizen.phone = c.phone or citizen.phone
+    return citizen.id
+
+
+def next_number(session: Session, now: datetime, zone: tzinfo) -> str:
+    """Date (city time) + 6-digit daily sequence, e.g. 20261122000123; an atomic upsert keeps it unique."""
+    day = now.astimezone(zone).strftime("%Y%m%d")
+    dialect = session.get_bind().dialect.name
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert(TicketSequence)
+        .values(day=day, last=1)
+        .on_conflict_do_update(index_elements=[TicketSequence.day], set_={"last": TicketSequence.last + 1})
+        .returning(TicketSequence.last)
+    )
+    seq = session.execute(stmt).scalar_one()
+    return f"{day}{seq:06d}"

@@ -1,0 +1,444 @@
+"""The tables. Relationships are ``lazy="raise"`` so an accidental N+1 query fails in tests, not in production.
+
+Ticket history is append-only: ``ticket_events`` rows are inserted, never updated or deleted; the ticket row holds
+the current state (for indexed queries) and a ``version`` counter for optimistic locking.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    true,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from hotline.db import Base
+
+
+class Role(StrEnum):
+    agent = "agent"
+    dispatcher = "dispatcher"
+    unit_handler = "unit_handler"
+    supervisor = "supervisor"
+    admin = "admin"
+
+
+class Status(StrEnum):
+    received = "received"  # 受理
+    answered = "answered"  # 直接办结
+    transferred = "transferred"  # 转110/119/120/122
+    merged = "merged"  # 并案
+    dispatched = "dispatched"  # 派单
+    signed = "signed"  # 签收
+    replied = "replied"  # 办结答复
+    callback = "callback"  # 已回访
+    closed = "closed"  # 归档
+    returned = "returned"  # 退单
+    reopened = "reopened"  # 重办
+    awaiting_citizen = "awaiting_citizen"  # 待补充
+
+
+STATUS_LABELS: dict[str, str] = {
+    "received": "已受理",
+    "answered": "直接办结",
+    "transferred": "已转警",
+    "merged": "已并案",
+    "dispatched": "已派单",
+    "signed": "已签收",
+    "replied": "已答复",
+    "callback": "已回访",
+    "closed": "已归档",
+    "returned": "已退单",
+    "reopened": "重办",
+    "awaiting_citizen": "待补充",
+}
+
+
+class Kind(StrEnum):
+    consultation = "consultation"
+    help = "help"
+    complaint = "complaint"
+    report = "report"
+    suggestion = "suggestion"
+    praise = "praise"
+
+
+KIND_LABELS: dict[str, str] = {
+    "consultation": "咨询",
+    "help": "求助",
+    "complaint": "投诉",
+    "report": "举报",
+    "suggestion": "建议",
+    "praise": "表扬",
+}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class TZDateTime(TypeDecorator[datetime]):
+    """Timezone-aware timestamps on both databases: stored in UTC, read back aware.
+
+    SQLite has no time zone type and would hand back naive datetimes, which then compare wrongly with deadlines.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a timezone-aware column")
+        return value.astimezone(UTC) if dialect.name != "sqlite" else value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Area(Base):
+    __tablename__ = "areas"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    level: Mapped[str] = mapped_column(String(16))  # city, district, street, community
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"), index=True)
+    aliases: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Deactivated areas stay for the tickets that name them; admins hide them instead of deleting (0002).
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+
+
+class Unit(Base):
+    __tablename__ = "units"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    short_name: Mapped[str | None] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(32))
+    area_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"), index=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
+    phone: Mapped[str | None] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(32))
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now)
+
+
+class Citizen(Base):
+    __tablename__ = "citizens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(32), index=True)
+    wechat_openid: Mapped[str | None] = mapped_column(String(128), index=True)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now)
+
+
+class Category(Base):
+    __tablename__ = "categories"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"), index=True)
+    level: Mapped[int] = mapped_column(Integer, default=1)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class CatalogueRule(Base):
+    """派单目录: category (any level) × area → lead unit (+ co-units). Editable at run time, no code change."""
+
+    __tablename__ = "catalogue_rules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"), index=True)
+    area_id: Mapped[int] = mapped_column(ForeignKey("areas.id"), index=True)
+    lead_unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    co_unit_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    note: Mapped[str] = mapped_column(Text, default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class KnowledgeArticle(Base):
+    __tablename__ = "knowledge_articles"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"), index=True)
+    keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now, onupdate=_now)
+
+
+class CalendarOverride(Base):
+    """An admin's correction of the working calendar (a local holiday, next year's schedule)."""
+
+    __tablename__ = "calendar_overrides"
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    working: Mapped[bool] = mapped_column(Boolean)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class TicketSequence(Base):
+    """Per-day counter behind human-readable ticket numbers (20261122000123)."""
+
+    __tablename__ = "ticket_sequences"
+    day: Mapped[str] = mapped_column(String(8), primary_key=True)
+    last: Mapped[int] = mapped_column(Integer)
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(20), unique=True)
+    channel: Mapped[str] = mapped_column(String(16), index=True)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    text: Mapped[str] = mapped_column(Text)
+    location: Mapped[str | None] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(16), default=Kind.help)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    urgency_reason: Mapped[str | None] = mapped_column(String(100))
+    emergency_line: Mapped[str | None] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(20), default=Status.received, index=True)
+    resume_status: Mapped[str | None] = mapped_column(String(20))  # where 待补充 returns to
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"), index=True)
+    area_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"), index=True)
+    citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"), index=True)
+    confidential: Mapped[bool] = mapped_column(Boolean, default=False)
+    lead_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # 首接负责 until dispatched
+    analysis: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    received_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now, index=True)
+    dispatched_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    sign_due: Mapped[datetime | None] = mapped_column(TZDateTime())
+    reply_due: Mapped[datetime | None] = mapped_column(TZDateTime(), index=True)
+    # Precomputed sweep thresholds (working-time arithmetic can't run in SQL): 75 % of the reply time, and the
+    # moment overdue becomes an escalation. notice_level: 0 none, 1 reminded, 2 overdue, 3 escalated.
+    reply_warn_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    escalate_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    notice_level: Mapped[int] = mapped_column(Integer, default=0)
+    signed_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    replied_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    callback_due: Mapped[datetime | None] = mapped_column(TZDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    paused_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    reply_text: Mapped[str | None] = mapped_column(Text)
+    satisfaction: Mapped[str | None] = mapped_column(String(24))
+    solved: Mapped[bool | None] = mapped_column(Boolean)
+    extension_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now, onupdate=_now)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+    __table_args__ = (
+        Index("ix_tickets_status_reply_due", "status", "reply_due"),
+        Index("ix_tickets_lead_status", "lead_unit_id", "status"),
+        Index("ix_tickets_sweep_warn", "reply_warn_at", postgresql_where="notice_level < 1"),
+        Index("ix_tickets_sweep_due", "reply_due", postgresql_where="notice_level < 2"),
+        Index("ix_tickets_sweep_escalate", "escalate_at", postgresql_where="notice_level < 3"),
+    )
+
+    category: Mapped[Category | None] = relationship(lazy="raise")
+    area: Mapped[Area | None] = relationship(lazy="raise")
+    citizen: Mapped[Citizen | None] = relationship(lazy="raise")
+    lead_unit: Mapped[Unit | None] = relationship(lazy="raise")
+    co_units: Mapped[list[TicketCoUnit]] = relationship(lazy="raise", cascade="all, delete-orphan")
+    events: Mapped[list[TicketEvent]] = relationship(
+        lazy="raise", order_by="TicketEvent.id", back_populates="ticket"
+    )
+
+
+class TicketCoUnit(Base):
+    """协办单位: they see the ticket and contribute, the lead unit answers for it."""
+
+    __tablename__ = "ticket_co_units"
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), primary_key=True, index=True)
+
+
+class TicketEvent(Base):
+    """One row per change or notice: who, when, from-state, to-state, note. Never updated, never deleted."""
+
+    __tablename__ = "ticket_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    type: Mapped[str] = mapped_column(String(32), index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor_name: Mapped[str] = mapped_column(String(100), default="")
+    actor_role: Mapped[str | None] = mapped_column(String(32))
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str | None] = mapped_column(String(20))
+    note: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now, index=True)
+
+    ticket: Mapped[Ticket] = relationship(lazy="raise", back_populates="events")
+
+
+class InboundMessage(Base):
+    """Every raw message a channel delivers, stored before processing; retries hit the unique key."""
+
+    __tablename__ = "inbound_messages"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(128))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    received_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now)
+
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_inbound_channel_external_id"),)
+
+
+__all__ = [
+    "KIND_LABELS",
+    "STATUS_LABELS",
+    "Area",
+    "CalendarOverride",
+    "CatalogueRule",
+    "Category",
+    "Citizen",
+    "InboundMessage",
+    "Kind",
+    "KnowledgeArticle",
+    "Role",
+    "Status",
+    "Ticket",
+    "TicketCoUnit",
+    "TicketEvent",
+    "TicketSequence",
+    "Unit",
+    "User",
+]
+
+
+# --- routing: policies, calendar years, supervision, accountability (migration 0002) ---------------------------
+
+
+class DeadlinePolicyRow(Base):
+    """An admin's deadline policy (时限); rows override ``routing.deadlines.DEFAULT_POLICIES``.
+
+    ``scope_key`` makes each scope unique on both databases (NULLs are never equal in a UNIQUE constraint):
+    ``kind:<kind>`` (non-urgent default of a kind), ``urgent:*`` (urgent, any kind), ``urgent:<kind>`` (urgent,
+    one kind) or ``category:<category id>`` (non-urgent tickets of that category subtree, any kind).
+    """
+
+    __tablename__ = "deadline_policies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope_key: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str | None] = mapped_column(String(16))
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"), index=True)
+    sign_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    sign_days: Mapped[int] = mapped_column(Integer, default=0)
+    reply_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    reply_days: Mapped[int] = mapped_column(Integer, default=0)
+    clock_time: Mapped[bool] = mapped_column(Boolean, default=False)
+    note: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now, onupdate=_now)
+
+
+class CalendarYear(Base):
+    """A year whose full holiday schedule an admin entered as overrides (silences "schedule not loaded")."""
+
+    __tablename__ = "calendar_years"
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    note: Mapped[str] = mapped_column(Text, default="")
+    loaded_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now)
+
+
+class SupervisionOrder(Base):
+    """督办: a supervisor's formal order to a unit, with its own due date and a required written response.
+
+    A projection of the ``supervise``/``respond_supervision`` events (the history stays the truth) so supervisors
+    can list the open ones without replaying every ticket.
+    """
+
+    __tablename__ = "supervision_orders"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open, responded
+    note: Mapped[str] = mapped_column(Text, default="")
+    issued_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now)
+    issued_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    due_at: Mapped[datetime] = mapped_column(TZDateTime())
+    responded_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    responded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    response: Mapped[str | None] = mapped_column(Text)
+    overdue_notified: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        Index("ix_supervision_orders_state_due", "state", "due_at"),
+        Index("ix_supervision_orders_sweep", "due_at", postgresql_where="state = 'open' AND NOT overdue_notified"),
+    )
+
+
+class AccountabilityCase(Base):
+    """问责: opened (by a supervisor or a sweep rule) → explained by the unit → upheld or dismissed.
+
+    ``dedupe_key`` is set for automatic rules (``rule:ticket:unit``) so a rule opens its case exactly once, even
+    with several workers (INSERT … ON CONFLICT DO NOTHING); manual cases leave it NULL.
+    """
+
+    __tablename__ = "accountability_cases"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="opened", index=True)  # opened explained upheld dismissed
+    rule: Mapped[str] = mapped_column(String(32), default="manual")  # manual overdue refused_returns closed_unsolved
+    reason: Mapped[str] = mapped_column(Text, default="")
+    dedupe_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    opened_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now)
+    opened_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    explained_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    explanation: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decision_note: Mapped[str | None] = mapped_column(Text)
+
+
+class SweepCursor(Base):
+    """How far the accountability rules have read the event log (each sweep re-reads a short overlap)."""
+
+    __tablename__ = "sweep_cursors"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    at: Mapped[datetime] = mapped_column(TZDateTime())
+
+
+# Scorecards and the rule sweep read events of one type in a time window.
+Index("ix_ticket_events_type_created", TicketEvent.type, TicketEvent.created_at)
+
+__all__ += [
+    "AccountabilityCase",
+    "CalendarYear",
+    "DeadlinePolicyRow",
+    "SupervisionOrder",
+    "SweepCursor",
+]

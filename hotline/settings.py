@@ -1,0 +1,75 @@
+"""Settings from the environment (prefix ``HOTLINE_``), validated once at start-up.
+
+Outside demo mode the service refuses to start with the demo secrets: a leaked demo signing key would let anyone
+mint an agent token, and a city must never go live with it by accident.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEMO_SECRET_KEY = "demo-secret-key-do-not-use-in-production"
+DEMO_CHANNEL_KEYS = {
+    "phone": "demo-phone-key",
+    "wechat": "demo-wechat-key",
+    "forum": "demo-forum-key",
+    "web": "demo-web-key",
+    "open311": "demo-open311-key",
+}
+CHANNELS = ("phone", "wechat", "forum", "web", "open311", "walk_in", "email")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_file=".env", extra="ignore")
+
+    demo: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = f"sqlite:///{ROOT / 'var' / 'hotline.db'}"
+    redis_url: str | None = None
+    secret_key: str = DEMO_SECRET_KEY
+    token_ttl_minutes: int = Field(default=12 * 60, ge=1, le=7 * 24 * 60)
+    channel_keys: dict[str, str] = Field(default_factory=lambda: dict(DEMO_CHANNEL_KEYS))
+    city_timezone: str = "Asia/Shanghai"
+    model_dir: Path = ROOT / "var" / "model"
+    seed_corpus: Path = ROOT / "nlp" / "data" / "seed_corpus.jsonl"
+    auto_dispatch: bool = True
+    max_body_bytes: int = 1024 * 1024
+    max_text_chars: int = 10_000
+    embedded_worker: bool | None = None  # None: on for SQLite, off otherwise
+    sweep_interval_seconds: float = 30.0
+
+    @model_validator(mode="after")
+    def _refuse_demo_secrets_outside_demo(self) -> Settings:
+        if self.demo:
+            return self
+        if self.secret_key == DEMO_SECRET_KEY or len(self.secret_key) < 32:
+            raise ValueError(
+                "HOTLINE_SECRET_KEY must be set to a random value of at least 32 characters outside demo mode "
+                "(set HOTLINE_DEMO=1 to run the demo city)"
+            )
+        leaked = [c for c, k in self.channel_keys.items() if DEMO_CHANNEL_KEYS.get(c) == k or len(k) < 16]
+        if leaked:
+            raise ValueError(
+                f"HOTLINE_CHANNEL_KEYS still holds demo or short keys for {', '.join(sorted(leaked))}; "
+                "give each channel a random key of at least 16 characters"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def runs_embedded_worker(self) -> bool:
+        return self.is_sqlite if self.embedded_worker is None else self.embedded_worker
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,63 @@
+"""What intake asks about a message: category, kind, urgency, place, unit, duplicates, knowledge answers.
+
+``Suggester`` is the one interface between intake and text analysis. ``NullSuggester`` is what runs when no model
+is loaded: the ticket simply waits in the triage queue unclassified. ``CitySuggester`` (in ``hotline.analysis``)
+wires the nlp package and the dispatch catalogue together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+
+@dataclass
+class CategorySuggestion:
+    category_id: int | None
+    code: str | None
+    label: str
+    probability: float
+
+
+@dataclass
+class Suggestion:
+    categories: list[CategorySuggestion] = field(default_factory=list)
+    kind: str | None = None
+    urgent: bool = False
+    urgency_reason: str | None = None
+    emergency_line: str | None = None
+    area_id: int | None = None
+    area_code: str | None = None
+    area_name: str | None = None
+    unit_id: int | None = None
+    unit_name: str | None = None
+    co_unit_ids: list[int] = field(default_factory=list)
+    route_rule_id: int | None = None
+    route_explanation: str = ""
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+    knowledge: list[dict[str, Any]] = field(default_factory=list)
+    auto_dispatch: bool = False
+    model_version: str | None = None
+
+    @property
+    def category_id(self) -> int | None:
+        return self.categories[0].category_id if self.categories else None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Suggester(Protocol):
+    def suggest(
+        self, session: Session, title: str, text: str, location: str | None, now: datetime
+    ) -> Suggestion: ...
+
+
+class NullSuggester:
+    """No model loaded: nothing is guessed, a person classifies the ticket."""
+
+    def suggest(self, session: Session, title: str, text: str, location: str | None, now: datetime) -> Suggestion:
+        return Suggestion()

@@ -1,0 +1,183 @@
+"""How tickets look from outside: what each role may see of them (masking, confidentiality).
+
+Decisions: agents and supervisors see the citizen's full number (they call back and review callbacks);
+dispatchers, admins, units and channels see it masked (138****1234). A confidential (保密) ticket shows units no
+citizen at all.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from hotline import workflow
+from hotline.auth import Actor
+from hotline.models import KIND_LABELS, STATUS_LABELS, Area, Category, Role, Ticket, TicketEvent, Unit
+
+FULL_PHONE_ROLES = frozenset({Role.agent, Role.supervisor})
+
+
+def mask_phone(phone: str | None) -> str | None:
+    if not phone:
+        return phone
+    if len(phone) <= 7:
+        return phone[:2] + "*" * (len(phone) - 2)
+    return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+
+
+class Ref(BaseModel):
+    id: int
+    code: str
+    name: str
+
+
+class CitizenOut(BaseModel):
+    id: int
+    name: str | None
+    phone: str | None
+
+
+class EventOut(BaseModel):
+    id: int
+    type: str
+    actor: str
+    actor_role: str | None
+    from_status: str | None
+    to_status: str | None
+    note: str
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class TicketOut(BaseModel):
+    id: int
+    number: str
+    status: str
+    status_label: str
+    channel: str
+    title: str
+    text: str
+    location: str | None
+    kind: str
+    kind_label: str
+    urgent: bool
+    urgency_reason: str | None
+    emergency_line: str | None
+    category: Ref | None
+    area: Ref | None
+    unit: Ref | None
+    co_units: list[int]
+    parent_id: int | None
+    citizen: CitizenOut | None
+    confidential: bool
+    received_at: datetime
+    dispatched_at: datetime | None
+    sign_due: datetime | None
+    reply_due: datetime | None
+    signed_at: datetime | None
+    replied_at: datetime | None
+    callback_due: datetime | None
+    closed_at: datetime | None
+    reply_text: str | None
+    satisfaction: str | None
+    solved: bool | None
+    extension_pending: bool
+    analysis: dict[str, Any]
+    version: int
+    allowed_actions: list[str]
+
+
+class TicketDetail(TicketOut):
+    events: list[EventOut]
+
+
+def ticket_load_options() -> list[Any]:
+    return [
+        selectinload(Ticket.category),
+        selectinload(Ticket.area),
+        selectinload(Ticket.lead_unit),
+        selectinload(Ticket.citizen),
+        selectinload(Ticket.co_units),
+    ]
+
+
+def _ref(obj: Category | Area | Unit | None) -> Ref | None:
+    return None if obj is None else Ref(id=obj.id, code=obj.code, name=obj.name)
+
+
+def ticket_out(ticket: Ticket, actor: Actor) -> TicketOut:
+    citizen = None
+    if ticket.citizen is not None and not (ticket.confidential and actor.is_unit):
+        phone = ticket.citizen.phone if actor.role in FULL_PHONE_ROLES else mask_phone(ticket.citizen.phone)
+        citizen = CitizenOut(id=ticket.citizen.id, name=ticket.citizen.name, phone=phone)
+    analysis = ticket.analysis or {}
+    if actor.is_unit:
+        # Units see what was decided, not the front desk's guesses about duplicates of other units' tickets.
+        analysis = {k: v for k, v in analysis.items() if k not in ("duplicates",)}
+    return TicketOut(
+        id=ticket.id,
+        number=ticket.number,
+        status=ticket.status,
+        status_label=STATUS_LABELS.get(ticket.status, ticket.status),
+        channel=ticket.channel,
+        title=ticket.title,
+        text=ticket.text,
+        location=ticket.location,
+        kind=ticket.kind,
+        kind_label=KIND_LABELS.get(ticket.kind, ticket.kind),
+        urgent=ticket.urgent,
+        urgency_reason=ticket.urgency_reason,
+        emergency_line=ticket.emergency_line,
+        category=_ref(ticket.category),
+        area=_ref(ticket.area),
+        unit=_ref(ticket.lead_unit),
+        co_units=[c.unit_id for c in ticket.co_units],
+        parent_id=ticket.parent_id,
+        citizen=citizen,
+        confidential=ticket.confidential,
+        received_at=ticket.received_at,
+        dispatched_at=ticket.dispatched_at,
+        sign_due=ticket.sign_due,
+        reply_due=ticket.reply_due,
+        signed_at=ticket.signed_at,
+        replied_at=ticket.replied_at,
+        callback_due=ticket.callback_due,
+        closed_at=ticket.closed_at,
+        reply_text=ticket.reply_text,
+        satisfaction=ticket.satisfaction,
+        solved=ticket.solved,
+        extension_pending=ticket.extension_pending,
+        analysis=analysis,
+        version=ticket.version,
+        allowed_actions=workflow.allowed_actions(ticket, actor),
+    )
+
+
+def ticket_detail(session: Session, ticket_id: int, actor: Actor) -> TicketDetail:
+    ticket = workflow.load_visible(session, ticket_id, actor)
+    ticket = session.scalars(
+        select(Ticket).where(Ticket.id == ticket.id).options(*ticket_load_options())
+    ).one()
+    events = session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id))
+    base = ticket_out(ticket, actor)
+    return TicketDetail(
+        **base.model_dump(),
+        events=[
+            EventOut(
+                id=e.id,
+                type=e.type,
+                actor=e.actor_name,
+                actor_role=e.actor_role,
+                from_status=e.from_status,
+                to_status=e.to_status,
+                note=e.note,
+                data=e.data,
+                created_at=e.created_at,
+            )
+            for e in events
+        ],
+    )

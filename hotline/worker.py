@@ -1,0 +1,170 @@
+"""The worker: deadline sweeps (75 % reminder, overdue, escalation), once per threshold per ticket, plus the
+accountability rules (问责, ``routing.accountability``) and overdue supervision orders (督办).
+
+Each threshold is one indexed ``UPDATE … WHERE notice_level < n AND threshold <= now RETURNING id``: the row
+lock makes a second worker's identical UPDATE skip rows the first already raised, so several workers (or the
+embedded sweep plus a real worker) never send the same notice twice, and no advisory lock is needed. Plain Core
+UPDATEs leave the ticket's version alone, so a sweep never makes a user's action fail with 409.
+
+In the embedded mode (``make run``, SQLite) the sweep runs inside the server process so the demo city is alive;
+in production it runs in ``hotline worker``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, select, update
+from sqlalchemy.orm import Session
+
+from hotline import workflow
+from hotline.auth import SYSTEM
+from hotline.db import transaction
+from hotline.models import Status, SupervisionOrder, Ticket
+from hotline.services import Services, build_services
+from hotline.settings import Settings
+from routing.accountability import RULE_LABELS, open_case_once, sweep_rules
+
+log = logging.getLogger(__name__)
+ACTIVE = (Status.dispatched, Status.signed, Status.reopened, Status.returned)
+THRESHOLDS: tuple[tuple[int, str, str], ...] = (
+    (1, "reply_warn_at", "deadline_warning"),  # 75 % of the time used: 催办 reminder to the unit
+    (2, "reply_due", "overdue"),  # 超期: the unit and supervisors are told
+    (3, "escalate_at", "escalation"),  # overdue by N working days: supervisors escalate (督办/问责)
+)
+NOTES = {
+    "deadline_warning": "办理时限已过75%，请抓紧办理（系统催办）",
+    "overdue": "已超过答复时限（系统提醒）",
+    "escalation": "超期未办结，已提请督办",
+}
+
+
+def sweep(
+    session: Session,
+    now: datetime | None = None,
+    batch: int = 5000,
+    *,
+    cases: dict[str, int] | None = None,
+    escalate_after_days: int = 3,
+) -> dict[str, int]:
+    """Raise every due notice and open every due accountability case once; returns how many notices of each kind.
+
+    Cases opened per rule are added to ``cases`` when given (their announcements are ``accountability`` events).
+    ``escalate_after_days`` only words the overdue case's reason; the threshold itself is precomputed on the ticket.
+    """
+    opened: dict[str, int] = {} if cases is None else cases
+    now = now or datetime.now(UTC)
+    sent: dict[str, int] = {}
+    for level, column_name, event_type in THRESHOLDS:
+        column: ColumnElement[Any] = getattr(Ticket, column_name)
+        due_ids = (
+            select(Ticket.id)
+            .where(Ticket.notice_level < level, column <= now, Ticket.status.in_(ACTIVE))
+            .limit(batch)
+            .scalar_subquery()
+        )
+        ids = list(
+            session.execute(
+                update(Ticket)
+                .where(Ticket.id.in_(due_ids), Ticket.notice_level < level)
+                .values(notice_level=level)
+                .returning(Ticket.id)
+                .execution_options(synchronize_session=False)
+            ).scalars()
+        )
+        if not ids:
+            continue
+        tickets = session.scalars(
+            select(Ticket).where(Ticket.id.in_(ids)).execution_options(populate_existing=True)
+        ).all()
+        for ticket in tickets:
+            due = getattr(ticket, column_name)
+            workflow.record_event(
+                session,
+                ticket,
+                event_type,
+                SYSTEM,
+                note=NOTES[event_type],
+                data={"threshold": due.isoformat() if due else None, "reply_due": _iso(ticket.reply_due),
+                      "unit_id": ticket.lead_unit_id},
+                now=now,
+            )
+            if event_type == "escalation" and ticket.lead_unit_id is not None:
+                reason = RULE_LABELS["overdue"].format(days=escalate_after_days)
+                if open_case_once(session, ticket, ticket.lead_unit_id, "overdue", reason, now) is not None:
+                    opened["overdue"] = opened.get("overdue", 0) + 1
+        sent[event_type] = len(ids)
+    for rule, n in sweep_rules(session, now, batch).items():
+        opened[rule] = opened.get(rule, 0) + n
+    late = _late_supervision_orders(session, now, batch)
+    if late:
+        sent["supervision_overdue"] = late
+    return sent
+
+
+def _late_supervision_orders(session: Session, now: datetime, batch: int) -> int:
+    """督办 orders past their due date without a written response: told once (same UPDATE … RETURNING pattern)."""
+    due_ids = (
+        select(SupervisionOrder.id)
+        .where(SupervisionOrder.state == "open", ~SupervisionOrder.overdue_notified, SupervisionOrder.due_at <= now)
+        .limit(batch)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        update(SupervisionOrder)
+        .where(SupervisionOrder.id.in_(due_ids), ~SupervisionOrder.overdue_notified)
+        .values(overdue_notified=True)
+        .returning(SupervisionOrder.id, SupervisionOrder.ticket_id, SupervisionOrder.unit_id, SupervisionOrder.due_at)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if not rows:
+        return 0
+    tickets = {t.id: t for t in session.scalars(select(Ticket).where(Ticket.id.in_({r.ticket_id for r in rows})))}
+    for r in rows:
+        workflow.record_event(
+            session, tickets[r.ticket_id], "supervision_overdue", SYSTEM,
+            note="督办件已到回复期限，承办单位尚未书面回复（系统提醒）",
+            data={"order_id": r.id, "unit_id": r.unit_id, "due_at": r.due_at.isoformat()}, now=now,
+        )
+    return len(rows)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def sweep_once(services: Services, now: datetime | None = None) -> dict[str, int]:
+    cases: dict[str, int] = {}
+    with transaction(services.sessions) as session:
+        sent = sweep(session, now, cases=cases, escalate_after_days=services.timing.escalate_after_days)
+    if cases:
+        log.info("accountability cases opened: %s", cases)
+    return sent
+
+
+async def run_embedded(services: Services) -> None:
+    """The sweep inside the server process (embedded mode)."""
+    interval = services.settings.sweep_interval_seconds
+    while True:
+        try:
+            sent = await asyncio.to_thread(sweep_once, services)
+            if sent:
+                log.info("deadline sweep: %s", sent)
+        except Exception:
+            log.exception("deadline sweep failed; retrying in %.0f s", interval)
+        await asyncio.sleep(interval)
+
+
+def run_forever(settings: Settings, *, once: bool = False) -> None:
+    services = build_services(settings, load_model=False)
+    while True:
+        started = time.monotonic()
+        sent = sweep_once(services)
+        log.info("deadline sweep in %.2f s: %s", time.monotonic() - started, sent or "nothing due")
+        if once:
+            return
+        time.sleep(max(1.0, settings.sweep_interval_seconds - (time.monotonic() - started)))

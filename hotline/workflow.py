@@ -1,0 +1,650 @@
+"""The ticket workflow: the only code that changes a ticket's state.
+
+One table (``ACTIONS``) says, for every action, from which states it is allowed, which state it leads to, and who
+may take it. ``perform`` checks the table, the caller's unit and the ticket's version, applies the action and
+appends exactly one ``TicketEvent`` in the same transaction. It never commits: the request or job does.
+
+Who may act (decisions written down here because nobody else will):
+- agents, dispatchers and supervisors act on any ticket; a unit handler only on tickets whose lead unit (主办) is
+  theirs, or, for notes and supervision answers, where they are a co-unit (协办). A ticket of another unit answers
+  404, not 403, so a unit cannot probe which ticket numbers exist elsewhere.
+- a send-back (退单) is decided by a dispatcher or supervisor: re-dispatch elsewhere (``dispatch``) or refuse it
+  (``refuse_return``), which hands the ticket back to the same unit with its original deadlines — the clock did
+  not stop while the unit argued.
+- an unsatisfied callback can only be closed by a supervisor, with a reason; otherwise a supervisor reopens it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.exc import StaleDataError
+
+from hotline.auth import Actor
+from hotline.db import queue_event
+from hotline.errors import Conflict, Forbidden, Invalid, NotFound
+from hotline.fields import Id, NoNul
+from hotline.models import (
+    AccountabilityCase,
+    Category,
+    Role,
+    Status,
+    SupervisionOrder,
+    Ticket,
+    TicketCoUnit,
+    TicketEvent,
+    Unit,
+)
+from hotline.timing import Timing
+
+S = Status
+OPEN_STATES = frozenset({S.received, S.dispatched, S.signed, S.returned, S.reopened, S.awaiting_citizen})
+FRONT_DESK = frozenset({Role.agent, Role.dispatcher, Role.supervisor})
+DISPATCHERS = frozenset({Role.dispatcher, Role.supervisor})
+SUPERVISORS = frozenset({Role.supervisor})
+UNIT = frozenset({Role.unit_handler})
+RESUME = "resume"  # to-state of provide_info: back to where the ticket was before 待补充
+
+Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000), NoNul]
+Attachment = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300), NoNul]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=5000), NoNul]
+
+
+class ActionInput(BaseModel):
+    """Fields every action accepts. ``version`` makes the check explicit: a stale page gets 409."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: int | None = Field(default=None, ge=1)
+    note: Note = ""
+
+
+class DispatchInput(ActionInput):
+    unit_id: Id
+    co_unit_ids: list[Id] = Field(default_factory=list, max_length=20)
+
+
+class ReasonInput(ActionInput):
+    note: Reason
+
+
+class TransferInput(ActionInput):
+    line: Literal["110", "119", "120", "122"]
+
+
+class MergeInput(ActionInput):
+    parent_id: Id
+
+
+class ReplyInput(ActionInput):
+    note: Reason
+    attachments: list[Attachment] = Field(default_factory=list, max_length=20)
+
+
+class ExtensionInput(ActionInput):
+    note: Reason
+    working_hours: float = Field(gt=0, le=24 * 7.5)
+
+
+class ExtensionDecisionInput(ActionInput):
+    approve: bool
+    note: Reason
+
+
+class CallbackInput(ActionInput):
+    satisfaction: Literal["satisfied", "basically_satisfied", "unsatisfied"]
+    solved: bool
+    reached: bool = True
+
+
+class RecategorizeInput(ActionInput):
+    category_id: Id
+
+
+class SuperviseInput(ActionInput):
+    note: Reason
+    due_at: datetime | None = None  # default: SUPERVISION_WORKING_DAYS working days from now
+    unit_id: Id | None = None  # default: the lead unit; a co-unit may be supervised too
+
+
+class RespondSupervisionInput(ActionInput):
+    note: Reason
+    order_id: Id | None = None  # default: every open order of the responding unit on this ticket
+
+
+class AccountabilityInput(ActionInput):
+    note: Reason
+    decision: Literal["open", "explain", "uphold", "dismiss"] = "open"
+    case_id: Id | None = None  # needed when a decision could apply to several cases
+
+
+class CloseInput(ActionInput):
+    pass
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    label: str  # Chinese, shown on the desk and in the history
+    sources: frozenset[str]
+    target: str | None  # None: an event on the ticket without a state change
+    roles: frozenset[str]
+    payload: type[ActionInput] = ActionInput
+    unit_scope: Literal["lead", "any"] = "lead"  # for unit handlers: lead unit only, or co-units too
+    apply: Callable[[Context], None] | None = field(default=None, compare=False)
+
+
+@dataclass
+class Context:
+    session: Session
+    ticket: Ticket
+    actor: Actor
+    data: ActionInput
+    timing: Timing
+    now: datetime
+    event_data: dict[str, Any] = field(default_factory=dict)
+
+
+def set_reply_due(ctx: Context, due: datetime, start: datetime) -> None:
+    """Every change of the reply deadline goes through here, so the sweep's thresholds follow it."""
+    t = ctx.ticket
+    t.reply_due = due
+    t.reply_warn_at, t.escalate_at = ctx.timing.sweep_thresholds(start, due, clock=t.urgent)
+    if due > ctx.now:
+        t.notice_level = 0 if t.reply_warn_at > ctx.now else min(t.notice_level or 0, 1)
+
+
+def _dispatch(ctx: Context) -> None:
+    data = ctx.data
+    assert isinstance(data, DispatchInput)
+    unit_ids = [data.unit_id, *data.co_unit_ids]
+    units = {u.id: u for u in ctx.session.scalars(select(Unit).where(Unit.id.in_(unit_ids)))}
+    missing = [uid for uid in unit_ids if uid not in units or not units[uid].active]
+    if missing:
+        raise Invalid(f"unknown or inactive unit id(s): {missing}", field="unit_id")
+    if data.unit_id in data.co_unit_ids:
+        raise Invalid("the lead unit cannot also be a co-unit", field="co_unit_ids")
+    t = ctx.ticket
+    t.lead_unit_id = data.unit_id
+    t.co_units = [TicketCoUnit(unit_id=uid) for uid in dict.fromkeys(data.co_unit_ids)]
+    t.dispatched_at = ctx.now
+    t.signed_at = None
+    category_code = _category_code(ctx.session, t.category_id)
+    t.sign_due, reply_due = ctx.timing.deadlines(t.kind, t.urgent, category_code, ctx.now)
+    set_reply_due(ctx, reply_due, ctx.now)
+    t.owner_id = None  # 首接负责 ends with the dispatch
+    ctx.event_data.update(
+        unit_id=data.unit_id,
+        unit_name=units[data.unit_id].name,
+        co_unit_ids=data.co_unit_ids,
+        sign_due=t.sign_due.isoformat(),
+        reply_due=reply_due.isoformat(),
+    )
+
+
+def _refuse_return(ctx: Context) -> None:
+    if ctx.ticket.lead_unit_id is None:
+        raise Conflict("this ticket was never dispatched; dispatch it instead")
+    ctx.event_data["unit_id"] = ctx.ticket.lead_unit_id
+
+
+def _sign(ctx: Context) -> None:
+    ctx.ticket.signed_at = ctx.now
+    ctx.event_data["on_time"] = ctx.ticket.sign_due is None or ctx.now <= ctx.ticket.sign_due
+
+
+def _return(ctx: Context) -> None:
+    ctx.event_data["unit_id"] = ctx.ticket.lead_unit_id
+
+
+def _transfer(ctx: Context) -> None:
+    assert isinstance(ctx.data, TransferInput)
+    ctx.ticket.emergency_line = ctx.data.line
+    ctx.ticket.closed_at = ctx.now
+    ctx.event_data["line"] = ctx.data.line
+
+
+def _merge(ctx: Context) -> None:
+    assert isinstance(ctx.data, MergeInput)
+    if ctx.data.parent_id == ctx.ticket.id:
+        raise Invalid("a ticket cannot be merged into itself", field="parent_id")
+    parent = ctx.session.get(Ticket, ctx.data.parent_id)
+    if parent is None:
+        raise Invalid(f"ticket {ctx.data.parent_id} does not exist", field="parent_id")
+    if parent.status in (S.merged, S.closed, S.transferred, S.answered):
+        raise Conflict(f"ticket {parent.number} is {parent.status}; merge into an open ticket")
+    ctx.ticket.parent_id = parent.id
+    ctx.event_data.update(parent_id=parent.id, parent_number=parent.number)
+
+
+def _answer(ctx: Context) -> None:
+    if not ctx.data.note:
+        raise Invalid("a direct answer needs the answer given to the citizen", field="note")
+    ctx.ticket.reply_text = ctx.data.note
+    ctx.ticket.replied_at = ctx.now
+    ctx.ticket.owner_id = None
+
+
+def _request_info(ctx: Context) -> None:
+    ctx.ticket.resume_status = ctx.ticket.status
+    ctx.ticket.paused_at = ctx.now
+
+
+def _provide_info(ctx: Context) -> None:
+    t = ctx.ticket
+    if t.paused_at is not None and t.reply_due is not None:
+        new_due = ctx.timing.shift_for_pause(t.reply_due, t.paused_at, ctx.now, clock=t.urgent)
+        set_reply_due(ctx, new_due, t.dispatched_at or t.received_at)
+        if t.sign_due is not None and t.signed_at is None:
+            t.sign_due = ctx.timing.shift_for_pause(t.sign_due, t.paused_at, ctx.now, clock=t.urgent)
+        ctx.event_data["reply_due"] = t.reply_due.isoformat()
+    ctx.event_data["paused_from"] = t.paused_at.isoformat() if t.paused_at else None
+    t.paused_at = None
+    t.resume_status = None
+
+
+def _reply(ctx: Context) -> None:
+    assert isinstance(ctx.data, ReplyInput)
+    t = ctx.ticket
+    t.reply_text = ctx.data.note
+    t.replied_at = ctx.now
+    t.callback_due = ctx.timing.callback_due(ctx.now)
+    on_time = t.reply_due is None or ctx.now <= t.reply_due
+    ctx.event_data.update(on_time=on_time, attachments=ctx.data.attachments)
+
+
+def _request_extension(ctx: Context) -> None:
+    assert isinstance(ctx.data, ExtensionInput)
+    t = ctx.ticket
+    if t.extension_pending:
+        raise Conflict("an extension request is already waiting for a decision")
+    if t.reply_due is not None and ctx.now >= t.reply_due:
+        raise Conflict("extensions must be requested before the reply deadline; this ticket is already overdue")
+    t.extension_pending = True
+    ctx.event_data["working_hours"] = ctx.data.working_hours
+
+
+def _decide_extension(ctx: Context) -> None:
+    assert isinstance(ctx.data, ExtensionDecisionInput)
+    t = ctx.ticket
+    if not t.extension_pending:
+        raise Conflict("no extension request is waiting for a decision")
+    t.extension_pending = False
+    ctx.event_data["approved"] = ctx.data.approve
+    if ctx.data.approve and t.reply_due is not None:
+        request = ctx.session.scalar(
+            select(TicketEvent)
+            .where(TicketEvent.ticket_id == t.id, TicketEvent.type == "request_extension")
+            .order_by(TicketEvent.id.desc())
+            .limit(1)
+        )
+        hours = float(request.data.get("working_hours", 0)) if request else 0.0
+        old_due = t.reply_due
+        set_reply_due(ctx, ctx.timing.extend(old_due, hours, clock=t.urgent), t.dispatched_at or t.received_at)
+        ctx.event_data.update(old_reply_due=old_due.isoformat(), reply_due=t.reply_due.isoformat())
+
+
+def _callback(ctx: Context) -> None:
+    assert isinstance(ctx.data, CallbackInput)
+    t = ctx.ticket
+    t.satisfaction = ctx.data.satisfaction
+    t.solved = ctx.data.solved
+    ctx.event_data.update(satisfaction=ctx.data.satisfaction, solved=ctx.data.solved, reached=ctx.data.reached)
+
+
+def _close(ctx: Context) -> None:
+    t = ctx.ticket
+    if t.status == S.callback and t.satisfaction == "unsatisfied":
+        if ctx.actor.role != Role.supervisor:
+            raise Forbidden("an unsatisfied callback is closed only by a supervisor (or reopened)")
+        if len(ctx.data.note) < 2:
+            raise Invalid("closing an unsatisfied ticket needs a reason", field="note")
+    t.closed_at = ctx.now
+    # The accountability sweep reads "closed unsolved" from the event itself, not from a later ticket state.
+    ctx.event_data.update(solved=t.solved, satisfaction=t.satisfaction, unit_id=t.lead_unit_id)
+
+
+def _reopen(ctx: Context) -> None:
+    t = ctx.ticket
+    t.closed_at = None
+    t.satisfaction = None
+    t.solved = None
+    t.replied_at = None
+
+
+def _recategorize(ctx: Context) -> None:
+    assert isinstance(ctx.data, RecategorizeInput)
+    category = ctx.session.get(Category, ctx.data.category_id)
+    if category is None or not category.active:
+        raise Invalid(f"unknown category id {ctx.data.category_id}", field="category_id")
+    ctx.event_data.update(
+        from_category_id=ctx.ticket.category_id, to_category_id=category.id, to_category=category.name
+    )
+    ctx.ticket.category_id = category.id
+
+
+SUPERVISION_WORKING_DAYS = 2
+
+
+def _supervise(ctx: Context) -> None:
+    """督办: a supervision order (own due date, written response required), kept in ``supervision_orders``."""
+    data = ctx.data
+    assert isinstance(data, SuperviseInput)
+    t = ctx.ticket
+    unit_id = data.unit_id or t.lead_unit_id
+    if unit_id is None:
+        raise Conflict("this ticket has no responsible unit yet; dispatch it before issuing a supervision order")
+    if data.unit_id is not None and data.unit_id != t.lead_unit_id and data.unit_id not in {
+        c.unit_id for c in t.co_units
+    }:
+        raise Invalid("a supervision order goes to the lead unit or a co-unit of this ticket", field="unit_id")
+    if data.due_at is not None:
+        if data.due_at.tzinfo is None:
+            raise Invalid("due_at needs a time zone, e.g. 2026-11-25T17:30:00+08:00", field="due_at")
+        due = data.due_at
+    else:
+        due = ctx.timing.calendar.add_working_days(ctx.now, SUPERVISION_WORKING_DAYS)
+    order = SupervisionOrder(
+        ticket_id=t.id, unit_id=unit_id, state="open", note=data.note, issued_at=ctx.now,
+        issued_by=ctx.actor.user_id, due_at=due, overdue_notified=False,
+    )
+    ctx.session.add(order)
+    ctx.session.flush()
+    ctx.event_data.update(order_id=order.id, unit_id=unit_id, due_at=due.isoformat())
+
+
+def _respond_supervision(ctx: Context) -> None:
+    """督办回复: the unit's written answer closes its open order(s); late answers are recorded as such."""
+    data = ctx.data
+    assert isinstance(data, RespondSupervisionInput)
+    stmt = select(SupervisionOrder).where(
+        SupervisionOrder.ticket_id == ctx.ticket.id,
+        SupervisionOrder.unit_id == ctx.actor.unit_id,
+        SupervisionOrder.state == "open",
+    )
+    if data.order_id is not None:
+        stmt = stmt.where(SupervisionOrder.id == data.order_id)
+    orders = list(ctx.session.scalars(stmt.order_by(SupervisionOrder.id)))
+    if not orders:
+        raise Conflict("no open supervision order for your unit on this ticket")
+    for order in orders:
+        order.state = "responded"
+        order.responded_at = ctx.now
+        order.responded_by = ctx.actor.user_id
+        order.response = data.note
+    ctx.event_data.update(
+        order_ids=[o.id for o in orders],
+        on_time=all(ctx.now <= o.due_at for o in orders),
+        unit_id=ctx.actor.unit_id,
+    )
+
+
+#: accountability decision -> (states it applies to, resulting state)
+CASE_STEPS: dict[str, tuple[frozenset[str], str]] = {
+    "explain": (frozenset({"opened"}), "explained"),
+    "uphold": (frozenset({"opened", "explained"}), "upheld"),
+    "dismiss": (frozenset({"opened", "explained"}), "dismissed"),
+}
+
+
+def _accountability(ctx: Context) -> None:
+    """问责: opened → explained by the unit → upheld or dismissed; each step also a row in ``accountability_cases``.
+
+    A supervisor may decide a case the unit never explained (it cannot block its own case by silence). Without
+    ``case_id``, "explain" answers every opened case of the unit on this ticket; a decision needs ``case_id`` when
+    more than one case could be meant.
+    """
+    data = ctx.data
+    assert isinstance(data, AccountabilityInput)
+    decision = data.decision
+    t = ctx.ticket
+    if decision == "explain" and ctx.actor.role != Role.unit_handler:
+        raise Forbidden("the unit explains an accountability case; supervisors uphold or dismiss it")
+    if decision != "explain" and ctx.actor.role != Role.supervisor:
+        raise Forbidden("only a supervisor opens, upholds or dismisses an accountability case")
+    if decision == "open":
+        if data.case_id is not None:
+            raise Invalid("case_id is for explain/uphold/dismiss; opening creates a new case", field="case_id")
+        if t.lead_unit_id is None:
+            raise Conflict("this ticket was never dispatched; there is no unit to hold accountable")
+        case = AccountabilityCase(
+            ticket_id=t.id, unit_id=t.lead_unit_id, state="opened", rule="manual", reason=data.note,
+            opened_at=ctx.now, opened_by=ctx.actor.user_id,
+        )
+        ctx.session.add(case)
+        ctx.session.flush()
+        ctx.event_data.update(decision=decision, unit_id=t.lead_unit_id, case_ids=[case.id], rule="manual")
+        return
+    sources, target = CASE_STEPS[decision]
+    stmt = select(AccountabilityCase).where(
+        AccountabilityCase.ticket_id == t.id, AccountabilityCase.state.in_(sorted(sources))
+    )
+    if decision == "explain":
+        stmt = stmt.where(AccountabilityCase.unit_id == ctx.actor.unit_id)
+    if data.case_id is not None:
+        stmt = stmt.where(AccountabilityCase.id == data.case_id)
+    cases = list(ctx.session.scalars(stmt.order_by(AccountabilityCase.id)))
+    if not cases:
+        raise Conflict(f"no accountability case on this ticket can be {target} now")
+    if decision != "explain" and len(cases) > 1:
+        raise Invalid(
+            f"several cases could be {target}: give case_id (one of {[c.id for c in cases]})", field="case_id"
+        )
+    for case in cases:
+        case.state = target
+        if decision == "explain":
+            case.explained_at, case.explanation = ctx.now, data.note
+        else:
+            case.decided_at, case.decided_by, case.decision_note = ctx.now, ctx.actor.user_id, data.note
+    ctx.event_data.update(
+        decision=decision, unit_id=cases[0].unit_id, case_ids=[c.id for c in cases], rule=cases[0].rule
+    )
+
+
+def _table(*actions: Action) -> dict[str, Action]:
+    return {a.name: a for a in actions}
+
+
+_ANY = frozenset(Status)
+ACTIONS: dict[str, Action] = _table(
+    Action("answer", "直接答复", frozenset({S.received}), S.answered, FRONT_DESK, ActionInput, apply=_answer),
+    Action("transfer", "转警/转急救", frozenset({S.received}), S.transferred, FRONT_DESK, TransferInput,
+           apply=_transfer),
+    Action("merge", "并案", frozenset({S.received, S.returned}), S.merged, FRONT_DESK, MergeInput, apply=_merge),
+    Action("dispatch", "派单", frozenset({S.received, S.returned, S.reopened}), S.dispatched, FRONT_DESK,
+           DispatchInput, apply=_dispatch),
+    Action("sign", "签收", frozenset({S.dispatched}), S.signed, UNIT, apply=_sign),
+    Action("return", "退单", frozenset({S.dispatched, S.signed}), S.returned, UNIT, ReasonInput, apply=_return),
+    Action("refuse_return", "驳回退单", frozenset({S.returned}), S.dispatched, DISPATCHERS, ReasonInput,
+           apply=_refuse_return),
+    Action("request_info", "一次性告知补充材料", frozenset({S.received, S.dispatched, S.signed}),
+           S.awaiting_citizen, FRONT_DESK | UNIT, ReasonInput, apply=_request_info),
+    Action("provide_info", "市民已补充", frozenset({S.awaiting_citizen}), RESUME, FRONT_DESK | UNIT,
+           ReasonInput, apply=_provide_info),
+    Action("reply", "办结答复", frozenset({S.signed}), S.replied, UNIT, ReplyInput, apply=_reply),
+    Action("request_extension", "申请延期", frozenset({S.dispatched, S.signed}), None, UNIT, ExtensionInput,
+           apply=_request_extension),
+    Action("decide_extension", "延期审批", frozenset({S.dispatched, S.signed}), None, SUPERVISORS,
+           ExtensionDecisionInput, apply=_decide_extension),
+    Action("callback", "回访", frozenset({S.replied, S.answered}), S.callback, FRONT_DESK, CallbackInput,
+           apply=_callback),
+    Action("close", "归档", frozenset({S.callback, S.answered}), S.closed, FRONT_DESK, CloseInput, apply=_close),
+    Action("reopen", "重办", frozenset({S.callback, S.closed}), S.reopened, SUPERVISORS, ReasonInput,
+           apply=_reopen),
+    Action("remind", "催办", OPEN_STATES, None, DISPATCHERS, ReasonInput),
+    Action("supervise", "督办", OPEN_STATES, None, SUPERVISORS, SuperviseInput, apply=_supervise),
+    Action("respond_supervision", "督办回复", OPEN_STATES | {S.replied}, None, UNIT, RespondSupervisionInput,
+           unit_scope="any", apply=_respond_supervision),
+    Action("accountability", "问责", _ANY, None, SUPERVISORS | UNIT, AccountabilityInput, apply=_accountability),
+    Action("recategorize", "更正分类", OPEN_STATES | {S.answered}, None, FRONT_DESK, RecategorizeInput,
+           apply=_recategorize),
+    Action("comment", "备注", _ANY, None, FRONT_DESK | UNIT, ReasonInput, unit_scope="any"),
+)
+
+
+def allowed_actions(ticket: Ticket, actor: Actor) -> list[str]:
+    """The actions this actor could take on the ticket now (for the desk's buttons and 409 messages)."""
+    return [
+        a.name
+        for a in ACTIONS.values()
+        if ticket.status in a.sources and (actor.role in a.roles or actor.is_system) and _unit_ok(a, ticket, actor)
+    ]
+
+
+def _unit_ok(action: Action, ticket: Ticket, actor: Actor, co_unit_ids: Iterable[int] = ()) -> bool:
+    if not actor.is_unit:
+        return True
+    if ticket.lead_unit_id == actor.unit_id:
+        return True
+    return action.unit_scope == "any" and actor.unit_id in set(co_unit_ids)
+
+
+def can_see(ticket: Ticket, actor: Actor, co_unit_ids: Iterable[int]) -> bool:
+    if actor.sees_everything:
+        return True
+    if actor.is_unit and actor.unit_id is not None:
+        return ticket.lead_unit_id == actor.unit_id or actor.unit_id in set(co_unit_ids)
+    return False
+
+
+def co_unit_ids_of(session: Session, ticket_id: int) -> list[int]:
+    return list(session.scalars(select(TicketCoUnit.unit_id).where(TicketCoUnit.ticket_id == ticket_id)))
+
+
+def load_visible(session: Session, ticket_id: int, actor: Actor, *, for_update: bool = False) -> Ticket:
+    """Fetch a ticket the actor may see, or 404 (the same answer whether it is missing or someone else's)."""
+    stmt = select(Ticket).where(Ticket.id == ticket_id).options(selectinload(Ticket.co_units))
+    if for_update and session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=Ticket)
+    ticket = session.scalar(stmt)
+    if ticket is None or not can_see(ticket, actor, (c.unit_id for c in ticket.co_units)):
+        raise NotFound(f"ticket {ticket_id} not found")
+    return ticket
+
+
+def parse_input(action_name: str, body: dict[str, Any]) -> ActionInput:
+    action = ACTIONS.get(action_name)
+    if action is None:
+        raise NotFound(f"unknown action '{action_name}'; actions are: {', '.join(ACTIONS)}")
+    return action.payload.model_validate(body)
+
+
+def perform(
+    session: Session,
+    ticket_id: int,
+    action_name: str,
+    actor: Actor,
+    data: ActionInput,
+    timing: Timing,
+    *,
+    now: datetime | None = None,
+) -> TicketEvent:
+    """Apply one action to one ticket and append its event. Raises 404/403/409/422 as ``DomainError``."""
+    action = ACTIONS.get(action_name)
+    if action is None:
+        raise NotFound(f"unknown action '{action_name}'; actions are: {', '.join(ACTIONS)}")
+    if not isinstance(data, action.payload):
+        raise Invalid(f"wrong payload for '{action_name}'")
+    ticket = load_visible(session, ticket_id, actor)
+    co_ids = [c.unit_id for c in ticket.co_units]
+    if not (actor.role in action.roles or actor.is_system):
+        raise Forbidden(f"role '{actor.role}' may not {action.label} ({action_name})")
+    if not _unit_ok(action, ticket, actor, co_ids):
+        raise Forbidden(f"only the lead unit may {action.label} ({action_name})")
+    if data.version is not None and data.version != ticket.version:
+        raise Conflict(
+            f"ticket {ticket.number} changed meanwhile (version {ticket.version}, you had {data.version}); reload it",
+            current_version=ticket.version,
+        )
+    if ticket.status not in action.sources:
+        raise Conflict(
+            f"cannot {action.label} ({action_name}) a ticket that is {ticket.status}",
+            status=ticket.status,
+            allowed=allowed_actions(ticket, actor),
+        )
+    now = now or datetime.now(UTC)
+    from_status, number = ticket.status, ticket.number
+    ctx = Context(session, ticket, actor, data, timing, now)
+    target = action.target
+    if target == RESUME:
+        target = ticket.resume_status or S.received
+    if action.apply is not None:
+        action.apply(ctx)
+    if target is not None:
+        ticket.status = target
+    ticket.updated_at = now
+    try:
+        session.flush()  # the version check: UPDATE … WHERE version = :seen
+    except StaleDataError as exc:
+        raise Conflict(f"ticket {number} was changed by someone else at the same moment; reload it") from exc
+    return record_event(
+        session,
+        ticket,
+        action_name,
+        actor,
+        from_status=from_status,
+        to_status=target,
+        note=data.note,
+        data=ctx.event_data,
+        now=now,
+    )
+
+
+def record_event(
+    session: Session,
+    ticket: Ticket,
+    type_: str,
+    actor: Actor,
+    *,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    note: str = "",
+    data: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> TicketEvent:
+    """Append an event to the ticket's history and queue its notice for after the commit."""
+    now = now or datetime.now(UTC)
+    event = TicketEvent(
+        ticket_id=ticket.id,
+        type=type_,
+        actor_id=actor.user_id,
+        actor_name=actor.name,
+        actor_role=actor.role or ("channel" if actor.channel else "system"),
+        unit_id=actor.unit_id,
+        from_status=from_status,
+        to_status=to_status,
+        note=note,
+        data=data or {},
+        created_at=now,
+    )
+    session.add(event)
+    session.flush()
+    queue_event(
+        session,
+        {
+            "event_id": event.id,
+            "type": type_,
+            "ticket_id": ticket.id,
+            "ticket_number": ticket.number,
+            "status": ticket.status,
+            "from_status": from_status,
+            "to_status": to_status,
+            "lead_unit_id": ticket.lead_unit_id,
+            "co_unit_ids": [c.unit_id for c in ticket.co_units] if "co_units" in ticket.__dict__ else [],
+            "urgent": ticket.urgent,
+            "actor": actor.name,
+            "created_at": now.isoformat(),
+        },
+    )
+    return event
+
+
+def _category_code(session: Session, category_id: int | None) -> str | None:
+    if category_id is None:
+        return None
+    return session.scalar(select(Category.code).where(Category.id == category_id))

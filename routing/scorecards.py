@@ -1,0 +1,371 @@
+"""Unit scorecards (考核): the three rates and what counts against a unit, explainable down to each ticket.
+
+Everything is computed from the ticket histories (events are the truth), never from counters. The unit of
+account is an *assignment*: for each unit and ticket, the first dispatch (派单) of that ticket to that unit inside
+the period, up to the next dispatch of the ticket (to anyone) — re-dispatched, reopened-and-redispatched tickets
+start a new assignment. For every assignment each figure has an outcome (met, missed, pending, or not applicable)
+and the event that decided it, so every number on the page drills down to its tickets:
+
+- 响应率 response rate: signed (签收) in time — the ``sign`` event's ``data.on_time``. A send-back (退单) before the
+  sign-for deadline also counts as a response in time (the unit looked at it and said why it is not theirs). Not
+  signed and past the deadline: missed; not yet due: pending (left out of the rate).
+- 按时办结率 on-time rate: the first ``reply`` event's ``data.on_time``; no reply and past the (possibly extended)
+  reply deadline: missed, and counted in 超期件数 (overdue); sent back and re-dispatched elsewhere: not applicable.
+- 解决率 resolution rate and 满意率 satisfaction rate: the last callback (回访) of the assignment that reached the
+  citizen: ``solved`` and ``satisfaction`` in (satisfied, basically_satisfied). No callback yet: pending.
+- 退单 send-backs: ``return`` events of the assignment; 无理退单 those refused (``refuse_return``).
+- 办理时长 handling time: working hours (city calendar) from the dispatch to the first reply; mean and 90th
+  percentile (nearest rank).
+- 综合得分 composite: 100 × weighted mean of the three rates (default 10 % response, 45 % resolution,
+  45 % satisfaction); a rate without data is left out and the weights renormalised (``weights_used`` says so).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, tzinfo
+from typing import Any, Literal
+
+from openpyxl import Workbook
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hotline.models import Ticket, TicketEvent, Unit
+from routing.calendar import WorkCalendar
+
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "FIGURES",
+    "Assignment",
+    "Scorecard",
+    "assess",
+    "composite_score",
+    "compute_scorecards",
+    "percentile",
+    "period_bounds",
+    "scorecards_xlsx",
+]
+
+Outcome = Literal["met", "missed", "pending", "na"]
+DEFAULT_WEIGHTS: Mapping[str, float] = {"response": 0.10, "resolution": 0.45, "satisfaction": 0.45}
+SATISFIED = frozenset({"satisfied", "basically_satisfied"})
+EVENT_TYPES = ("dispatch", "sign", "return", "refuse_return", "reply", "callback", "decide_extension", "provide_info")
+#: drill-down figure -> Chinese label
+FIGURES: dict[str, str] = {
+    "dispatched": "派单量",
+    "response_rate": "响应率",
+    "on_time_rate": "按时办结率",
+    "overdue": "超期件数",
+    "resolution_rate": "解决率",
+    "satisfaction_rate": "满意率",
+    "send_backs": "退单次数",
+    "send_backs_refused": "无理退单（被驳回）",
+    "handling_time": "办理时长",
+}
+_CHUNK = 5000
+
+
+# --- pure computations ---------------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in [0, 100]); None for no values. The 90th of 10 values is the 9th smallest."""
+    if not 0 <= q <= 100:
+        raise ValueError("q must be within [0, 100]")
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def composite_score(
+    rates: Mapping[str, float | None], weights: Mapping[str, float] = DEFAULT_WEIGHTS
+) -> tuple[float | None, dict[str, float]]:
+    """100 × weighted mean of the available rates, and the weights actually used (renormalised to sum 1)."""
+    if any(w < 0 or not math.isfinite(w) for w in weights.values()):
+        raise ValueError("weights must be finite and non-negative")
+    used = {k: w for k, w in weights.items() if w > 0 and rates.get(k) is not None}
+    total = sum(used.values())
+    if total <= 0:
+        return None, {}
+    share = {k: w / total for k, w in used.items()}
+    score = 100 * sum(share[k] * float(rates[k] or 0.0) for k in share)
+    return round(score, 2), {k: round(v, 4) for k, v in share.items()}
+
+
+def rate(met: int, missed: int) -> float | None:
+    return None if met + missed == 0 else met / (met + missed)
+
+
+@dataclass(frozen=True)
+class EventRow:
+    id: int
+    type: str
+    unit_id: int | None
+    data: Mapping[str, Any]
+    created_at: datetime
+
+
+@dataclass
+class Assignment:
+    """One ticket × unit in the period, with each figure's outcome and the deciding event (for the drill-down)."""
+
+    ticket_id: int
+    unit_id: int
+    dispatch_event_id: int
+    dispatched_at: datetime
+    response: Outcome = "pending"
+    response_event_id: int | None = None
+    on_time: Outcome = "pending"
+    reply_event_id: int | None = None
+    handling_hours: float | None = None
+    resolution: Outcome = "pending"
+    satisfaction: Outcome = "pending"
+    satisfaction_value: str | None = None
+    callback_event_id: int | None = None
+    send_backs: list[int] = field(default_factory=list)  # event ids
+    send_backs_refused: list[int] = field(default_factory=list)
+
+    def outcome(self, figure: str) -> tuple[Outcome, int | None, Any]:
+        """(outcome, deciding event id, value) of one drill-down figure."""
+        if figure == "dispatched":
+            return "met", self.dispatch_event_id, self.dispatched_at.isoformat()
+        if figure == "response_rate":
+            return self.response, self.response_event_id, None
+        if figure == "on_time_rate":
+            return self.on_time, self.reply_event_id, None
+        if figure == "overdue":
+            return ("met" if self.on_time == "missed" else "na"), self.reply_event_id, None
+        if figure == "resolution_rate":
+            return self.resolution, self.callback_event_id, None
+        if figure == "satisfaction_rate":
+            return self.satisfaction, self.callback_event_id, self.satisfaction_value
+        if figure == "send_backs":
+            return ("met" if self.send_backs else "na"), next(iter(self.send_backs), None), len(self.send_backs)
+        if figure == "send_backs_refused":
+            refused = self.send_backs_refused
+            return ("met" if refused else "na"), next(iter(refused), None), len(refused)
+        if figure == "handling_time":
+            return ("met" if self.handling_hours is not None else "na"), self.reply_event_id, self.handling_hours
+        raise ValueError(f"unknown figure {figure!r}; one of {', '.join(FIGURES)}")
+
+
+def _at(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def assess(
+    events: Sequence[EventRow], unit_id: int, start: datetime, end: datetime, now: datetime, calendar: WorkCalendar
+) -> Assignment | None:
+    """The assignment of one ticket (its events, in id order) to ``unit_id`` dispatched in ``[start, end)``."""
+    first = next(
+        (i for i, e in enumerate(events)
+         if e.type == "dispatch" and e.data.get("unit_id") == unit_id and start <= e.created_at < end),
+        None,
+    )
+    if first is None:
+        return None
+    dispatch = events[first]
+    a = Assignment(ticket_id=0, unit_id=unit_id, dispatch_event_id=dispatch.id, dispatched_at=dispatch.created_at)
+    sign_due = _at(dispatch.data.get("sign_due"))
+    reply_due = _at(dispatch.data.get("reply_due"))
+    ended = False
+    for e in events[first + 1:]:
+        if e.type == "dispatch":
+            ended = True
+            break
+        if e.type == "sign" and a.response_event_id is None:
+            a.response = "met" if e.data.get("on_time", True) else "missed"
+            a.response_event_id = e.id
+        elif e.type == "return":
+            a.send_backs.append(e.id)
+            if a.response_event_id is None:
+                in_time = sign_due is None or e.created_at <= sign_due
+                a.response, a.response_event_id = ("met" if in_time else "missed"), e.id
+        elif e.type == "refuse_return":
+            a.send_backs_refused.append(e.id)
+        elif e.type in ("decide_extension", "provide_info") and a.reply_event_id is None:
+            reply_due = _at(e.data.get("reply_due")) or reply_due
+        elif e.type == "reply" and a.reply_event_id is None:
+            a.on_time = "met" if e.data.get("on_time", True) else "missed"
+            a.reply_event_id = e.id
+            hours = calendar.working_time_between(a.dispatched_at, e.created_at).total_seconds() / 3600
+            a.handling_hours = round(max(hours, 0.0), 2)
+        elif e.type == "callback" and a.reply_event_id is not None and e.data.get("reached", True):
+            a.callback_event_id = e.id
+            a.resolution = "met" if e.data.get("solved") else "missed"
+            a.satisfaction_value = e.data.get("satisfaction")
+            a.satisfaction = "met" if a.satisfaction_value in SATISFIED else "missed"
+    if a.response_event_id is None:
+        a.response = "missed" if ended or (sign_due is not None and now > sign_due) else "pending"
+    if a.reply_event_id is None:
+        if reply_due is not None and now > reply_due and not (ended and a.send_backs):
+            a.on_time = "missed"
+        elif ended:
+            a.on_time = "na"
+    if a.callback_event_id is None:
+        a.resolution = a.satisfaction = "na" if ended else "pending"
+    return a
+
+
+@dataclass
+class Scorecard:
+    unit_id: int
+    unit_name: str
+    assignments: list[Assignment]
+    weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+
+    def _count(self, attr: str, outcome: str) -> int:
+        return sum(1 for a in self.assignments if getattr(a, attr) == outcome)
+
+    def figures(self) -> dict[str, Any]:
+        c = self._count
+        hours = [a.handling_hours for a in self.assignments if a.handling_hours is not None]
+        rates = {
+            "response": rate(c("response", "met"), c("response", "missed")),
+            "resolution": rate(c("resolution", "met"), c("resolution", "missed")),
+            "satisfaction": rate(c("satisfaction", "met"), c("satisfaction", "missed")),
+            "on_time": rate(c("on_time", "met"), c("on_time", "missed")),
+        }
+        score, used = composite_score(rates, self.weights)
+        return {
+            "dispatched": len(self.assignments),
+            "response_rate": _round(rates["response"]),
+            "response": {"met": c("response", "met"), "missed": c("response", "missed"),
+                         "pending": c("response", "pending")},
+            "on_time_rate": _round(rates["on_time"]),
+            "on_time": {"met": c("on_time", "met"), "missed": c("on_time", "missed"),
+                        "pending": c("on_time", "pending")},
+            "overdue": c("on_time", "missed"),
+            "resolution_rate": _round(rates["resolution"]),
+            "satisfaction_rate": _round(rates["satisfaction"]),
+            "callbacks": c("resolution", "met") + c("resolution", "missed"),
+            "send_backs": sum(len(a.send_backs) for a in self.assignments),
+            "send_backs_refused": sum(len(a.send_backs_refused) for a in self.assignments),
+            "handling_hours_avg": round(sum(hours) / len(hours), 2) if hours else None,
+            "handling_hours_p90": percentile(hours, 90),
+            "score": score,
+            "weights_used": used,
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+# --- database ------------------------------------------------------------------------------------------------
+
+
+def period_bounds(start: date, end: date, zone: tzinfo) -> tuple[datetime, datetime]:
+    """Days ``start``..``end`` inclusive, as ``[start 00:00, end+1 00:00)`` in the city's zone."""
+    return datetime.combine(start, time.min, zone), datetime.combine(end + timedelta(days=1), time.min, zone)
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
+    for i in range(0, len(ids), _CHUNK):
+        yield ids[i:i + _CHUNK]
+
+
+def compute_scorecards(
+    session: Session,
+    calendar: WorkCalendar,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    *,
+    unit_ids: Iterable[int] | None = None,
+    weights: Mapping[str, float] = DEFAULT_WEIGHTS,
+) -> tuple[list[Scorecard], dict[int, tuple[str, str]]]:
+    """Scorecards of every unit with a dispatch in ``[start, end)`` (or of ``unit_ids``), ranked by score.
+
+    Also returns ``ticket id -> (number, title)`` for the drill-down.
+    """
+    wanted = set(unit_ids) if unit_ids is not None else None
+    pairs: dict[int, set[int]] = {}
+    for ticket_id, data in session.execute(
+        select(TicketEvent.ticket_id, TicketEvent.data).where(
+            TicketEvent.type == "dispatch", TicketEvent.created_at >= start, TicketEvent.created_at < end
+        )
+    ):
+        unit = (data or {}).get("unit_id")
+        if isinstance(unit, int) and (wanted is None or unit in wanted):
+            pairs.setdefault(unit, set()).add(ticket_id)
+    ticket_ids = sorted({t for ts in pairs.values() for t in ts})
+    events: dict[int, list[EventRow]] = {}
+    info: dict[int, tuple[str, str]] = {}
+    for chunk in _chunks(ticket_ids):
+        for row in session.execute(
+            select(TicketEvent.id, TicketEvent.ticket_id, TicketEvent.type, TicketEvent.unit_id, TicketEvent.data,
+                   TicketEvent.created_at)
+            .where(TicketEvent.ticket_id.in_(chunk), TicketEvent.type.in_(EVENT_TYPES))
+            .order_by(TicketEvent.ticket_id, TicketEvent.id)
+        ):
+            events.setdefault(row.ticket_id, []).append(
+                EventRow(row.id, row.type, row.unit_id, row.data or {}, row.created_at)
+            )
+        for tid, number, title in session.execute(
+            select(Ticket.id, Ticket.number, Ticket.title).where(Ticket.id.in_(chunk))
+        ):
+            info[tid] = (number, title)
+    unit_ids_all = set(pairs) | (wanted or set())
+    names = {uid: name for uid, name in session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(unit_ids_all)))}
+    cards: list[Scorecard] = []
+    for unit_id in sorted(set(pairs) | (wanted or set())):
+        assignments = []
+        for ticket_id in sorted(pairs.get(unit_id, ())):
+            found = assess(events.get(ticket_id, []), unit_id, start, end, now, calendar)
+            if found is not None:
+                found.ticket_id = ticket_id
+                assignments.append(found)
+        cards.append(Scorecard(unit_id, names.get(unit_id, f"#{unit_id}"), assignments, dict(weights)))
+    cards.sort(key=lambda c: (-(c.figures()["score"] or -1.0), c.unit_id))
+    return cards, info
+
+
+def scorecards_xlsx(
+    cards: Sequence[Scorecard], info: Mapping[int, tuple[str, str]], start: date, end: date, zone: tzinfo
+) -> bytes:
+    """Ranking sheet (单位考核) and one line per ticket and unit (工单明细), Chinese headers."""
+    labels = {"met": "达标", "missed": "未达标", "pending": "待定", "na": "不适用"}
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.title = "单位考核"
+    sheet.append([f"考核期：{start.isoformat()} 至 {end.isoformat()}"])
+    sheet.append(["排名", "单位", "派单量", "响应率", "解决率", "满意率", "按时办结率", "超期件数", "退单次数",
+                  "无理退单（被驳回）", "平均办理时长（工作小时）", "90%办理时长（工作小时）", "综合得分"])
+    for rank, card in enumerate(cards, start=1):
+        f = card.figures()
+        sheet.append([rank, card.unit_name, f["dispatched"], f["response_rate"], f["resolution_rate"],
+                      f["satisfaction_rate"], f["on_time_rate"], f["overdue"], f["send_backs"],
+                      f["send_backs_refused"], f["handling_hours_avg"], f["handling_hours_p90"], f["score"]])
+        for col in "DEFG":
+            sheet[f"{col}{sheet.max_row}"].number_format = "0.0%"
+    sheet.freeze_panes = "A3"
+    detail = workbook.create_sheet("工单明细")
+    detail.append(["单位", "工单编号", "标题", "派单时间", "响应（签收）", "按时办结", "办理时长（工作小时）",
+                   "回访满意度", "是否解决", "退单次数", "被驳回退单次数"])
+    satisfaction = {"satisfied": "满意", "basically_satisfied": "基本满意", "unsatisfied": "不满意"}
+    for card in cards:
+        for a in card.assignments:
+            number, title = info.get(a.ticket_id, (str(a.ticket_id), ""))
+            detail.append([
+                card.unit_name, number, title, a.dispatched_at.astimezone(zone).replace(tzinfo=None),
+                labels[a.response], labels[a.on_time], a.handling_hours,
+                satisfaction.get(a.satisfaction_value or "", labels[a.satisfaction]),
+                labels[a.resolution], len(a.send_backs), len(a.send_backs_refused),
+            ])
+    detail.freeze_panes = "A2"
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()

@@ -1,0 +1,59 @@
+"""What intake learns from the city's directory: place, route, duplicates (the classifier is tested in nlp)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from hotline.analysis import CitySuggester
+from hotline.app import create_app
+from hotline.services import Services
+from tests.conftest import City
+
+
+@pytest.fixture
+def city_client(services: Services, city: City) -> Iterator[TestClient]:
+    services.suggester = CitySuggester(services, None)
+    with TestClient(create_app(services.settings, services)) as c:
+        yield c
+
+
+def test_place_is_found_and_routed_by_the_catalogue(services: Services, city: City) -> None:
+    suggester = CitySuggester(services, None)
+    choice = suggester.directory.route(city.ids["cat:zhandao"], city.ids["area:cj"])
+    assert choice.unit_id == city.ids["unit:cjjd"] and choice.co_unit_ids == [city.ids["unit:cgj"]]
+    assert "澄江街道" in choice.explanation
+    elsewhere = suggester.directory.route(city.ids["cat:zhandao"], city.ids["area:xs"])
+    assert elsewhere.unit_id == city.ids["unit:cgj"]
+    assert suggester.directory.route(None, None).unit_id is None
+
+
+def test_intake_fills_place_kind_and_urgency(city_client: TestClient, city: City) -> None:
+    r = city_client.post("/api/intake", headers=city.headers("agent"),
+                         json={"channel": "phone", "text": "我要投诉，澄江街道建设路有人占道经营，堵住了人行道"})
+    t = r.json()
+    assert t["area"]["code"] == "mh-dh-cj"
+    assert t["kind"] == "complaint"
+    assert t["analysis"]["categories"] == []  # no model loaded: a person classifies it
+    gas = city_client.post("/api/intake", headers=city.headers("agent"),
+                           json={"channel": "phone", "text": "东湖区一栋楼里闻到很浓的煤气味，怀疑燃气泄漏"}).json()
+    assert gas["urgent"] is True and gas["emergency_line"] == "119"
+
+
+def test_a_second_report_of_one_incident_suggests_the_first(
+    city_client: TestClient, city: City, services: Services
+) -> None:
+    h = city.headers("agent")
+    first = city_client.post("/api/intake", headers=h, json={
+        "channel": "phone", "text": "澄江街道建设路水管爆裂，整条路都停水了，什么时候恢复供水"}).json()
+    suggester = services.suggester
+    assert isinstance(suggester, CitySuggester)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not suggester._duplicates.query("建设路停水", "mh-dh-cj"):
+        time.sleep(0.05)  # the bus hands the new ticket to the index after the commit
+    second = city_client.post("/api/intake", headers=h, json={
+        "channel": "wechat", "text": "建设路停水好几个小时了，澄江街道这边水管爆了吗，什么时候来水"}).json()
+    assert [d["ticket_id"] for d in second["analysis"]["duplicates"]][:1] == [first["id"]]

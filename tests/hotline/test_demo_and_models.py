@@ -1,0 +1,55 @@
+"""The demo city and the model commands, as `make run` and a city's admin use them."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def hotline(*args: str, db: Path, model: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HOTLINE_DEMO": "1", "HOTLINE_DATABASE_URL": f"sqlite:///{db}",
+           "HOTLINE_MODEL_DIR": str(model)}
+    return subprocess.run([sys.executable, "-m", "hotline.cli", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=600, check=check)
+
+
+@pytest.mark.slow
+def test_starter_model_demo_city_and_retrain(tmp_path: Path) -> None:
+    db, model = tmp_path / "demo.db", tmp_path / "model"
+    hotline("migrate", db=db, model=model)
+    assert "starter model trained" in hotline("nlp", "starter", db=db, model=model).stdout
+    assert "model present" in hotline("nlp", "starter", db=db, model=model).stdout
+    assert "demo city seeded" in hotline("seed-demo", db=db, model=model).stdout
+    assert "not seeded" in hotline("seed-demo", db=db, model=model).stdout
+
+    with sqlite3.connect(db) as conn:
+        states = dict(conn.execute("select status, count(*) from tickets group by status").fetchall())
+        units = conn.execute("select count(*) from units").fetchone()[0]
+        handlers = conn.execute("select count(*) from users where role = 'unit_handler'").fetchone()[0]
+    assert sum(states.values()) >= 250 and units >= 25 and handlers == units
+    for state in ("received", "dispatched", "signed", "replied", "callback", "closed", "reopened",
+                  "awaiting_citizen", "transferred"):
+        assert states.get(state, 0) > 0, f"no demo ticket is {state}"
+
+    users = json.loads(hotline("users", "list", "--json", db=db, model=model).stdout)
+    assert {"agent", "dispatcher", "supervisor", "admin"} <= {u["username"] for u in users}
+
+    out = hotline("nlp", "retrain", "--dry-run", db=db, model=model)
+    report = json.loads(out.stdout)
+    assert report["held_out"] > 0 and report["old"] is not None and report["switched"] is False
+    assert 0 <= report["new"]["macro_f1"] <= 1
+
+
+def test_retrain_refuses_a_city_without_history(tmp_path: Path) -> None:
+    db, model = tmp_path / "empty.db", tmp_path / "model"
+    hotline("migrate", db=db, model=model)
+    r = hotline("nlp", "retrain", db=db, model=model, check=False)
+    assert r.returncode == 2 and "at least" in r.stderr

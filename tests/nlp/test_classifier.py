@@ -1,0 +1,128 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nlp.classifier import (
+    DataError,
+    IncompatibleModelError,
+    Model,
+    Record,
+    choose_threshold,
+    load_records,
+    parse_records,
+    reliability_table,
+)
+
+from .conftest import tiny_records
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> Model:
+    return Model.train([Record(**r) for r in tiny_records()], n_jobs=1)
+
+
+def test_bad_records_are_reported_with_their_line_numbers():
+    lines = [
+        '{"text": "路灯不亮", "label": "城乡建设"}',
+        "{not json",
+        '{"text": "公交太少"}',
+        "",
+        '{"label": "教育文体"}',
+        '{"text": "  ", "label": "x"}',
+        "[1, 2]",
+    ]
+    with pytest.raises(DataError) as err:
+        parse_records(lines)
+    assert err.value.problems == [
+        "line 2: invalid JSON (Expecting property name enclosed in double quotes)",
+        "line 3: missing 'label'",
+        "line 5: missing 'text'",
+        "line 6: 'text' must be a non-empty string",
+        "line 7: expected a JSON object",
+    ]
+
+
+def test_unreadable_file_is_a_data_error(tmp_path: Path):
+    with pytest.raises(DataError, match="cannot read"):
+        load_records([tmp_path / "missing.jsonl"])
+
+
+def test_training_refuses_fewer_than_two_labels():
+    with pytest.raises(DataError, match="at least 2 different labels"):
+        Model.train([Record("路灯不亮", "城乡建设"), Record("井盖丢失", "城乡建设")])
+
+
+def test_training_refuses_a_label_with_one_example():
+    records = [Record("路灯不亮", "城乡建设"), Record("井盖丢失", "城乡建设"), Record("学校收费", "教育文体")]
+    with pytest.raises(DataError, match="'教育文体' has only 1 example"):
+        Model.train(records)
+
+
+def test_predict_gives_top_k_labels_with_probabilities_summing_to_at_most_one(tiny_model: Model):
+    top = tiny_model.predict("", "东湖公司拖欠工资半年不发", k=3)
+    assert top[0][0] == "劳动和社会保障"
+    assert len(top) == 3
+    probs = [p for _, p in top]
+    assert probs == sorted(probs, reverse=True) and sum(probs) <= 1.0001
+
+
+def test_predict_many_matches_predict(tiny_model: Model):
+    items = [("", "小学乱收补课费"), ("公交", "公交车班次太少")]
+    assert tiny_model.predict_many(items) == [tiny_model.predict(*it) for it in items]
+
+
+def test_save_and_load_round_trip_keeps_predictions_and_metadata(tiny_model: Model, tmp_path: Path):
+    tiny_model.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "metadata.json").read_text(encoding="utf-8"))
+    for key in ("labels", "training_data", "created", "libraries", "validation", "auto_dispatch"):
+        assert key in meta
+    assert {"scikit-learn", "numpy", "scipy", "jieba"} <= set(meta["libraries"])
+    assert {"threshold", "share"} <= set(meta["auto_dispatch"])
+    loaded = Model.load(tmp_path / "m")
+    assert loaded.predict("", "孩子幼儿园入学难") == tiny_model.predict("", "孩子幼儿园入学难")
+
+
+def test_model_from_another_scikit_learn_version_is_refused(tiny_model: Model, tmp_path: Path):
+    tiny_model.save(tmp_path / "m")
+    meta_path = tmp_path / "m" / "metadata.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["libraries"]["scikit-learn"] = "0.24.2"
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(IncompatibleModelError, match=r"scikit-learn 0\.24\.2.*retrain"):
+        Model.load(tmp_path / "m")
+
+
+def test_loading_a_directory_without_a_model_is_a_clear_error(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="not a model directory"):
+        Model.load(tmp_path)
+
+
+def test_the_same_pipeline_works_on_another_taxonomy():
+    records = [Record(f"{p}小区停水停电", "水电气热") for p in ["东", "西", "南", "北", "中"]] + [
+        Record(f"{p}区办证窗口排队太久", "政务服务") for p in ["东", "西", "南", "北", "中"]
+    ]
+    model = Model.train(records, n_jobs=1)
+    assert model.labels == ["政务服务", "水电气热"]
+    assert model.predict("", "小区停水了", k=3)[0][0] == "水电气热"
+    assert len(model.predict("", "小区停水了", k=3)) == 2
+
+
+def test_threshold_is_the_lowest_probability_whose_tickets_are_accurate_enough():
+    probs = np.array([0.99] * 50 + [0.8] * 50 + [0.6] * 50)
+    correct = np.array([True] * 50 + [True] * 48 + [False] * 2 + [True] * 30 + [False] * 20)
+    threshold, share, acc = choose_threshold(probs, correct, target=0.97)
+    assert threshold == 0.8 and share == pytest.approx(100 / 150) and acc == pytest.approx(0.98)
+
+
+def test_unreachable_target_means_no_auto_dispatch():
+    threshold, share, _ = choose_threshold(np.array([0.9] * 30), np.array([True] * 20 + [False] * 10))
+    assert threshold > 1.0 and share == 0.0
+
+
+def test_reliability_table_counts_every_prediction_once():
+    probs = np.array([0.3, 0.55, 0.95, 1.0, 0.91])
+    rows = reliability_table(probs, np.array([False, True, True, True, False]))
+    assert sum(r["count"] for r in rows) == 5
+    assert rows[-1] == {"lo": 0.95, "hi": 1.0, "count": 2, "accuracy": 1.0, "mean_probability": 0.975}

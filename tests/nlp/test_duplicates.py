@@ -1,0 +1,69 @@
+from datetime import datetime, timedelta
+
+from nlp.duplicates import DuplicateIndex
+
+NOW = datetime(2024, 5, 1, 10, 0)
+
+
+def _index() -> DuplicateIndex:
+    index = DuplicateIndex(window=timedelta(days=7))
+    index.add("T1", "幸福里小区门口主水管爆裂，大量冒水，路面被淹", "C1", NOW)
+    index.add("T2", "人民路公交站台广告牌破损，存在安全隐患", "C2", NOW)
+    index.add("T3", "学校门口早高峰拥堵，建议增设红绿灯", "C1", NOW)
+    return index
+
+
+def test_same_incident_reported_again_is_found_first():
+    hits = _index().query("幸福里小区门口的水管爆了，一直在冒水", "C1", NOW + timedelta(hours=1))
+    assert hits[0].ticket_id == "T1" and 0 < hits[0].score <= 1
+
+
+def test_different_known_place_is_not_the_same_incident():
+    assert _index().query("幸福里小区门口主水管爆裂，大量冒水", "C9", NOW) == []
+
+
+def test_unknown_place_can_match():
+    assert _index().query("幸福里小区门口主水管爆裂，大量冒水", None, NOW)[0].ticket_id == "T1"
+
+
+def test_tickets_outside_the_window_are_ignored():
+    assert _index().query("幸福里小区门口主水管爆裂，大量冒水", "C1", NOW + timedelta(days=8)) == []
+
+
+def test_removed_ticket_is_never_suggested():
+    index = _index()
+    assert index.remove("T1") and not index.remove("T1")
+    assert "T1" not in index and len(index) == 2
+    assert all(h.ticket_id != "T1" for h in index.query("幸福里小区门口主水管爆裂", "C1", NOW, min_score=0.0))
+
+
+def test_unrelated_text_scores_below_the_minimum():
+    assert _index().query("咨询公积金提取需要什么材料", "C1", NOW) == []
+
+
+def test_expire_drops_old_tickets():
+    index = _index()
+    index.add("T0", "很久以前的投诉", None, NOW - timedelta(days=30))
+    assert index.expire(NOW) == 1 and "T0" not in index
+
+
+def test_compaction_after_many_removals_keeps_results():
+    index = DuplicateIndex()
+    for i in range(3000):
+        index.add(i, f"编号{i}号楼 电梯故障 第{i % 7}单元", None, NOW)
+    for i in range(2500):
+        index.remove(i)
+    index.add("X", "幸福里小区门口主水管爆裂", None, NOW)
+    assert len(index) == 501
+    assert index.query("幸福里小区门口主水管爆裂", None, NOW)[0].ticket_id == "X"
+
+
+def test_hot_spot_groups_similar_requests_at_one_place():
+    index = _index()
+    index.add("T4", "幸福里小区门口水管爆裂冒水严重", "C1", NOW + timedelta(hours=2))
+    index.add("T5", "幸福里小区门口主水管爆裂冒水", "C1", NOW + timedelta(hours=3))
+    index.add("T6", "幸福里小区门口主水管爆裂冒水", "C2", NOW + timedelta(hours=3))
+    spots = index.hot_spots(min_size=3, min_score=0.3)
+    assert len(spots) == 1
+    assert spots[0].place_code == "C1" and sorted(spots[0].ticket_ids) == ["T1", "T4", "T5"]
+    assert spots[0].first_at == NOW

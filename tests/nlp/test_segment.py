@@ -1,0 +1,49 @@
+import pickle
+
+from nlp.classifier import TextFeatures
+from nlp.segment import Segmenter, join_segmented
+
+
+def test_city_words_stay_whole_after_add_words():
+    seg = Segmenter()
+    assert "燃气泄漏" not in seg.cut("家里燃气泄漏了")
+    assert seg.add_words(["燃气泄漏", "明湖市湖滨区人民路街道", " "]) == 2
+    assert "燃气泄漏" in seg.cut("家里燃气泄漏了")
+    assert "明湖市湖滨区人民路街道" in seg.cut("我住在明湖市湖滨区人民路街道")
+
+
+def test_punctuation_and_whitespace_are_not_words():
+    assert Segmenter().cut("请问，公积金！  怎么提取？") == ["请问", "公积金", "怎么", "提取"]
+
+
+def test_segmented_text_gives_the_same_words_as_raw_text():
+    seg = Segmenter(["燃气泄漏"])
+    raw = "小区燃气泄漏，物业一直不处理"
+    assert seg.cut("小区 燃气 泄漏 物业 一直 不 处理") == seg.cut(raw)
+
+
+def test_spaces_between_latin_or_digits_are_kept_as_one_space():
+    assert join_segmented("G2  栋 320 室") == "G2栋320室"
+    assert join_segmented("G2   320") == "G2 320"
+    assert join_segmented("Ａ３区") == "A3区"
+
+
+def test_jieba_backend_reads_the_same_dictionary_format():
+    fast, slow = Segmenter(["燃气泄漏"]), Segmenter(["燃气泄漏"], backend="jieba")
+    text = "燃气泄漏请尽快处理"
+    assert fast.cut(text) == slow.cut(text)
+
+
+def test_segmenter_pickles_with_its_city_words():
+    seg = Segmenter(["幸福里社区"], hmm=False)
+    copy = pickle.loads(pickle.dumps(seg))
+    assert copy.words == ("幸福里社区",) and copy.hmm is False
+    assert "幸福里社区" in copy.cut("幸福里社区停水")
+
+
+def test_segmented_and_raw_messages_give_the_same_features():
+    docs = [("", "小区燃气泄漏，物业不管。"), ("", "学校乱收费，家长不满！"), ("", "公交车太少了")]
+    feats = TextFeatures().fit(docs)
+    raw = feats.transform([("", "小区燃气泄漏，物业不管。")]).toarray()
+    segmented = feats.transform([("", "小区 燃气 泄漏 物业 不管")]).toarray()
+    assert (raw == segmented).all()

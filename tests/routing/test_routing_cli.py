@@ -1,0 +1,77 @@
+"""``python -m routing.cli calendar ...`` through a real subprocess (no database, no network)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from routing.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "routing.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_calendar_add_hours_subprocess() -> None:
+    proc = run("calendar", "add", "--start", "2026-09-30T16:00", "--hours", "8")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "2026-10-08T16:30:00+08:00\n"
+    assert proc.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--start", "2026-09-30T16:00", "--days", "3"], "2026-10-10T16:00:00+08:00"),
+        (["--start", "2026-09-30T08:00Z", "--hours", "8"], "2026-10-08T16:30:00+08:00"),
+        (["--start", "2026-09-30T16:00", "--hours", "24", "--clock"], "2026-10-01T16:00:00+08:00"),
+        (
+            ["--start", "2026-09-30T16:00", "--hours", "8", "--holiday", "2026-10-08"],
+            "2026-10-09T16:30:00+08:00",
+        ),
+        # --tz is the city's zone: office hours are read in it, too
+        (["--start", "2026-09-30T16:00", "--hours", "8", "--tz", "UTC"], "2026-10-08T16:30:00+00:00"),
+    ],
+)
+def test_calendar_add_variants(args: list[str], expected: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["calendar", "add", *args]) == 0
+    assert capsys.readouterr().out == expected + "\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--start", "yesterday", "--hours", "8"],
+        ["--start", "2026-09-30T16:00"],
+        ["--start", "2026-09-30T16:00", "--hours", "8", "--days", "1"],
+        ["--start", "2026-09-30T16:00", "--hours", "8", "--tz", "Mars/Olympus"],
+        ["--start", "2026-09-30T16:00", "--hours", "nan"],
+        ["--start", "2026-09-30T16:00", "--hours", "eight"],
+        ["--start", "2026-09-30T16:00", "--hours", "8", "--holiday", "2026-13-01"],
+    ],
+)
+def test_bad_input_one_line_exit_2(args: list[str]) -> None:
+    proc = run("calendar", "add", *args)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and "error" in lines[0], proc.stderr
+
+
+def test_between_and_years(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["calendar", "between", "--start", "2026-09-30T16:00", "--end", "2026-10-08T16:30"]) == 0
+    assert capsys.readouterr().out == "8\n"
+    assert main(["calendar", "years"]) == 0
+    assert "2026" in capsys.readouterr().out

@@ -1,0 +1,131 @@
+"""Unit scorecards: the figures, the composite score, and the drill-down to every ticket behind a figure."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from openpyxl import load_workbook
+
+from routing.calendar import WorkCalendar
+from routing.scorecards import EventRow, assess, composite_score, percentile
+from tests.conftest import City, act, submit
+
+CAL = WorkCalendar()
+
+
+def test_percentile_is_nearest_rank() -> None:
+    assert percentile([], 90) is None
+    assert percentile([5.0], 90) == 5.0
+    assert percentile([float(i) for i in range(1, 11)], 90) == 9.0
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+def test_composite_score_weights_and_missing_rates() -> None:
+    score, used = composite_score({"response": 1.0, "resolution": 0.5, "satisfaction": 0.8})
+    assert score == pytest.approx(100 * (0.1 * 1.0 + 0.45 * 0.5 + 0.45 * 0.8))
+    assert used == {"response": 0.1, "resolution": 0.45, "satisfaction": 0.45}
+    score, used = composite_score({"response": 1.0, "resolution": None, "satisfaction": None})
+    assert score == 100.0 and used == {"response": 1.0}
+    assert composite_score({"response": None}) == (None, {})
+    with pytest.raises(ValueError):
+        composite_score({"response": 1.0}, {"response": -1.0})
+
+
+def at(hour: int, day: int = 1) -> datetime:
+    return datetime(2026, 12, day, hour, tzinfo=CAL.tz)
+
+
+def ev(id_: int, type_: str, when: datetime, **data: Any) -> EventRow:
+    return EventRow(id_, type_, None, data, when)
+
+
+def test_assess_walks_one_assignment() -> None:
+    events = [
+        ev(1, "dispatch", at(9), unit_id=7, sign_due=at(11).isoformat(), reply_due=at(9, 4).isoformat()),
+        ev(2, "sign", at(10), on_time=True),
+        ev(3, "reply", at(15, 2), on_time=True),
+        ev(4, "callback", at(16, 2), satisfaction="basically_satisfied", solved=True),
+    ]
+    a = assess(events, 7, at(0), at(0, 31), at(12, 10), CAL)
+    assert a is not None
+    assert (a.response, a.on_time, a.resolution, a.satisfaction) == ("met", "met", "met", "met")
+    assert a.handling_hours == 12.0  # 9:00 Tue → 15:00 Wed: 7 + 5 working hours
+    assert assess(events, 8, at(0), at(0, 31), at(12, 10), CAL) is None  # another unit
+    late = [events[0], ev(5, "return", at(14), note="x"), ev(6, "dispatch", at(15), unit_id=9)]
+    b = assess(late, 7, at(0), at(0, 31), at(12, 10), CAL)
+    assert b is not None and b.response == "missed" and b.on_time == "na" and b.send_backs == [5]
+    silent = assess(events[:1], 7, at(0), at(0, 31), at(12, 10), CAL)
+    assert silent is not None and silent.response == "missed" and silent.on_time == "missed"
+    fresh = assess(events[:1], 7, at(0), at(0, 31), at(10), CAL)
+    assert fresh is not None and fresh.response == "pending" and fresh.on_time == "pending"
+
+
+def handled(client: TestClient, city: City, satisfaction: str, solved: bool) -> dict[str, Any]:
+    t = submit(client, city)
+    act(client, city, "agent", t["id"], "dispatch", unit_id=city.ids["unit:cjjd"])
+    act(client, city, "cjjd", t["id"], "sign")
+    act(client, city, "cjjd", t["id"], "reply", note="已处理完毕")
+    r = act(client, city, "agent", t["id"], "callback", satisfaction=satisfaction, solved=solved)
+    assert r.status_code == 200, r.text
+    result: dict[str, Any] = r.json()
+    return result
+
+
+def test_scorecards_rank_explain_and_export(client: TestClient, city: City) -> None:
+    good = handled(client, city, "satisfied", True)
+    poor = handled(client, city, "unsatisfied", False)
+    bounced = submit(client, city)
+    act(client, city, "agent", bounced["id"], "dispatch", unit_id=city.ids["unit:cjjd"])
+    act(client, city, "cjjd", bounced["id"], "return", note="不属于本街道")
+    act(client, city, "dispatcher", bounced["id"], "refuse_return", note="属地管理")
+    other = submit(client, city)
+    act(client, city, "agent", other["id"], "dispatch", unit_id=city.ids["unit:zjj"])
+
+    today = datetime.now(UTC).astimezone(CAL.tz).date()
+    period = {"from": (today - timedelta(days=1)).isoformat(), "to": today.isoformat()}
+    r = client.get("/api/scorecards", params=period, headers=city.headers("supervisor"))
+    assert r.status_code == 200, r.text
+    units = {u["unit_id"]: u for u in r.json()["units"]}
+    f = units[city.ids["unit:cjjd"]]["figures"]
+    assert f["dispatched"] == 3
+    assert f["response"] == {"met": 3, "missed": 0, "pending": 0}  # the send-back came before the sign deadline
+    assert f["resolution_rate"] == 0.5 and f["satisfaction_rate"] == 0.5 and f["callbacks"] == 2
+    assert f["send_backs"] == 1 and f["send_backs_refused"] == 1 and f["overdue"] == 0
+    assert f["score"] == pytest.approx(100 * (0.1 * 1 + 0.45 * 0.5 + 0.45 * 0.5))
+    assert units[city.ids["unit:zjj"]]["figures"]["dispatched"] == 1
+    assert r.json()["units"][0]["rank"] == 1
+
+    drill = client.get(f"/api/scorecards/{city.ids['unit:cjjd']}/tickets",
+                       params={**period, "figure": "satisfaction_rate"}, headers=city.headers("cjjd"))
+    assert drill.status_code == 200, drill.text
+    by_number = {t["number"]: t for t in drill.json()["tickets"]}
+    assert by_number[good["number"]]["outcome"] == "met" and by_number[poor["number"]]["outcome"] == "missed"
+    assert by_number[poor["number"]]["value"] == "unsatisfied" and by_number[poor["number"]]["event_id"]
+    assert drill.json()["counts"] == {"met": 1, "missed": 1, "pending": 1}
+    refused = client.get(f"/api/scorecards/{city.ids['unit:cjjd']}/tickets",
+                         params={**period, "figure": "send_backs_refused"}, headers=city.headers("supervisor"))
+    assert [t["ticket_id"] for t in refused.json()["tickets"]] == [bounced["id"]]
+    # a unit sees its own scorecard only; the ranking is for supervisors
+    own = client.get(f"/api/scorecards/{city.ids['unit:cjjd']}", params=period, headers=city.headers("cjjd"))
+    assert own.status_code == 200 and own.json()["units"][0]["figures"]["dispatched"] == 3
+    assert client.get(f"/api/scorecards/{city.ids['unit:cjjd']}", headers=city.headers("zjj")).status_code == 403
+    assert client.get("/api/scorecards", headers=city.headers("cjjd")).status_code == 403
+    assert client.get("/api/scorecards", params={"from": "2026-12-02", "to": "2026-12-01"},
+                      headers=city.headers("supervisor")).status_code == 422
+    assert client.get(f"/api/scorecards/{city.ids['unit:cjjd']}/tickets", params={"figure": "vibes"},
+                      headers=city.headers("supervisor")).status_code == 422
+
+    xlsx = client.get("/api/scorecards.xlsx", params=period, headers=city.headers("supervisor"))
+    assert xlsx.status_code == 200
+    wb = load_workbook(io.BytesIO(xlsx.content))
+    assert wb.sheetnames == ["单位考核", "工单明细"]
+    header = [c.value for c in wb["单位考核"][2]]
+    assert header[:4] == ["排名", "单位", "派单量", "响应率"] and header[-1] == "综合得分"
+    numbers = {row[1] for row in wb["工单明细"].iter_rows(min_row=2, values_only=True)}
+    assert {good["number"], poor["number"], bounced["number"], other["number"]} <= numbers
