@@ -1,6 +1,6 @@
 """``nlp train`` / ``nlp evaluate``: train a category model from JSONL and measure it.
 
-Run as ``python -m nlp.cli ...`` or, once wired in, ``hotline nlp ...``. Bad input (unreadable file, bad
+Run as ``hotline nlp ...`` (the contract) or ``python -m nlp.cli ...``. Bad input (unreadable file, bad
 records, too few labels, incompatible model) exits with code 2 and one line on stderr, as a CLI should: the
 operator fixes the data, no traceback needed.
 """
@@ -82,12 +82,12 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, metavar="MODEL_DIR", help="directory to write the model to")
     train.add_argument("--words", metavar="FILE.txt", help="city dictionary, one word a line (places, units)")
     train.add_argument("--json", action="store_true", help="one-line JSON summary")
-    train.set_defaults(nlp_func=_train)
+    train.set_defaults(nlp_func=_train, func=run)
     ev = sub.add_parser("evaluate", help="evaluate a model on labelled JSONL records")
     ev.add_argument("--model", required=True, metavar="MODEL_DIR")
     ev.add_argument("--data", action="append", required=True, metavar="FILE.jsonl")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
-    ev.set_defaults(nlp_func=_evaluate)
+    ev.set_defaults(nlp_func=_evaluate, func=run)
     return nlp
 
 

@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "nlp.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "hotline.cli", "nlp", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
 
 
