@@ -9,11 +9,20 @@ page ticks a countdown down only while ``now`` lies inside one of those periods 
 which run 7×24). Colours are re-evaluated in the browser from two moments the server gives: ``reply_due`` (red
 after it) and ``yellow_at`` (the moment 75 % of the allowed time is used, i.e. ≤ 25 % left), so a ticket turns
 red on an open board without any message from the server.
+
+Once a ticket is answered (replied, directly answered, called back, closed, merged, transferred) its clock has
+stopped: the info says ``stopped`` with the moment (``done_at``), whether that was within the reply deadline
+(``on_time``) and by how much (working) time it was late (``late_s``); there is nothing left to count down.
+
+The 督办/问责 flags are read from ``supervision_orders`` and ``accountability_cases`` (projections written in the
+same transaction as their events), per unit: a unit handler's flags say whether *its* order or case is open; a
+co-unit's order does not light up the lead unit's card and one unit's answer does not clear another's.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
@@ -24,8 +33,18 @@ from sqlalchemy import func, select
 from hotline import views
 from hotline.api import OVERDUE_STATES, ServicesDep, SessionDep, UserDep, require, visible_tickets
 from hotline.errors import Invalid
-from hotline.models import Area, Category, Citizen, Role, Status, Ticket, TicketEvent
+from hotline.models import (
+    AccountabilityCase,
+    Area,
+    Category,
+    Citizen,
+    Role,
+    Status,
+    SupervisionOrder,
+    Ticket,
+)
 from hotline.timing import Timing
+from nlp.duplicates import DuplicateIndex, HotSpot
 from routing.deadlines import deadline_light, remaining_fraction, reminder_moment
 
 router = APIRouter(prefix="/api/desk", tags=["desk"])
@@ -34,6 +53,9 @@ SUPERVISORS = (Role.supervisor, Role.admin)
 FRONT_DESK = (Role.agent, Role.dispatcher, Role.supervisor)
 TRIAGE_STATES = (Status.received, Status.returned, Status.reopened)
 CALLBACK_STATES = (Status.replied, Status.answered)
+# Answered one way or another: the reply clock has stopped.
+STOPPED_STATES = frozenset({Status.replied, Status.answered, Status.callback, Status.closed, Status.merged,
+                            Status.transferred})
 CHANNEL_LABELS = {
     "phone": "电话", "wechat": "微信", "forum": "网络论坛", "web": "网站", "open311": "Open311",
     "walk_in": "来访", "email": "邮件",
@@ -57,7 +79,12 @@ class DeadlineInfo(BaseModel):
     fraction: float | None
     light: str | None  # green / yellow / red, at server_time
     supervision_open: bool = False  # a 督办 order waits for the unit's answer
+    supervision_due: datetime | None = None  # the earliest due time of those orders
     accountability_open: bool = False  # a 问责 case waits for the unit's explanation
+    stopped: bool = False  # answered one way or another: no countdown any more
+    done_at: datetime | None = None  # when it was answered (replied_at, or closed_at for transfers)
+    on_time: bool | None = None  # done_at within reply_due (None: no deadline or no moment known)
+    late_s: float | None = None  # (working) seconds past reply_due at done_at; 0 when on time
 
 
 def _left(timing: Timing, clock: bool, now: datetime, due: datetime) -> float:
@@ -73,6 +100,13 @@ def deadline_info(timing: Timing, ticket: Ticket, now: datetime) -> DeadlineInfo
         sign_due=ticket.sign_due, reply_due=ticket.reply_due, sign_left_s=None, reply_left_s=None,
         yellow_at=None, fraction=None, light=None,
     )
+    if ticket.status in STOPPED_STATES:
+        info.stopped = True
+        info.done_at = ticket.replied_at or ticket.closed_at
+        if info.done_at is not None and ticket.reply_due is not None:
+            info.on_time = info.done_at <= ticket.reply_due
+            info.late_s = 0.0 if info.on_time else _left(timing, clock, ticket.reply_due, info.done_at)
+        return info
     if ticket.sign_due is not None and ticket.signed_at is None:
         info.sign_left_s = _left(timing, clock, now, ticket.sign_due)
     if ticket.reply_due is not None:
@@ -103,29 +137,34 @@ def working_periods(timing: Timing, now: datetime, days: int = 15) -> list[tuple
     return periods
 
 
-def _open_flags(session: Any, ticket_ids: list[int]) -> dict[int, tuple[bool, bool]]:
-    """Open supervision orders and accountability cases, from the ticket histories (events are the truth)."""
+def _open_flags(session: Any, actor: Any, ticket_ids: list[int]) -> dict[int, tuple[datetime | None, bool]]:
+    """Per ticket: the earliest due time of its open 督办 orders (None: none open) and whether a 问责 case waits
+    for an explanation. A unit handler's flags concern only orders and cases addressed to their own unit."""
     if not ticket_ids:
         return {}
-    rows = session.execute(
-        select(TicketEvent.ticket_id, TicketEvent.type, TicketEvent.data)
-        .where(
-            TicketEvent.ticket_id.in_(ticket_ids),
-            TicketEvent.type.in_(("supervise", "respond_supervision", "accountability")),
-        )
-        .order_by(TicketEvent.id)
-    ).all()
-    state: dict[int, list[bool]] = {}
-    for tid, type_, data in rows:
-        flags = state.setdefault(tid, [False, False])
-        if type_ == "supervise":
-            flags[0] = True
-        elif type_ == "respond_supervision":
-            flags[0] = False
-        else:
-            decision = (data or {}).get("decision", "open")
-            flags[1] = decision == "open"
-    return {tid: (f[0], f[1]) for tid, f in state.items()}
+    orders = (
+        select(SupervisionOrder.ticket_id, func.min(SupervisionOrder.due_at))
+        .where(SupervisionOrder.ticket_id.in_(ticket_ids), SupervisionOrder.state == "open")
+        .group_by(SupervisionOrder.ticket_id)
+    )
+    cases = (
+        select(AccountabilityCase.ticket_id)
+        .where(AccountabilityCase.ticket_id.in_(ticket_ids), AccountabilityCase.state == "opened")
+        .distinct()
+    )
+    if actor.is_unit:
+        orders = orders.where(SupervisionOrder.unit_id == actor.unit_id)
+        cases = cases.where(AccountabilityCase.unit_id == actor.unit_id)
+    due: dict[int, datetime] = {tid: at for tid, at in session.execute(orders)}
+    opened = set(session.scalars(cases))
+    return {tid: (due.get(tid), tid in opened) for tid in set(due) | opened}
+
+
+def _with_flags(info: DeadlineInfo, flags: tuple[datetime | None, bool] | None) -> DeadlineInfo:
+    if flags is not None:
+        info.supervision_due, info.accountability_open = flags
+        info.supervision_open = flags[0] is not None
+    return info
 
 
 class DeadlinesOut(BaseModel):
@@ -148,12 +187,8 @@ def deadlines(
         raise Invalid("ids must be comma-separated integers", field="ids") from exc
     now = datetime.now(UTC)
     tickets = session.scalars(visible_tickets(actor).where(Ticket.id.in_(wanted))).all() if wanted else []
-    flags = _open_flags(session, [t.id for t in tickets])
-    out: dict[int, DeadlineInfo] = {}
-    for t in tickets:
-        info = deadline_info(services.timing, t, now)
-        info.supervision_open, info.accountability_open = flags.get(t.id, (False, False))
-        out[t.id] = info
+    flags = _open_flags(session, actor, [t.id for t in tickets])
+    out = {t.id: _with_flags(deadline_info(services.timing, t, now), flags.get(t.id)) for t in tickets}
     return DeadlinesOut(server_time=now, periods=working_periods(services.timing, now), tickets=out)
 
 
@@ -166,13 +201,12 @@ class DeskTicket(views.TicketOut):
 
 def _desk_tickets(session: Any, services: Any, actor: Any, stmt: Any, now: datetime) -> list[DeskTicket]:
     rows = session.scalars(stmt.options(*views.ticket_load_options())).all()
-    flags = _open_flags(session, [t.id for t in rows])
-    out = []
-    for t in rows:
-        info = deadline_info(services.timing, t, now)
-        info.supervision_open, info.accountability_open = flags.get(t.id, (False, False))
-        out.append(DeskTicket(**views.ticket_out(t, actor).model_dump(), deadline=info))
-    return out
+    flags = _open_flags(session, actor, [t.id for t in rows])
+    return [
+        DeskTicket(**views.ticket_out(t, actor).model_dump(),
+                   deadline=_with_flags(deadline_info(services.timing, t, now), flags.get(t.id)))
+        for t in rows
+    ]
 
 
 class QueueOut(BaseModel):
@@ -250,11 +284,21 @@ def citizen_history(
     actor: UserDep,
     phone: Annotated[str, Query(min_length=5, max_length=32)],
 ) -> CitizenHistory:
-    """Screen-pop for an incoming call: who is calling and what they asked before (agents only)."""
-    require(actor, Role.agent)
+    """Screen-pop for an incoming call: who is calling and what they asked before.
+
+    Everyone the agent page admits (agents, dispatchers, supervisors) may look a caller up; the numbers in the
+    answer follow ``hotline.views``: full for agents and supervisors, masked for dispatchers (the echo of the
+    number asked for too, so a dispatcher's screen never shows a full number).
+    """
+    require(actor, *FRONT_DESK)
     normalized = phone.replace(" ", "").replace("-", "")
     if not _PHONE.match(normalized):
         raise Invalid("phone must be digits, e.g. 13800001234", field="phone")
+    full = actor.role in views.FULL_PHONE_ROLES
+
+    def shown(number: str | None) -> str | None:
+        return number if full else views.mask_phone(number)
+
     citizens = session.scalars(select(Citizen).where(Citizen.phone == normalized).order_by(Citizen.id)).all()
     ids = [c.id for c in citizens]
     tickets = (
@@ -269,8 +313,8 @@ def citizen_history(
         else []
     )
     return CitizenHistory(
-        phone=normalized,
-        citizens=[views.CitizenOut(id=c.id, name=c.name, phone=c.phone) for c in citizens],
+        phone=shown(normalized) or normalized,
+        citizens=[views.CitizenOut(id=c.id, name=c.name, phone=shown(c.phone)) for c in citizens],
         tickets=[views.ticket_out(t, actor) for t in tickets],
     )
 
@@ -397,6 +441,178 @@ def stats(
                     channel=ordered("channel"), total=len(rows))
 
 
+# --- hot spots ----------------------------------------------------------------------------------------------------
+
+HOTSPOT_ROLES = (Role.agent, Role.dispatcher, Role.supervisor, Role.admin)
+HOTSPOT_HOLD = timedelta(days=7)  # the longest window a caller may ask for
+HOTSPOT_OPEN = frozenset({Status.received, Status.dispatched, Status.signed, Status.returned, Status.reopened,
+                          Status.awaiting_citizen})
+_HOTSPOT_CHUNK = 500
+_hotspot_create = threading.Lock()
+
+
+class HotSpotTicket(BaseModel):
+    id: int
+    number: str
+    title: str
+    status: str
+    received_at: datetime
+
+
+class HotSpotOut(BaseModel):
+    key: str  # the cluster's first ticket id: stable while a burst grows, for the page's open/closed state
+    area_id: int | None
+    area_name: str | None
+    area_path: list[str]  # names from the city down to the cluster's area
+    size: int
+    open_count: int  # members still being handled (not answered, merged, transferred, replied or closed)
+    first_at: datetime
+    last_at: datetime
+    top_terms: list[str]
+    ticket_ids: list[int]  # oldest first
+    sample_titles: list[str]  # up to three distinct titles, newest first
+    tickets: list[HotSpotTicket]  # newest first, at most 100
+
+
+class HotSpotsOut(BaseModel):
+    server_time: datetime
+    hours: float
+    min_size: int
+    min_score: float
+    scanned: int  # tickets received in the window with a known area
+    clusters: list[HotSpotOut]
+
+
+class HotSpotIndex:
+    """This process's duplicate index over every ticket received lately, kept in step with the database.
+
+    The database is the source of truth: each call lists the ids (and areas) received in the held span — a
+    cheap indexed query without texts — and only segments the tickets it has not seen (or whose area changed),
+    so the page's live refreshes cost one small query and the clustering. It holds every ticket received in the
+    span whatever its state: a burst is about arrivals, and agents merging the reports of one incident (并案)
+    must not make the incident's hot spot disappear. The held span grows to the longest window asked for.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.index = DuplicateIndex(window=HOTSPOT_HOLD)
+        self.loaded: dict[int, int | None] = {}  # ticket id -> area id it was indexed with
+        self.span = timedelta(0)
+        self.areas: dict[int, tuple[str, str, int | None]] = {}  # id -> (code, name, parent id)
+        self.by_code: dict[str, int] = {}
+
+    @classmethod
+    def of(cls, app: Any) -> HotSpotIndex:
+        with _hotspot_create:
+            found = getattr(app.state, "desk_hotspots", None)
+            if found is None:
+                found = app.state.desk_hotspots = cls()
+            assert isinstance(found, cls)
+            return found
+
+    def _sync_areas(self, session: Any) -> None:
+        areas = {a_id: (code, name, parent) for a_id, code, name, parent in session.execute(
+            select(Area.id, Area.code, Area.name, Area.parent_id))}
+        if areas != self.areas:
+            self.areas = areas
+            self.by_code = {code: a_id for a_id, (code, _, _) in areas.items()}
+            self.index.set_places({code: areas[parent][0] if parent in areas else None
+                                   for code, _, parent in areas.values()})
+
+    def spots(self, session: Any, now: datetime, window: timedelta, min_size: int,
+              min_score: float) -> tuple[list[HotSpot], int]:
+        """Clusters in ``(now - window, now]`` and how many tickets with a known area that window holds."""
+        with self.lock:
+            self._sync_areas(session)
+            self.span = max(self.span, window)
+            rows = session.execute(
+                select(Ticket.id, Ticket.area_id, Ticket.received_at).where(Ticket.received_at >= now - self.span)
+            ).all()
+            current = {tid: area_id for tid, area_id, _ in rows}
+            for tid in [t for t in self.loaded if t not in current]:
+                self.index.remove(tid)
+                del self.loaded[tid]
+            todo = [tid for tid, area_id in current.items() if tid not in self.loaded or self.loaded[tid] != area_id]
+            for i in range(0, len(todo), _HOTSPOT_CHUNK):
+                chunk = todo[i:i + _HOTSPOT_CHUNK]
+                found = session.execute(
+                    select(Ticket.id, Ticket.title, Ticket.text, Ticket.area_id, Ticket.received_at)
+                    .where(Ticket.id.in_(chunk))
+                ).all()
+                self.index.add_many(
+                    (r.id, f"{r.title} {r.text}", self.areas[r.area_id][0] if r.area_id in self.areas else None,
+                     r.received_at)
+                    for r in found
+                )
+                self.loaded.update({r.id: r.area_id for r in found})
+            since = now - window
+            scanned = sum(1 for _, area_id, at in rows if area_id is not None and since <= at <= now)
+            spots = self.index.hot_spots(min_size=min_size, min_score=min_score, at=now, window=window)
+            return spots, scanned
+
+    def area_path(self, area_id: int | None) -> list[str]:
+        names: list[str] = []
+        seen: set[int] = set()
+        while area_id is not None and area_id in self.areas and area_id not in seen:
+            seen.add(area_id)
+            _, name, parent = self.areas[area_id]
+            names.append(name)
+            area_id = parent
+        return list(reversed(names))
+
+
+@router.get("/hotspots", response_model=HotSpotsOut)
+def hotspots(
+    request: Request,
+    session: SessionDep,
+    actor: UserDep,
+    hours: Annotated[float, Query(gt=0, le=HOTSPOT_HOLD.total_seconds() / 3600)] = 2,
+    min_size: Annotated[int, Query(ge=2, le=100)] = 3,
+    min_score: Annotated[float, Query(ge=0.05, le=1)] = 0.2,
+) -> HotSpotsOut:
+    """热点/突发聚集: at least ``min_size`` similar requests in one area received within the last ``hours``.
+
+    Similar = the duplicate index's cosine ≥ ``min_score``; one area = one branch of the area hierarchy (a
+    report naming only the district joins a street's cluster, two streets never share one). Front desk and
+    supervisors (units get 403: clusters span every unit's tickets). Biggest clusters first.
+    """
+    require(actor, *HOTSPOT_ROLES)
+    now = datetime.now(UTC)
+    cache = HotSpotIndex.of(request.app)
+    spots, scanned = cache.spots(session, now, timedelta(hours=hours), min_size, min_score)
+    members = [t for spot in spots for t in spot.ticket_ids if isinstance(t, int)]
+    info: dict[int, HotSpotTicket] = {}
+    for i in range(0, len(members), _HOTSPOT_CHUNK):
+        for r in session.execute(
+            select(Ticket.id, Ticket.number, Ticket.title, Ticket.text, Ticket.status, Ticket.received_at)
+            .where(Ticket.id.in_(members[i:i + _HOTSPOT_CHUNK]))
+        ):
+            info[r.id] = HotSpotTicket(id=r.id, number=r.number, title=r.title or r.text[:30], status=r.status,
+                                       received_at=r.received_at)
+    clusters = []
+    for spot in spots:
+        tickets = [info[t] for t in spot.ticket_ids if isinstance(t, int) and t in info]
+        if len(tickets) < min_size:
+            continue  # deleted meanwhile
+        newest = sorted(tickets, key=lambda t: (t.received_at, t.id), reverse=True)
+        titles: list[str] = []
+        for t in newest:
+            if t.title not in titles:
+                titles.append(t.title)
+            if len(titles) == 3:
+                break
+        area_id = cache.by_code.get(spot.place_code) if spot.place_code else None
+        path = cache.area_path(area_id)
+        clusters.append(HotSpotOut(
+            key=str(tickets[0].id), area_id=area_id, area_name=path[-1] if path else None, area_path=path,
+            size=len(tickets), open_count=sum(1 for t in tickets if t.status in HOTSPOT_OPEN),
+            first_at=spot.first_at, last_at=spot.last_at, top_terms=spot.top_terms,
+            ticket_ids=[t.id for t in tickets], sample_titles=titles, tickets=newest[:100],
+        ))
+    return HotSpotsOut(server_time=now, hours=hours, min_size=min_size, min_score=min_score, scanned=scanned,
+                       clusters=clusters)
+
+
 # --- presence ---------------------------------------------------------------------------------------------------
 
 
@@ -409,4 +625,4 @@ async def presence(request: Request, actor: UserDep) -> dict[str, Any]:
     return snapshot
 
 
-__all__ = ["deadline_info", "router", "working_periods"]
+__all__ = ["HotSpotIndex", "deadline_info", "router", "working_periods"]

@@ -13,6 +13,15 @@ of the slots are dead.
 Document frequencies count each ticket's kept terms. IDF is taken from the live index when a ticket is added,
 so weights drift slowly as the mix of tickets changes; for duplicate detection among recent tickets that is
 what we want (a term that suddenly appears in many tickets is a hot topic and weighs less for telling incidents apart).
+``add_many`` (a rebuild at start) first counts the batch's document frequencies, so the first tickets of a batch
+are not weighted by an almost empty index.
+
+Places: given the area hierarchy (``places``: code -> parent code), a place matches itself, its ancestors and its
+descendants (a report naming only the district can be the same incident as one naming the street); without it,
+places match only themselves. Hot spots (``hot_spots``) cluster the tickets of a time window: candidate pairs come
+from one sparse matrix product over that window's tickets only (in row blocks, so memory stays bounded), and
+clusters are merged strongest link first, only while their places stay on one branch of the hierarchy — two
+streets of one district never end up in one hot spot through a ticket that names only the district.
 """
 
 from __future__ import annotations
@@ -21,11 +30,12 @@ import math
 import threading
 from array import array
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from nlp.segment import Segmenter, default_segmenter
 
@@ -40,7 +50,11 @@ class Duplicate:
 
 @dataclass
 class HotSpot:
-    """A cluster of similar requests in one area within the window: a candidate for a hot-spot alert."""
+    """A cluster of similar requests in one area within the window: a candidate for a hot-spot alert.
+
+    ``place_code`` is the most specific place of the cluster; every member's place is that place or one of its
+    ancestors (or unknown, when ``require_place`` is False).
+    """
 
     place_code: str | None
     ticket_ids: list[TicketId]
@@ -57,12 +71,16 @@ def _same_place(a: str | None, b: str | None) -> bool:
     return a is None or b is None or a == b
 
 
+_BLOCK = 1024  # rows per block of the hot-spot similarity product
+
+
 class DuplicateIndex:
     """Open tickets of the last ``window``; ``query`` finds the same incident, ``hot_spots`` finds clusters.
 
-    Place rule: two tickets with different known places are never the same incident; a ticket without a place
-    can match any place (the citizen may simply not have named it). Pass ``same_place`` to use a hierarchy
-    (e.g. ``Gazetteer.related`` so a community matches its own street).
+    Place rule: two tickets with unrelated known places are never the same incident; a ticket without a place
+    can match any place (the citizen may simply not have named it). With ``places`` (code -> parent code, or
+    ``set_places`` later) a place is related to its ancestors and descendants, so a community matches its own
+    street; without it only to itself. ``same_place`` replaces the rule for ``query`` altogether.
     """
 
     def __init__(
@@ -72,13 +90,16 @@ class DuplicateIndex:
         segmenter: Segmenter | None = None,
         max_terms: int = 80,
         max_df: float = 0.05,
-        same_place: Callable[[str | None, str | None], bool] = _same_place,
+        same_place: Callable[[str | None, str | None], bool] | None = None,
+        places: Mapping[str, str | None] | None = None,
     ) -> None:
         self.window = window
         self.segmenter = segmenter or default_segmenter()
         self.max_terms = max_terms
         self.max_df = max_df
-        self.same_place = same_place
+        self.same_place: Callable[[str | None, str | None], bool] = same_place or self.related
+        self._parents: dict[str, str | None] = dict(places or {})
+        self._ancestors: dict[str, tuple[str, ...]] = {}
         self._lock = threading.RLock()
         self._vocab: dict[str, int] = {}
         self._terms: list[str] = []
@@ -94,6 +115,45 @@ class DuplicateIndex:
         self._vectors: list[tuple[array, array] | None] = []
         self._dead = 0
 
+    # -- places -------------------------------------------------------------------------------------------
+    def set_places(self, places: Mapping[str, str | None]) -> None:
+        """Replace the area hierarchy (code -> parent code), e.g. after an admin edited the directory."""
+        with self._lock:
+            self._parents = dict(places)
+            self._ancestors = {}
+
+    def ancestors(self, code: str) -> tuple[str, ...]:
+        """Parent, grandparent, ... of ``code`` in the known hierarchy (stops at unknown codes and cycles)."""
+        found = self._ancestors.get(code)
+        if found is None:
+            chain: list[str] = []
+            seen = {code}
+            parent = self._parents.get(code)
+            while parent is not None and parent not in seen:
+                chain.append(parent)
+                seen.add(parent)
+                parent = self._parents.get(parent)
+            found = self._ancestors[code] = tuple(chain)
+        return found
+
+    def related(self, a: str | None, b: str | None) -> bool:
+        """Unknown matches anything; else one place is the other or one of its ancestors."""
+        if a is None or b is None or a == b:
+            return True
+        return a in self.ancestors(b) or b in self.ancestors(a)
+
+    def _narrower(self, a: str | None, b: str | None) -> tuple[bool, str | None]:
+        """(compatible, the more specific place) for two cluster places; no hierarchy known = equality only."""
+        if a is None or a == b:
+            return True, b
+        if b is None:
+            return True, a
+        if a in self.ancestors(b):
+            return True, b
+        if b in self.ancestors(a):
+            return True, a
+        return False, None
+
     # -- bookkeeping --------------------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self._slot_of)
@@ -104,13 +164,14 @@ class DuplicateIndex:
     def _tokens(self, text: str) -> Counter[str]:
         return Counter(w.lower() for w in self.segmenter.cut(text) if len(w) >= 2 or not w.isascii())
 
-    def _idf(self, term_id: int | None, n: int) -> float:
-        df = self._df[term_id] if term_id is not None else 0
-        return math.log((n + 1) / (df + 1)) + 1.0
+    def _vector(
+        self, counts: Counter[str], *, create: bool, batch_df: Counter[str] | None = None, batch_n: int = 0
+    ) -> tuple[list[int], np.ndarray]:
+        """Sublinear-tf x idf weights of the heaviest ``max_terms`` terms, L2-normalised.
 
-    def _vector(self, counts: Counter[str], *, create: bool) -> tuple[list[int], np.ndarray]:
-        """Sublinear-tf x idf weights of the heaviest ``max_terms`` terms, L2-normalised."""
-        n = len(self._slot_of)
+        ``batch_df``/``batch_n``: document frequencies and size of a batch being added, counted as if already in.
+        """
+        n = len(self._slot_of) + batch_n
         items: list[tuple[int, float]] = []
         for term, tf in counts.items():
             tid = self._vocab.get(term)
@@ -123,7 +184,8 @@ class DuplicateIndex:
                 self._df.append(0)
                 self._post_slots.append(array("i"))
                 self._post_weights.append(array("f"))
-            items.append((tid, (1.0 + math.log(tf)) * self._idf(tid, n)))
+            df = self._df[tid] + (batch_df[term] if batch_df is not None else 0)
+            items.append((tid, (1.0 + math.log(tf)) * (math.log((n + 1) / (df + 1)) + 1.0)))
         items.sort(key=lambda it: -it[1])
         items = items[: self.max_terms]
         if not items:
@@ -138,20 +200,24 @@ class DuplicateIndex:
         with self._lock:
             if ticket_id in self._slot_of:
                 self.remove(ticket_id)
-            counts = self._tokens(text)
-            term_ids, weights = self._vector(counts, create=True)
-            slot = len(self._ids)
-            self._ids.append(ticket_id)
-            self._places.append(place_code)
-            self._at.append(at.timestamp())
-            self._dt.append(at)
-            self._alive.append(1)
-            self._vectors.append((array("i", term_ids), array("f", weights.tolist())))
-            self._slot_of[ticket_id] = slot
-            for tid, w in zip(term_ids, weights.tolist(), strict=True):
-                self._df[tid] += 1
-                self._post_slots[tid].append(slot)
-                self._post_weights[tid].append(w)
+            term_ids, weights = self._vector(self._tokens(text), create=True)
+            self._insert(ticket_id, term_ids, weights, place_code, at)
+
+    def _insert(
+        self, ticket_id: TicketId, term_ids: list[int], weights: np.ndarray, place_code: str | None, at: datetime
+    ) -> None:
+        slot = len(self._ids)
+        self._ids.append(ticket_id)
+        self._places.append(place_code)
+        self._at.append(at.timestamp())
+        self._dt.append(at)
+        self._alive.append(1)
+        self._vectors.append((array("i", term_ids), array("f", weights.tolist())))
+        self._slot_of[ticket_id] = slot
+        for tid, w in zip(term_ids, weights.tolist(), strict=True):
+            self._df[tid] += 1
+            self._post_slots[tid].append(slot)
+            self._post_weights[tid].append(w)
 
     def remove(self, ticket_id: TicketId) -> bool:
         """Forget a ticket (closed, merged or deleted). Returns False if it was not indexed."""
@@ -262,51 +328,58 @@ class DuplicateIndex:
         min_score: float = 0.35,
         at: datetime | None = None,
         *,
+        window: timedelta | None = None,
         require_place: bool = True,
     ) -> list[HotSpot]:
-        """Clusters of at least ``min_size`` similar tickets at one place within the window ending at ``at``.
+        """Clusters of at least ``min_size`` similar tickets in one area, received within ``window`` (default: the
+        index's window) up to ``at`` (default: the newest ticket).
 
-        Linking is single-link over pairs scoring >= ``min_score``; tickets without a place only join when
-        ``require_place`` is False. Biggest clusters first.
+        Linking is single-link over pairs scoring >= ``min_score`` (the cosine ``query`` computes), strongest
+        pairs first; two clusters merge only if their places lie on one branch of the hierarchy (equal places
+        when none is known), and the cluster's place is the more specific one. Tickets without a place only
+        join when ``require_place`` is False. Biggest clusters first.
+
+        Cost: one sparse product over the window's tickets (terms found in more than ``max_df`` of the index
+        skipped, as in ``query``), computed in blocks of rows; the rest of the index is not touched.
         """
         with self._lock:
             if not self._slot_of:
                 return []
-            t_end = at.timestamp() if at is not None else max(self._at[s] for s in self._slot_of.values())
-            t_start = t_end - self.window.total_seconds()
-            slots = [
-                s
-                for s in self._slot_of.values()
-                if t_start <= self._at[s] <= t_end and (self._places[s] is not None or not require_place)
-            ]
-            parent = {s: s for s in slots}
+            times = np.array(self._at, dtype=np.float64)
+            alive = np.array(self._alive, dtype=np.int8) == 1
+            t_end = at.timestamp() if at is not None else float(times[alive].max())
+            t_start = t_end - (window or self.window).total_seconds()
+            picked = np.nonzero(alive & (times >= t_start) & (times <= t_end))[0].tolist()
+            slots = [s for s in picked if self._places[s] is not None or not require_place]
+            if len(slots) < max(min_size, 2):
+                return []
+            pairs = self._similar_pairs(slots, min_score)
+            # Kruskal-style: strongest links first, each cluster remembers its (most specific) place.
+            parent = list(range(len(slots)))
+            place = [self._places[s] for s in slots]
 
-            def find(s: int) -> int:
-                while parent[s] != s:
-                    parent[s] = parent[parent[s]]
-                    s = parent[s]
-                return s
+            def find(i: int) -> int:
+                while parent[i] != i:
+                    parent[i] = parent[parent[i]]
+                    i = parent[i]
+                return i
 
-            for s in slots:
-                vec = self._vectors[s]
-                assert vec is not None
-                scores = self._scores(list(vec[0]), np.frombuffer(vec[1], dtype=np.float32))
-                for other in np.nonzero(scores >= min_score)[0].tolist():
-                    if other == s or other not in parent:
-                        continue
-                    if self._places[s] != self._places[other]:
-                        continue
-                    ra, rb = find(s), find(other)
-                    if ra != rb:
-                        parent[ra] = rb
-            groups: dict[int, list[int]] = {}
-            for s in slots:
-                groups.setdefault(find(s), []).append(s)
-            spots: list[HotSpot] = []
-            for members in groups.values():
-                if len(members) < min_size:
+            for a, b in pairs:
+                ra, rb = find(a), find(b)
+                if ra == rb:
                     continue
-                members.sort(key=lambda s: self._at[s])
+                ok, narrower = self._narrower(place[ra], place[rb])
+                if ok:
+                    parent[ra] = rb
+                    place[rb] = narrower
+            groups: dict[int, list[int]] = {}
+            for i in range(len(slots)):
+                groups.setdefault(find(i), []).append(i)
+            spots: list[HotSpot] = []
+            for root, members_local in groups.items():
+                if len(members_local) < min_size:
+                    continue
+                members = sorted((slots[i] for i in members_local), key=lambda s: (self._at[s], s))
                 weight: Counter[int] = Counter()
                 for s in members:
                     vec = self._vectors[s]
@@ -315,7 +388,7 @@ class DuplicateIndex:
                         weight[tid] += w
                 spots.append(
                     HotSpot(
-                        place_code=self._places[members[0]],
+                        place_code=place[root],
                         ticket_ids=[self._ids[s] for s in members],
                         first_at=self._dt[members[0]],
                         last_at=self._dt[members[-1]],
@@ -325,6 +398,56 @@ class DuplicateIndex:
             spots.sort(key=lambda h: (-h.size, h.first_at))
             return spots
 
+    def _similar_pairs(self, slots: list[int], min_score: float) -> list[tuple[int, int]]:
+        """Pairs (i, j), i < j, of positions in ``slots`` whose cosine is >= ``min_score``; strongest first."""
+        cap = max(self.max_df * max(len(self._slot_of), 1), 50)
+        term_lists: list[np.ndarray] = []
+        weight_lists: list[np.ndarray] = []
+        for s in slots:
+            vec = self._vectors[s]
+            assert vec is not None
+            term_lists.append(np.array(vec[0], dtype=np.int64))
+            weight_lists.append(np.array(vec[1], dtype=np.float32))
+        terms = np.concatenate(term_lists)
+        weights = np.concatenate(weight_lists)
+        rows = np.repeat(np.arange(len(slots), dtype=np.int64), [len(t) for t in term_lists])
+        keep = np.array(self._df, dtype=np.int64)[terms] <= cap
+        terms, weights, rows = terms[keep], weights[keep], rows[keep]
+        if terms.size == 0:
+            return []
+        columns, local = np.unique(terms, return_inverse=True)
+        matrix = csr_matrix((weights, (rows, local.reshape(-1))), shape=(len(slots), len(columns)))
+        transposed = matrix.T.tocsr()
+        found_a: list[np.ndarray] = []
+        found_b: list[np.ndarray] = []
+        found_s: list[np.ndarray] = []
+        for start in range(0, len(slots), _BLOCK):
+            block = (matrix[start:start + _BLOCK] @ transposed).tocoo()
+            a = block.row.astype(np.int64) + start
+            b = block.col.astype(np.int64)
+            hit = (b > a) & (block.data >= min_score)
+            found_a.append(a[hit])
+            found_b.append(b[hit])
+            found_s.append(block.data[hit])
+        a_all, b_all, s_all = np.concatenate(found_a), np.concatenate(found_b), np.concatenate(found_s)
+        order = np.lexsort((b_all, a_all, -s_all))
+        return list(zip(a_all[order].tolist(), b_all[order].tolist(), strict=True))
+
     def add_many(self, items: Iterable[tuple[TicketId, str, str | None, datetime]]) -> None:
+        """Index a batch (e.g. the rebuild at start); IDF counts the whole batch, so its order does not matter."""
+        batch: dict[TicketId, tuple[Counter[str], str | None, datetime]] = {}
         for ticket_id, text, place, at in items:
-            self.add(ticket_id, text, place, at)
+            batch[ticket_id] = (self._tokens(text), place, at)
+        with self._lock:
+            for ticket_id in batch:
+                if ticket_id in self._slot_of:
+                    self.remove(ticket_id)
+            df: Counter[str] = Counter()
+            for counts, _, _ in batch.values():
+                df.update(counts.keys())
+            vectors = [
+                (ticket_id, *self._vector(counts, create=True, batch_df=df, batch_n=len(batch)), place, at)
+                for ticket_id, (counts, place, at) in batch.items()
+            ]
+            for ticket_id, term_ids, weights, place, at in vectors:
+                self._insert(ticket_id, term_ids, weights, place, at)
