@@ -17,7 +17,14 @@ Why it is built this way (the 12345 rules behind it):
   ``ticket_events`` (the source of truth), with the same visibility rules (the REST API's ``visible_tickets``).
 - **The seam.** A reconnecting connection is registered *before* the replay query runs and buffers live events
   meanwhile; afterwards the buffer is flushed minus the event ids already replayed. Event ids are not a
-  high-water mark: two transactions can commit out of id order, so dedupe is by id set, never by ``id > last``.
+  high-water mark: two transactions can commit out of id order (id 10 is drawn, id 11 is drawn and commits, the
+  client sees 11 and drops off, then 10 commits while nobody listens), so ``id > last`` alone would lose 10 for
+  good. The client therefore sends the highest id it saw *and* keeps the ids it saw; the server replays every
+  event after ``last_event_id`` plus the ones just below it that may have committed late: id within
+  ``replay_id_margin`` of it *and* ``created_at`` no more than ``replay_window`` seconds before that event's own
+  ``created_at``. (A transaction whose event commits after event ``last`` was seen took its ``now`` before it
+  flushed, hence before ``last`` committed; so its ``created_at`` ≥ ``last.created_at`` − the longest
+  transaction.) The client drops the ids it has already seen; the server dedupes replay against the live buffer.
 - **Slow or dead clients.** Each connection has a bounded queue; a client that falls too far behind is closed
   (4409) and catches up by replay. The server pings every ``ping_interval`` seconds (application message
   ``{"type": "ping"}``); a client silent for two intervals is dropped (4408).
@@ -37,12 +44,12 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
 from fastapi import WebSocket, WebSocketDisconnect
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
 from hotline import auth
 from hotline.api import visible_tickets
@@ -122,6 +129,8 @@ class Hub:
         auth_timeout: float = 5.0,
         queue_size: int = 1000,
         replay_limit: int = 1000,
+        replay_id_margin: int = 500,
+        replay_window: float = 30.0,
         presence_ttl: float = 60.0,
         namespace: str = "hotline",
     ) -> None:
@@ -130,6 +139,8 @@ class Hub:
         self.auth_timeout = auth_timeout
         self.queue_size = queue_size
         self.replay_limit = replay_limit
+        self.replay_id_margin = replay_id_margin
+        self.replay_window = replay_window
         self.presence_ttl = presence_ttl
         self.namespace = namespace
         self.hub_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -275,13 +286,15 @@ class Hub:
         """The ``/ws`` endpoint: token first, then hello, replay, live events until either side closes."""
         await ws.accept()
         try:
-            first = await asyncio.wait_for(ws.receive_text(), self.auth_timeout)
+            first = await asyncio.wait_for(_receive_text(ws), self.auth_timeout)
         except TimeoutError:
             await _close(ws, CLOSE_AUTH, 'send {"token": "..."} as the first message within 5 s')
             return
         except (WebSocketDisconnect, RuntimeError):
             return
         try:
+            if first is None:  # a binary frame: as bad as any other malformed hello
+                raise ValueError("the first message must be a text frame")
             hello = json.loads(first)
             token = hello["token"]
             last_event_id = hello.get("last_event_id")
@@ -339,6 +352,9 @@ class Hub:
         })
         if truncated:
             self.send_json(conn, {"type": "resync", "reason": "too many missed events; reload the lists"})
+        elif last_event_id is not None and last_event_id > max_id:
+            # The client remembers ids this database never wrote (restored or reset): its lists are stale.
+            self.send_json(conn, {"type": "resync", "reason": "unknown last_event_id; reload the lists"})
         replayed: set[int] = set()
         for message in rows:
             replayed.add(message["event_id"])
@@ -375,7 +391,7 @@ class Hub:
             else:
                 return max_id, [], False
             rows = session.execute(
-                stmt.where(TicketEvent.id > last_event_id, TicketEvent.id <= max_id)
+                stmt.where(self._replay_condition(session, last_event_id), TicketEvent.id <= max_id)
                 .order_by(TicketEvent.id)
                 .limit(self.replay_limit + 1)
             ).all()
@@ -408,6 +424,22 @@ class Hub:
             ]
         return max_id, messages, truncated
 
+    def _replay_condition(self, session: Any, last_event_id: int) -> Any:
+        """Events after ``last_event_id``, and those below it that may have committed after it (see "The seam")."""
+        after = TicketEvent.id > last_event_id
+        floor = TicketEvent.id > last_event_id - self.replay_id_margin
+        if last_event_id <= 0 or self.replay_id_margin <= 0:
+            return after
+        seen_at = session.scalar(select(TicketEvent.created_at).where(TicketEvent.id == last_event_id))
+        if seen_at is None:  # an id we never wrote (another database?): the whole margin, the client dedupes
+            return floor
+        late = and_(
+            floor,
+            TicketEvent.id != last_event_id,  # that one the client has, for sure
+            TicketEvent.created_at >= seen_at - timedelta(seconds=self.replay_window),
+        )
+        return or_(after, late)
+
     async def _sender(self, conn: Connection) -> None:
         while True:
             text = await conn.queue.get()
@@ -416,10 +448,12 @@ class Hub:
     async def _receiver(self, conn: Connection) -> None:
         while True:
             try:
-                raw = await conn.ws.receive_text()
+                raw = await _receive_text(conn.ws)
             except (WebSocketDisconnect, RuntimeError):
                 return
             conn.last_seen = time.monotonic()
+            if raw is None:  # binary frames mean nothing to the desk protocol
+                continue
             try:
                 message = json.loads(raw)
             except ValueError:
@@ -580,6 +614,15 @@ class Hub:
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
+
+
+async def _receive_text(ws: WebSocket) -> str | None:
+    """The next text frame; ``None`` for a binary one (``receive_text`` would raise ``KeyError`` on it)."""
+    message = await ws.receive()
+    if message.get("type") == "websocket.disconnect":
+        raise WebSocketDisconnect(int(message.get("code") or 1000), message.get("reason"))
+    text = message.get("text")
+    return text if isinstance(text, str) else None
 
 
 def _token_expiry(token: str) -> float | None:

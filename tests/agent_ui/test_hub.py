@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select, update
 from starlette.websockets import WebSocketDisconnect
 
 from agent_ui.hub import may_receive
-from hotline import auth
+from hotline import auth, workflow
+from hotline.auth import Actor
+from hotline.models import TicketEvent
+from hotline.services import Services
 from tests.conftest import City, act, submit
 
 
@@ -51,8 +57,12 @@ def wait_for(session: Any, predicate: Any, limit: int = 50) -> dict[str, Any]:
     raise AssertionError("expected message did not arrive")
 
 
-def dispatch(client: TestClient, city: City, ticket_id: int, unit: str, co: list[str] | None = None) -> None:
+def dispatch(
+    client: TestClient, city: City, ticket_id: int, unit: str, co: list[str] | None = None, note: str = ""
+) -> None:
     body: dict[str, Any] = {"unit_id": city.ids[f"unit:{unit}"]}
+    if note:
+        body["note"] = note
     if co:
         body["co_unit_ids"] = [city.ids[f"unit:{u}"] for u in co]
     response = act(client, city, "dispatcher", ticket_id, "dispatch", **body)
@@ -122,7 +132,7 @@ def test_co_units_get_events_and_redispatch_leaves_a_gone_notice(client: TestCli
         assert [m["type"] for m in drain(cgj)] == ["dispatch"]  # co-unit
         assert act(client, city, "cjjd", ticket["id"], "return", note="不属于本街道职责").status_code == 200
         assert [m["type"] for m in drain(cjjd)] == ["dispatch", "return"]  # published while still the lead
-        dispatch(client, city, ticket["id"], "zjj")
+        dispatch(client, city, ticket["id"], "zjj", note="退单理由成立，改派住建局")  # a send-back needs a reason
         # (the hub looks the previous units up in the log first, so wait rather than use the ping barrier)
         gone = wait_for(cjjd, lambda m: m.get("type") != "ping")
         assert set(gone) == {"event_id", "type", "ticket_id", "ticket_number", "cause", "created_at"}
@@ -241,3 +251,118 @@ def test_visibility_rule() -> None:
     for role in ("agent", "dispatcher", "supervisor", "admin"):
         assert may_receive(auth.Actor(2, "x", "x", role), {"lead_unit_id": 3})
     assert not may_receive(auth.channel_actor("phone"), {"lead_unit_id": 3})
+
+
+# --- protocol edge cases and the replay seam ------------------------------------------------------------------
+
+
+def test_a_binary_first_frame_is_a_bad_hello(client: TestClient, city: City) -> None:
+    """``receive_text`` raised KeyError on a bytes frame; it is answered like any malformed hello: 4401."""
+    hub = client.app.state.desk_hub  # type: ignore[attr-defined]
+    with client.websocket_connect("/ws") as ws:
+        ws.send_bytes(json.dumps({"token": city.tokens["agent"]}).encode())
+        with pytest.raises(WebSocketDisconnect) as exc:
+            ws.receive_json()
+    assert exc.value.code == 4401 and "first message" in exc.value.reason
+    assert not hub.connections
+    for bad in ("[]", '"token"', "42", "{not json"):
+        with client.websocket_connect("/ws") as ws:
+            ws.send_text(bad)
+            with pytest.raises(WebSocketDisconnect) as exc:
+                ws.receive_json()
+        assert exc.value.code == 4401, bad
+
+
+def test_binary_frames_after_the_hello_are_ignored(client: TestClient, city: City) -> None:
+    conn = connect(client, city, "agent")
+    try:
+        conn.send_bytes(b"\x00\x01garbage")
+        ticket = submit(client, city)
+        assert [m["ticket_id"] for m in drain(conn)] == [ticket["id"]]  # still connected, still live
+    finally:
+        close(conn)
+
+
+def _event(services: Services, ticket_id: int, event_id: int, created_at: datetime, note: str) -> None:
+    with services.sessions() as s:
+        s.add(TicketEvent(id=event_id, ticket_id=ticket_id, type="comment", actor_name="测试", actor_role="agent",
+                          note=note, data={}, created_at=created_at))
+        s.commit()
+
+
+def test_an_event_committed_late_with_a_lower_id_is_replayed(
+    client: TestClient, city: City, services: Services
+) -> None:
+    """Ids are drawn at INSERT and become visible at COMMIT: id 11 can be seen before id 10 exists. The client
+    reconnecting with last_event_id=11 must still get 10; it also gets nothing it saw long before (the window)."""
+    ticket = submit(client, city)
+    now = datetime.now(UTC)
+    with services.sessions() as s:
+        intake_id = int(s.scalar(select(func.max(TicketEvent.id))) or 0)
+        # the intake event happened an hour ago: far outside the window although its id is within the margin
+        s.execute(update(TicketEvent).where(TicketEvent.id == intake_id).values(created_at=now - timedelta(hours=1)))
+        s.commit()
+    base = intake_id + 100  # explicit ids: the order of drawing them is ours to choose
+    _event(services, ticket["id"], base + 10, now, "先提交的事件（客户端已看到）")
+    seen = connect(client, city, "agent", last_event_id=intake_id)
+    try:
+        assert [m["event_id"] for m in drain(seen)] == [base + 10]  # the client has seen 111 (not 1 again)
+    finally:
+        close(seen)
+    # the transaction that drew the lower id commits only now, while the client is away
+    _event(services, ticket["id"], base + 5, now - timedelta(seconds=2), "后提交的事件（编号更小）")
+    again = connect(client, city, "agent", last_event_id=base + 10)
+    try:
+        replayed = drain(again)
+        assert [m["event_id"] for m in replayed] == [base + 5]  # not 110 itself, not the hour-old intake event
+        assert replayed[0]["replayed"] is True and again.hello["replay"] == 1
+    finally:
+        close(again)
+    # an id this database never wrote: the whole margin below it comes back (the client drops what it has)
+    unknown = connect(client, city, "agent", last_event_id=base + 7)
+    try:
+        assert [m["event_id"] for m in drain(unknown)] == [intake_id, base + 5, base + 10]
+    finally:
+        close(unknown)
+
+
+def test_a_real_out_of_order_commit_is_not_lost(client: TestClient, city: City, services: Services) -> None:
+    """The same with two real transactions (PostgreSQL: SQLite's BEGIN IMMEDIATE serialises writers, so there
+    commits cannot come out of id order)."""
+    if services.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers (BEGIN IMMEDIATE): commits cannot come out of id order")
+    first = submit(client, city)
+    second = submit(client, city, text="建设路工地夜间施工噪音扰民")
+    conn = connect(client, city, "agent")
+    agent = Actor(city.ids["user:agent"], "agent", "话务员小王", "agent")
+    slow = services.sessions()
+    try:
+        early = workflow.perform(slow, first["id"], "comment", agent, workflow.ReasonInput(note="慢事务的备注"),
+                                 services.timing)  # id drawn, not committed
+        assert act(client, city, "agent", second["id"], "comment", note="快事务的备注").status_code == 200
+        live = drain(conn)
+        assert [m["ticket_id"] for m in live] == [second["id"]] and live[0]["event_id"] > early.id
+        last = live[0]["event_id"]
+    finally:
+        close(conn)
+    early_id = early.id
+    slow.commit()  # published while the client is away
+    slow.close()
+    again = connect(client, city, "agent", last_event_id=last)
+    try:
+        ids = [m["event_id"] for m in drain(again)]
+        # the late one comes back, with the other recent ones (the intake events, which the client's lists
+        # already show and which it drops if it saw them live); never the one it sent as its last
+        assert early_id in ids and last not in ids and ids == sorted(ids)
+    finally:
+        close(again)
+
+
+def test_an_unknown_last_event_id_asks_for_a_resync(client: TestClient, city: City) -> None:
+    submit(client, city)
+    conn = connect(client, city, "cgj", last_event_id=10_000_000)
+    try:
+        assert conn.hello["last_event_id"] < 10_000_000
+        assert [m["type"] for m in drain(conn)] == ["resync"]
+    finally:
+        close(conn)
