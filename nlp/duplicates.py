@@ -53,7 +53,8 @@ class HotSpot:
     """A cluster of similar requests in one area within the window: a candidate for a hot-spot alert.
 
     ``place_code`` is the most specific place of the cluster; every member's place is that place or one of its
-    ancestors (or unknown, when ``require_place`` is False).
+    ancestors (or unknown, when ``require_place`` is False). ``top_terms``: the words (two characters or more)
+    weighing most across the members.
     """
 
     place_code: str | None
@@ -392,7 +393,9 @@ class DuplicateIndex:
                         ticket_ids=[self._ids[s] for s in members],
                         first_at=self._dt[members[0]],
                         last_at=self._dt[members[-1]],
-                        top_terms=[self._terms[tid] for tid, _ in weight.most_common(5)],
+                        top_terms=[t for t in (self._terms[tid] for tid, _ in weight.most_common()) if len(t) > 1][
+                            :5
+                        ],
                     )
                 )
             spots.sort(key=lambda h: (-h.size, h.first_at))

@@ -1,11 +1,13 @@
 // Supervisor board: overdue (red) and near-due (yellow) tickets, recoloured in the browser every 2 s from
 // reply_due / yellow_at so a deadline passing on an open board turns red without any reload; approvals waiting;
-// charts by category, area and channel with drill-down; who is online.
+// hot spots, supervision orders, accountability cases and unit scorecards (board_panels.js); charts by category,
+// area and channel with drill-down; who is online.
 import {
   api, h, clear, $, toast, debounce, requireUser, topbar, LiveChannel, WorkClock, statusBadge, badge, fmtTime,
   fmtSpan, ROLE_LABELS,
 } from './common.js';
 import { renderTicket, unitName } from './ticket.js';
+import { hotspotsPanel, supervisionPanel, accountabilityPanel, scorecardsPanel } from './board_panels.js';
 
 const me = await requireUser(['supervisor', 'admin']);
 topbar(me, '督办看板');
@@ -51,7 +53,20 @@ function renderLights() {
       if (t && el) el.textContent = row(t).querySelector('[data-role=when]').textContent;
     }
   }
-  $('#red-count').textContent = $('#kpi-red').textContent = String(red.length);
+  // The list holds only the nearest 500 deadlines; the KPI is the server's count of every overdue ticket, plus
+  // those of the list that passed their deadline since the server counted.
+  const counted = Date.parse(state.board.server_time);
+  const since = red.filter((t) => Date.parse(t.deadline.reply_due) >= counted).length;
+  const overdue = state.board.counts.overdue + since;
+  $('#kpi-red').textContent = String(overdue);
+  $('#red-count').textContent = String(overdue);
+  const hidden = overdue - red.length;
+  const note = $('#red-more');
+  if (hidden > 0) {
+    const text = `另有 ${hidden} 件超期工单未列出（列表只含最近的 ${state.board.watch.length} 个时限）`;
+    if (note) note.textContent = text;
+    else $('#red-list').appendChild(h('li', { id: 'red-more', class: 'empty muted small' }, text));
+  } else if (note) note.remove();
   $('#yellow-count').textContent = $('#kpi-yellow').textContent = String(yellow.length);
 }
 
@@ -80,10 +95,15 @@ const refreshBoard = debounce(() => loadBoard().catch((e) => toast(e.message, 'e
 
 // --- ticket detail ------------------------------------------------------------------------------------------------
 const dialog = $('#detail');
+const detailBody = $('#detail-body');
 $('#detail-close').addEventListener('click', () => dialog.close());
+function show(t) {
+  ctx.ticket = t; // the action forms read ``version`` from this object when they submit
+  renderTicket(detailBody, t, ctx);
+}
 const ctx = {
   me, units, categories, showAnalysis: false,
-  onDone: (updated) => { renderTicket($('#detail-body'), updated, ctx); refreshBoard(); },
+  onDone: (updated) => { show(updated); refreshBoard(); },
   onConflict: () => ctx.current && openDetail(ctx.current),
 };
 async function openDetail(id) {
@@ -91,10 +111,60 @@ async function openDetail(id) {
     const t = await api(`/api/tickets/${id}`);
     ctx.current = id;
     ctx.defaults = { dispatch: { unit_id: null } };
-    renderTicket($('#detail-body'), t, ctx);
+    show(t);
     if (!dialog.open) dialog.showModal();
   } catch (err) { toast(err.message, 'error'); }
 }
+
+/** A select without a ``selected`` option shows its first one: that is its default, not a change. */
+function selectChanged(el) {
+  const options = [...el.options];
+  if (el.multiple) return options.some((o) => o.selected !== o.defaultSelected);
+  const preset = options.findLastIndex((o) => o.defaultSelected);
+  return el.selectedIndex !== (preset < 0 ? 0 : preset);
+}
+
+/** The supervisor is filling in an action form: focus in it, a changed field, or a form with fields opened. */
+function engaged(container) {
+  const actions = container.querySelector(':scope > .actions');
+  if (!actions) return false;
+  const active = document.activeElement;
+  if (active && actions.contains(active) && ['INPUT', 'TEXTAREA', 'SELECT'].includes(active.tagName)) return true;
+  for (const el of actions.querySelectorAll('input, textarea, select')) {
+    if (el.type === 'checkbox' || el.type === 'radio') { if (el.checked !== el.defaultChecked) return true; }
+    else if (el.tagName === 'SELECT') { if (selectChanged(el)) return true; }
+    else if (el.value !== el.defaultValue) return true;
+  }
+  return [...actions.querySelectorAll('details[open]')].some((d) => d.querySelector('.field'));
+}
+
+/**
+ * A live event for the open ticket. Nobody typing: re-render it. Otherwise keep the action forms as they are
+ * (typed text, focus, open form) and replace everything around them — status, history, units, replies — and
+ * let the forms submit with the new version; if the allowed actions changed, say so and offer a full refresh.
+ */
+async function refreshDetail(id) {
+  if (!dialog.open || ctx.current !== id) return;
+  const fresh = await api(`/api/tickets/${id}`);
+  if (!dialog.open || ctx.current !== id) return;
+  const keep = detailBody.querySelector(':scope > .actions');
+  if (!keep || !ctx.ticket || !engaged(detailBody)) { show(fresh); return; }
+  const before = (ctx.ticket.allowed_actions || []).join(',');
+  const changed = before !== (fresh.allowed_actions || []).join(',');
+  const scratch = document.createElement('article');
+  renderTicket(scratch, fresh, ctx);
+  const nodes = [...scratch.children];
+  const at = nodes.findIndex((n) => n.classList.contains('actions'));
+  for (const child of [...detailBody.children]) if (child !== keep) child.remove();
+  keep.before(...(at < 0 ? nodes : nodes.slice(0, at)));
+  if (at >= 0) keep.after(...nodes.slice(at + 1));
+  Object.assign(ctx.ticket, fresh);
+  keep.prepend(h('div', { class: 'stale-notice', role: 'status' },
+    changed ? '此工单的状态已变化，下列操作可能已不适用。' : '此工单刚刚有更新，办理记录已刷新，您填写的内容已保留。',
+    h('button', { type: 'button', class: 'small', onclick: () => show(fresh) }, changed ? '刷新操作' : '重新载入')));
+  for (const old of [...keep.querySelectorAll(':scope > .stale-notice')].slice(1)) old.remove();
+}
+const refreshDetailSoon = debounce((id) => refreshDetail(id).catch((e) => toast(e.message, 'error')), 250);
 
 // --- charts -------------------------------------------------------------------------------------------------------
 const charts = {};
@@ -159,20 +229,40 @@ function renderPresence(p) {
     g.users.map((u) => h('span', { class: 'person' }, u.name)).flatMap((x, i) => (i ? ['、', x] : [x]))))));
 }
 
+// --- board panels -------------------------------------------------------------------------------------------------
+const panels = {
+  hotspots: hotspotsPanel({ openDetail, onCount: (n) => { $('#kpi-hotspots').textContent = String(n); } }),
+  supervision: supervisionPanel({ openDetail, clock }),
+  accountability: accountabilityPanel({ openDetail, me }),
+  scorecards: scorecardsPanel({ openDetail }),
+};
+const SUPERVISION_EVENTS = new Set(['supervise', 'respond_supervision', 'supervision_overdue']);
+// Events that change a scorecard figure (routing/scorecards.py EVENT_TYPES).
+const SCORE_EVENTS = new Set(['dispatch', 'sign', 'return', 'refuse_return', 'reply', 'callback', 'decide_extension',
+  'provide_info']);
+
 // --- live ---------------------------------------------------------------------------------------------------------
 const live = new LiveChannel({
   onEvent: (msg) => {
     refreshBoard();
-    if (msg.type === 'receive') refreshStats();
-    if (dialog.open && ctx.current === msg.ticket_id) openDetail(msg.ticket_id);
+    if (msg.type === 'receive') { refreshStats(); panels.hotspots.schedule(); }
+    else if (panels.hotspots.has(msg.ticket_id)) panels.hotspots.schedule(); // a member's state changed
+    if (SUPERVISION_EVENTS.has(msg.type)) panels.supervision.schedule();
+    if (msg.type === 'accountability') panels.accountability.schedule();
+    if (SCORE_EVENTS.has(msg.type)) panels.scorecards.schedule();
+    if (dialog.open && ctx.current === msg.ticket_id) refreshDetailSoon(msg.ticket_id);
   },
   onPresence: renderPresence,
-  onReconnect: () => refreshBoard(),
-  onResync: () => refreshBoard(),
+  onReconnect: () => { refreshBoard(); for (const p of Object.values(panels)) p.schedule(); },
+  onResync: () => { refreshBoard(); for (const p of Object.values(panels)) p.schedule(); },
 });
-await Promise.all([loadBoard(), loadStats().catch((e) => toast(`图表加载失败：${e.message}`, 'error'))]);
+await Promise.all([
+  loadBoard(), loadStats().catch((e) => toast(`图表加载失败：${e.message}`, 'error')),
+  ...Object.values(panels).map((p) => p.load()),
+]);
 api('/api/desk/presence').then(renderPresence).catch(() => {});
 live.connect();
-setInterval(renderLights, 2000);
+setInterval(() => { renderLights(); panels.supervision.tick(); }, 2000);
 setInterval(() => refreshBoard(), 60 * 1000);
-window.__desk = { live, state, clock, charts, drill };
+setInterval(() => panels.hotspots.load(), 60 * 1000); // the window slides: old reports drop out
+window.__desk = { live, state, clock, charts, drill, panels, ctx };
