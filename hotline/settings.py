@@ -2,14 +2,30 @@
 
 Outside demo mode the service refuses to start with the demo secrets: a leaked demo signing key would let anyone
 mint an agent token, and a city must never go live with it by accident.
+
+The city's rule thresholds are settings too (``RuleSettings``, the part of ``Settings`` that needs no secrets):
+
+- ``HOTLINE_ESCALATE_AFTER_DAYS`` (default 3): a ticket overdue by this many working days escalates (督办) and
+  opens the automatic ``overdue`` accountability case. The moment is precomputed on the ticket whenever its reply
+  deadline is set (``Timing.sweep_thresholds``), so a change applies to deadlines set from then on, not to tickets
+  already armed.
+- ``HOTLINE_ACCOUNTABILITY_REFUSALS`` (default 2): refused send-backs of one unit on one ticket that open a
+  ``refused_returns`` case.
+- ``HOTLINE_ACCOUNTABILITY_REOPENS`` (default 1): reopens (重办) after which a close with "not solved" opens a
+  ``closed_unsolved`` case.
+- ``HOTLINE_SCORE_WEIGHTS`` (JSON, default ``{"response": 0.1, "resolution": 0.45, "satisfaction": 0.45}``): the
+  city's weights of the scorecards' composite score, used when a request gives none. Non-negative, finite, not all
+  zero; a rate left out weighs 0.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_SECRET_KEY = "demo-secret-key-do-not-use-in-production"
@@ -22,9 +38,40 @@ DEMO_CHANNEL_KEYS = {
 }
 CHANNELS = ("phone", "wechat", "forum", "web", "open311", "walk_in", "email")
 ROOT = Path(__file__).resolve().parent.parent
+SCORE_RATES = ("response", "resolution", "satisfaction")
+DEFAULT_SCORE_WEIGHTS: Mapping[str, float] = {"response": 0.10, "resolution": 0.45, "satisfaction": 0.45}
+DEFAULT_ESCALATE_AFTER_DAYS = 3
 
 
-class Settings(BaseSettings):
+def check_score_weights(weights: Mapping[str, float]) -> dict[str, float]:
+    """Weights of the composite score: known rates only, finite, non-negative, not all zero (else ValueError)."""
+    unknown = sorted(set(weights) - set(SCORE_RATES))
+    if unknown:
+        raise ValueError(f"unknown rate(s) {unknown}; the weighted rates are {', '.join(SCORE_RATES)}")
+    if any(not math.isfinite(w) or w < 0 for w in weights.values()):
+        raise ValueError("score weights must be finite and non-negative")
+    if sum(weights.values()) <= 0:
+        raise ValueError("at least one score weight must be positive")
+    return {rate: float(weights.get(rate, 0.0)) for rate in SCORE_RATES}
+
+
+class RuleSettings(BaseSettings):
+    """The city's rule thresholds (see the module docstring); readable without the service's secrets."""
+
+    model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_file=".env", extra="ignore")
+
+    escalate_after_days: int = Field(default=DEFAULT_ESCALATE_AFTER_DAYS, ge=1, le=60)
+    accountability_refusals: int = Field(default=2, ge=1, le=20)
+    accountability_reopens: int = Field(default=1, ge=1, le=20)
+    score_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_SCORE_WEIGHTS))
+
+    @field_validator("score_weights")
+    @classmethod
+    def _valid_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        return check_score_weights(value)
+
+
+class Settings(RuleSettings):
     model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_file=".env", extra="ignore")
 
     demo: bool = False

@@ -5,6 +5,11 @@ how far a pause for the citizen (待补充) moves a deadline, what an approved e
 is due. Calendar overrides, loaded years and deadline policies come from the database (admins edit them), so
 ``reload`` rebuilds the calendar and the policy table; the objects are immutable and swapped whole, so a request
 that is computing a deadline meanwhile finishes with the old, consistent pair.
+
+The escalation threshold (overdue by N working days) is the setting ``HOTLINE_ESCALATE_AFTER_DAYS``
+(``hotline.settings.RuleSettings``). ``from_database`` — the production path, in the API and in the worker alike —
+reads it from the environment unless told explicitly, so the API that arms the thresholds at dispatch and the
+worker that words the escalation agree.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hotline.models import CalendarOverride, CalendarYear, Category, DeadlinePolicyRow
+from hotline.settings import DEFAULT_ESCALATE_AFTER_DAYS, RuleSettings
 from routing.calendar import WorkCalendar
 from routing.deadlines import (
     DEFAULT_POLICIES,
@@ -29,16 +35,16 @@ from routing.deadlines import (
     reminder_moment,
 )
 
-ESCALATE_AFTER_WORKING_DAYS = 3
-
 
 class Timing:
     def __init__(
         self,
         calendar: WorkCalendar,
         policies: PolicyTable | None = None,
-        escalate_after_days: int = ESCALATE_AFTER_WORKING_DAYS,
+        escalate_after_days: int = DEFAULT_ESCALATE_AFTER_DAYS,
     ) -> None:
+        if escalate_after_days < 1:
+            raise ValueError("escalate_after_days must be at least one working day")
         self.calendar = calendar
         self.policies = policies or PolicyTable()
         self.escalate_after_days = escalate_after_days
@@ -50,8 +56,13 @@ class Timing:
         return self.calendar.tz
 
     @classmethod
-    def from_database(cls, sessions: sessionmaker[Session], timezone: str) -> Timing:
-        timing = cls(WorkCalendar(tz=timezone))
+    def from_database(
+        cls, sessions: sessionmaker[Session], timezone: str, *, escalate_after_days: int | None = None
+    ) -> Timing:
+        """The city's timing; ``escalate_after_days`` defaults to the setting ``HOTLINE_ESCALATE_AFTER_DAYS``."""
+        if escalate_after_days is None:
+            escalate_after_days = RuleSettings().escalate_after_days
+        timing = cls(WorkCalendar(tz=timezone), escalate_after_days=escalate_after_days)
         with sessions() as session:
             timing.reload(session)
         return timing

@@ -3,6 +3,9 @@
 Decisions: agents and supervisors see the citizen's full number (they call back and review callbacks);
 dispatchers, admins, units and channels see it masked (138****1234). A confidential (保密) ticket shows units no
 citizen at all.
+
+The desk draws its buttons from ``allowed_actions``, computed with the ticket's co-units, so a co-unit's handler
+sees the actions open to co-units (备注, 督办回复) and nothing a lead unit alone may do.
 """
 
 from __future__ import annotations
@@ -114,6 +117,7 @@ def ticket_out(ticket: Ticket, actor: Actor) -> TicketOut:
     if ticket.citizen is not None and not (ticket.confidential and actor.is_unit):
         phone = ticket.citizen.phone if actor.role in FULL_PHONE_ROLES else mask_phone(ticket.citizen.phone)
         citizen = CitizenOut(id=ticket.citizen.id, name=ticket.citizen.name, phone=phone)
+    co_units = [c.unit_id for c in ticket.co_units]
     analysis = ticket.analysis or {}
     if actor.is_unit:
         # Units see what was decided, not the front desk's guesses about duplicates of other units' tickets.
@@ -135,7 +139,7 @@ def ticket_out(ticket: Ticket, actor: Actor) -> TicketOut:
         category=_ref(ticket.category),
         area=_ref(ticket.area),
         unit=_ref(ticket.lead_unit),
-        co_units=[c.unit_id for c in ticket.co_units],
+        co_units=co_units,
         parent_id=ticket.parent_id,
         citizen=citizen,
         confidential=ticket.confidential,
@@ -153,7 +157,7 @@ def ticket_out(ticket: Ticket, actor: Actor) -> TicketOut:
         extension_pending=ticket.extension_pending,
         analysis=analysis,
         version=ticket.version,
-        allowed_actions=workflow.allowed_actions(ticket, actor),
+        allowed_actions=workflow.allowed_actions(ticket, actor, co_units),
     )
 
 

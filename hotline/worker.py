@@ -8,6 +8,18 @@ UPDATEs leave the ticket's version alone, so a sweep never makes a user's action
 
 In the embedded mode (``make run``, SQLite) the sweep runs inside the server process so the demo city is alive;
 in production it runs in ``hotline worker``.
+
+Decisions:
+- Only tickets in ``workflow.DEADLINE_STATES`` (dispatched, signed, returned) are chased. Every other state carries
+  ``notice_level = workflow.NOTICES_DONE``, which keeps it out of the partial indexes ``ix_tickets_sweep_*``: the
+  sweep reads only rows that are due or nearly so, however much history the city has (``bench/sweep_1m.py``).
+- The thresholds are settings (``hotline.settings.RuleSettings``): the escalation's N working days
+  (``HOTLINE_ESCALATE_AFTER_DAYS``, armed on each ticket by ``Timing``, worded in the case reason here) and the
+  accountability rules' counts (``HOTLINE_ACCOUNTABILITY_REFUSALS``, ``HOTLINE_ACCOUNTABILITY_REOPENS``).
+- Events the sweep raises carry the ticket's co-units (loaded with ``selectinload``), so co-units hear them live.
+- ``run_forever`` survives a failed sweep (database down, deadlock, a bug in one pass): it logs the error and waits
+  ``backoff_seconds`` — the sweep interval doubled per consecutive failure, at most ``MAX_BACKOFF_SECONDS`` — then
+  tries again; the first success returns to the normal interval. ``--once`` still fails loudly.
 """
 
 from __future__ import annotations
@@ -15,22 +27,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from hotline import workflow
 from hotline.auth import SYSTEM
 from hotline.db import transaction
-from hotline.models import Status, SupervisionOrder, Ticket
+from hotline.models import SupervisionOrder, Ticket
 from hotline.services import Services, build_services
-from hotline.settings import Settings
+from hotline.settings import RuleSettings, Settings
 from routing.accountability import RULE_LABELS, open_case_once, sweep_rules
 
 log = logging.getLogger(__name__)
-ACTIVE = (Status.dispatched, Status.signed, Status.reopened, Status.returned)
+ACTIVE = tuple(sorted(workflow.DEADLINE_STATES))
+MAX_BACKOFF_SECONDS = 300.0
 THRESHOLDS: tuple[tuple[int, str, str], ...] = (
     (1, "reply_warn_at", "deadline_warning"),  # 75 % of the time used: 催办 reminder to the unit
     (2, "reply_due", "overdue"),  # 超期: the unit and supervisors are told
@@ -49,13 +63,15 @@ def sweep(
     batch: int = 5000,
     *,
     cases: dict[str, int] | None = None,
-    escalate_after_days: int = 3,
+    rules: RuleSettings | None = None,
 ) -> dict[str, int]:
     """Raise every due notice and open every due accountability case once; returns how many notices of each kind.
 
     Cases opened per rule are added to ``cases`` when given (their announcements are ``accountability`` events).
-    ``escalate_after_days`` only words the overdue case's reason; the threshold itself is precomputed on the ticket.
+    ``rules`` are the city's thresholds (default: the built-in defaults); its ``escalate_after_days`` only words the
+    overdue case's reason, the escalation moment itself is precomputed on the ticket.
     """
+    rules = rules or RuleSettings.model_construct()
     opened: dict[str, int] = {} if cases is None else cases
     now = now or datetime.now(UTC)
     sent: dict[str, int] = {}
@@ -79,7 +95,10 @@ def sweep(
         if not ids:
             continue
         tickets = session.scalars(
-            select(Ticket).where(Ticket.id.in_(ids)).execution_options(populate_existing=True)
+            select(Ticket)
+            .where(Ticket.id.in_(ids))
+            .options(selectinload(Ticket.co_units))
+            .execution_options(populate_existing=True)
         ).all()
         for ticket in tickets:
             due = getattr(ticket, column_name)
@@ -94,11 +113,12 @@ def sweep(
                 now=now,
             )
             if event_type == "escalation" and ticket.lead_unit_id is not None:
-                reason = RULE_LABELS["overdue"].format(days=escalate_after_days)
+                reason = RULE_LABELS["overdue"].format(days=rules.escalate_after_days)
                 if open_case_once(session, ticket, ticket.lead_unit_id, "overdue", reason, now) is not None:
                     opened["overdue"] = opened.get("overdue", 0) + 1
         sent[event_type] = len(ids)
-    for rule, n in sweep_rules(session, now, batch).items():
+    refusals, reopens = rules.accountability_refusals, rules.accountability_reopens
+    for rule, n in sweep_rules(session, now, batch, refusals=refusals, reopens=reopens).items():
         opened[rule] = opened.get(rule, 0) + n
     late = _late_supervision_orders(session, now, batch)
     if late:
@@ -123,7 +143,12 @@ def _late_supervision_orders(session: Session, now: datetime, batch: int) -> int
     ).all()
     if not rows:
         return 0
-    tickets = {t.id: t for t in session.scalars(select(Ticket).where(Ticket.id.in_({r.ticket_id for r in rows})))}
+    tickets = {
+        t.id: t
+        for t in session.scalars(
+            select(Ticket).where(Ticket.id.in_({r.ticket_id for r in rows})).options(selectinload(Ticket.co_units))
+        )
+    }
     for r in rows:
         workflow.record_event(
             session, tickets[r.ticket_id], "supervision_overdue", SYSTEM,
@@ -140,7 +165,7 @@ def _iso(value: datetime | None) -> str | None:
 def sweep_once(services: Services, now: datetime | None = None) -> dict[str, int]:
     cases: dict[str, int] = {}
     with transaction(services.sessions) as session:
-        sent = sweep(session, now, cases=cases, escalate_after_days=services.timing.escalate_after_days)
+        sent = sweep(session, now, cases=cases, rules=services.settings)
     if cases:
         log.info("accountability cases opened: %s", cases)
     return sent
@@ -159,12 +184,41 @@ async def run_embedded(services: Services) -> None:
         await asyncio.sleep(interval)
 
 
-def run_forever(settings: Settings, *, once: bool = False) -> None:
-    services = build_services(settings, load_model=False)
+def backoff_seconds(failures: int, interval: float) -> float:
+    """Wait after ``failures`` consecutive failed sweeps: the interval doubled each time, at most 5 minutes."""
+    base = max(1.0, interval)
+    return min(MAX_BACKOFF_SECONDS, base * 2 ** min(failures - 1, 16))
+
+
+def run_forever(
+    settings: Settings,
+    *,
+    once: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+    build: Callable[..., Services] = build_services,
+) -> None:
+    """The worker process: sweep every ``sweep_interval_seconds``; an error is logged and retried with back-off."""
+    services: Services | None = None
+    failures = 0
     while True:
         started = time.monotonic()
-        sent = sweep_once(services)
+        try:
+            if services is None:  # reading the calendar needs the database too
+                services = build(settings, load_model=False)
+                services.timing.escalate_after_days = settings.escalate_after_days
+            sent = sweep_once(services)
+        except Exception:
+            if once:
+                raise
+            failures += 1
+            wait = backoff_seconds(failures, settings.sweep_interval_seconds)
+            log.exception("deadline sweep failed (%d in a row); retrying in %.0f s", failures, wait)
+            sleep(wait)
+            continue
+        if failures:
+            log.info("deadline sweep works again after %d failure(s)", failures)
+            failures = 0
         log.info("deadline sweep in %.2f s: %s", time.monotonic() - started, sent or "nothing due")
         if once:
             return
-        time.sleep(max(1.0, settings.sweep_interval_seconds - (time.monotonic() - started)))
+        sleep(max(1.0, settings.sweep_interval_seconds - (time.monotonic() - started)))

@@ -12,17 +12,45 @@ Who may act (decisions written down here because nobody else will):
   (``refuse_return``), which hands the ticket back to the same unit with its original deadlines — the clock did
   not stop while the unit argued.
 - an unsatisfied callback can only be closed by a supervisor, with a reason; otherwise a supervisor reopens it.
+
+Deadlines and the sweep:
+- ``DEADLINE_STATES`` (dispatched, signed, returned) are the states in which a unit's reply clock runs and the
+  worker chases the ticket. ``returned`` stays in: a refused send-back restores the original deadlines, the clock
+  did not stop. ``reopened`` is not in: a reopened ticket waits for a dispatcher like a new one, its previous
+  round's deadlines are cleared (they belonged to a round the unit answered on time), and the re-dispatch gives it
+  fresh ones.
+- Every transition into a state outside ``DEADLINE_STATES`` sets ``notice_level`` to ``NOTICES_DONE`` (9), in
+  ``perform``, whatever the action: the ticket then leaves the partial sweep indexes (``notice_level < n``), so the
+  sweep's cost follows the open tickets, not all history. Re-entering goes through ``set_reply_due``, which arms
+  every threshold still ahead and keeps, for those already passed, whether their notice went out in this round
+  (``sent``): a dispatch starts from nothing sent, an extension from the ticket's level, and the citizen's answer to
+  待补充 (``provide_info``) from the level the ticket had when the pause began, which ``request_info`` records in its
+  event (a pause begun before migration 0003 still has its level on the row).
+- a pending extension request lapses when the unit replies, sends the ticket back or the ticket is re-dispatched;
+  the event of that transition says so (``extension_request_lapsed``).
+
+Callbacks (回访):
+- ``callback`` always means the citizen was reached; ``reached=false`` is refused (422) and points to
+  ``callback_attempt`` (回访未接通), an event-only action that records the failed attempt and its number in this
+  round (attempts after the latest reply). The field is kept, not dropped, so clients sending ``reached: true``
+  keep working.
+- after ``CALLBACK_ATTEMPTS_BEFORE_CLOSE`` (3) failed attempts a supervisor may close the replied ticket with a
+  reason; the close event says ``unreachable: true`` and ``solved: null``, so neither the ``closed_unsolved``
+  accountability rule nor the scorecards count it as unsolved.
+- ``Action.source_roles`` narrows the roles for one source state, so ``allowed_actions`` (the desk's buttons) and
+  ``perform`` agree: re-dispatching a send-back (``dispatch`` from ``returned``) is a dispatcher's or supervisor's
+  decision and needs a reason; closing a ``replied`` ticket is a supervisor's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -45,6 +73,11 @@ from hotline.timing import Timing
 
 S = Status
 OPEN_STATES = frozenset({S.received, S.dispatched, S.signed, S.returned, S.reopened, S.awaiting_citizen})
+#: where a unit's reply clock runs and the sweep chases the ticket (``hotline.worker.ACTIVE``)
+DEADLINE_STATES = frozenset({S.dispatched, S.signed, S.returned})
+#: notice_level outside DEADLINE_STATES: above every threshold (1, 2, 3), so in none of the partial sweep indexes
+NOTICES_DONE = 9
+CALLBACK_ATTEMPTS_BEFORE_CLOSE = 3
 FRONT_DESK = frozenset({Role.agent, Role.dispatcher, Role.supervisor})
 DISPATCHERS = frozenset({Role.dispatcher, Role.supervisor})
 SUPERVISORS = frozenset({Role.supervisor})
@@ -99,7 +132,7 @@ class ExtensionDecisionInput(ActionInput):
 class CallbackInput(ActionInput):
     satisfaction: Literal["satisfied", "basically_satisfied", "unsatisfied"]
     solved: bool
-    reached: bool = True
+    reached: bool = True  # a callback reached the citizen; false is refused: record callback_attempt instead
 
 
 class RecategorizeInput(ActionInput):
@@ -137,6 +170,11 @@ class Action:
     payload: type[ActionInput] = ActionInput
     unit_scope: Literal["lead", "any"] = "lead"  # for unit handlers: lead unit only, or co-units too
     apply: Callable[[Context], None] | None = field(default=None, compare=False)
+    #: narrower roles from one source state (e.g. re-dispatching a send-back: dispatchers and supervisors only)
+    source_roles: Mapping[str, frozenset[str]] = field(default_factory=dict, compare=False)
+
+    def roles_from(self, status: str) -> frozenset[str]:
+        return self.source_roles.get(status, self.roles)
 
 
 @dataclass
@@ -150,13 +188,26 @@ class Context:
     event_data: dict[str, Any] = field(default_factory=dict)
 
 
-def set_reply_due(ctx: Context, due: datetime, start: datetime) -> None:
-    """Every change of the reply deadline goes through here, so the sweep's thresholds follow it."""
+def set_reply_due(ctx: Context, due: datetime, start: datetime, *, sent: int | None = None) -> None:
+    """Every change of the reply deadline goes through here, so the sweep's thresholds follow it.
+
+    ``sent`` is how many of this round's notices already went out (default: the ticket's ``notice_level``). Every
+    threshold now ahead is armed again; one already passed keeps whether its notice was sent, so the sweep sends a
+    missing one at once and never repeats one.
+    """
     t = ctx.ticket
     t.reply_due = due
     t.reply_warn_at, t.escalate_at = ctx.timing.sweep_thresholds(start, due, clock=t.urgent)
-    if due > ctx.now:
-        t.notice_level = 0 if t.reply_warn_at > ctx.now else min(t.notice_level or 0, 1)
+    passed = sum(1 for moment in (t.reply_warn_at, t.reply_due, t.escalate_at) if moment <= ctx.now)
+    already = t.notice_level if sent is None else sent
+    t.notice_level = min(already or 0, passed)
+
+
+def _lapse_extension(ctx: Context) -> None:
+    """A pending extension request cannot be decided once the round it was asked for is over."""
+    if ctx.ticket.extension_pending:
+        ctx.ticket.extension_pending = False
+        ctx.event_data["extension_request_lapsed"] = True
 
 
 def _dispatch(ctx: Context) -> None:
@@ -170,13 +221,16 @@ def _dispatch(ctx: Context) -> None:
     if data.unit_id in data.co_unit_ids:
         raise Invalid("the lead unit cannot also be a co-unit", field="co_unit_ids")
     t = ctx.ticket
+    if t.status == S.returned and len(data.note) < 2:
+        raise Invalid("re-dispatching a send-back (退单) needs the reason for the decision in note", field="note")
+    _lapse_extension(ctx)
     t.lead_unit_id = data.unit_id
     t.co_units = [TicketCoUnit(unit_id=uid) for uid in dict.fromkeys(data.co_unit_ids)]
     t.dispatched_at = ctx.now
     t.signed_at = None
     category_code = _category_code(ctx.session, t.category_id)
     t.sign_due, reply_due = ctx.timing.deadlines(t.kind, t.urgent, category_code, ctx.now)
-    set_reply_due(ctx, reply_due, ctx.now)
+    set_reply_due(ctx, reply_due, ctx.now, sent=0)  # a new round: nothing sent yet
     t.owner_id = None  # 首接负责 ends with the dispatch
     ctx.event_data.update(
         unit_id=data.unit_id,
@@ -200,6 +254,7 @@ def _sign(ctx: Context) -> None:
 
 def _return(ctx: Context) -> None:
     ctx.event_data["unit_id"] = ctx.ticket.lead_unit_id
+    _lapse_extension(ctx)
 
 
 def _transfer(ctx: Context) -> None:
@@ -233,13 +288,29 @@ def _answer(ctx: Context) -> None:
 def _request_info(ctx: Context) -> None:
     ctx.ticket.resume_status = ctx.ticket.status
     ctx.ticket.paused_at = ctx.now
+    # perform() takes the paused ticket out of the sweep; the resume needs to know which notices went out
+    ctx.event_data["notice_level"] = ctx.ticket.notice_level
+
+
+def _notices_before_pause(ctx: Context) -> int:
+    t = ctx.ticket
+    if t.notice_level < NOTICES_DONE:
+        return t.notice_level  # paused before migration 0003: the row kept its level
+    request = ctx.session.scalar(
+        select(TicketEvent)
+        .where(TicketEvent.ticket_id == t.id, TicketEvent.type == "request_info")
+        .order_by(TicketEvent.id.desc())
+        .limit(1)
+    )
+    level = request.data.get("notice_level", 0) if request is not None else 0
+    return level if isinstance(level, int) and 0 <= level < NOTICES_DONE else 0
 
 
 def _provide_info(ctx: Context) -> None:
     t = ctx.ticket
     if t.paused_at is not None and t.reply_due is not None:
         new_due = ctx.timing.shift_for_pause(t.reply_due, t.paused_at, ctx.now, clock=t.urgent)
-        set_reply_due(ctx, new_due, t.dispatched_at or t.received_at)
+        set_reply_due(ctx, new_due, t.dispatched_at or t.received_at, sent=_notices_before_pause(ctx))
         if t.sign_due is not None and t.signed_at is None:
             t.sign_due = ctx.timing.shift_for_pause(t.sign_due, t.paused_at, ctx.now, clock=t.urgent)
         ctx.event_data["reply_due"] = t.reply_due.isoformat()
@@ -256,6 +327,7 @@ def _reply(ctx: Context) -> None:
     t.callback_due = ctx.timing.callback_due(ctx.now)
     on_time = t.reply_due is None or ctx.now <= t.reply_due
     ctx.event_data.update(on_time=on_time, attachments=ctx.data.attachments)
+    _lapse_extension(ctx)
 
 
 def _request_extension(ctx: Context) -> None:
@@ -291,30 +363,81 @@ def _decide_extension(ctx: Context) -> None:
 
 def _callback(ctx: Context) -> None:
     assert isinstance(ctx.data, CallbackInput)
+    if not ctx.data.reached:
+        raise Invalid(
+            "a callback records what the citizen said; if the citizen was not reached, record a "
+            "callback_attempt (回访未接通) instead",
+            field="reached",
+        )
     t = ctx.ticket
     t.satisfaction = ctx.data.satisfaction
     t.solved = ctx.data.solved
-    ctx.event_data.update(satisfaction=ctx.data.satisfaction, solved=ctx.data.solved, reached=ctx.data.reached)
+    ctx.event_data.update(satisfaction=ctx.data.satisfaction, solved=ctx.data.solved)
+
+
+def failed_callback_attempts(session: Session, ticket_id: int) -> int:
+    """回访未接通 attempts of the current round: those after the ticket's latest reply (or direct answer)."""
+    latest_reply = (
+        select(func.max(TicketEvent.id))
+        .where(TicketEvent.ticket_id == ticket_id, TicketEvent.type.in_(("reply", "answer")))
+        .scalar_subquery()
+    )
+    count = session.scalar(
+        select(func.count())
+        .select_from(TicketEvent)
+        .where(
+            TicketEvent.ticket_id == ticket_id,
+            TicketEvent.type == "callback_attempt",
+            TicketEvent.id > func.coalesce(latest_reply, 0),
+        )
+    )
+    return int(count or 0)
+
+
+def _callback_attempt(ctx: Context) -> None:
+    attempt = failed_callback_attempts(ctx.session, ctx.ticket.id) + 1
+    ctx.event_data.update(attempt=attempt, closable=attempt >= CALLBACK_ATTEMPTS_BEFORE_CLOSE)
 
 
 def _close(ctx: Context) -> None:
     t = ctx.ticket
-    if t.status == S.callback and t.satisfaction == "unsatisfied":
+    unreachable = t.status == S.replied
+    if unreachable:
+        # role (supervisor) is enforced by the table's source_roles; here the reason and the attempts
+        if len(ctx.data.note) < 2:
+            raise Invalid("closing a ticket whose citizen could not be reached needs a reason", field="note")
+        attempts = failed_callback_attempts(ctx.session, t.id)
+        if attempts < CALLBACK_ATTEMPTS_BEFORE_CLOSE:
+            raise Conflict(
+                f"a replied ticket is closed without a callback only after {CALLBACK_ATTEMPTS_BEFORE_CLOSE} failed "
+                f"callback attempts (回访未接通); {attempts} so far",
+                attempts=attempts,
+            )
+        ctx.event_data.update(unreachable=True, callback_attempts=attempts)
+    elif t.status == S.callback and t.satisfaction == "unsatisfied":
         if ctx.actor.role != Role.supervisor:
             raise Forbidden("an unsatisfied callback is closed only by a supervisor (or reopened)")
         if len(ctx.data.note) < 2:
             raise Invalid("closing an unsatisfied ticket needs a reason", field="note")
     t.closed_at = ctx.now
     # The accountability sweep reads "closed unsolved" from the event itself, not from a later ticket state.
-    ctx.event_data.update(solved=t.solved, satisfaction=t.satisfaction, unit_id=t.lead_unit_id)
+    # An unreachable citizen said nothing: solved stays None, which is not "unsolved".
+    ctx.event_data.update(
+        solved=None if unreachable else t.solved,
+        satisfaction=None if unreachable else t.satisfaction,
+        unit_id=t.lead_unit_id,
+    )
 
 
 def _reopen(ctx: Context) -> None:
+    """重办: back to the dispatcher. The answered round's deadlines go; the re-dispatch sets fresh ones."""
     t = ctx.ticket
     t.closed_at = None
     t.satisfaction = None
     t.solved = None
     t.replied_at = None
+    t.callback_due = None
+    t.sign_due = t.reply_due = t.reply_warn_at = t.escalate_at = None
 
 
 def _recategorize(ctx: Context) -> None:
@@ -457,7 +580,7 @@ ACTIONS: dict[str, Action] = _table(
            apply=_transfer),
     Action("merge", "并案", frozenset({S.received, S.returned}), S.merged, FRONT_DESK, MergeInput, apply=_merge),
     Action("dispatch", "派单", frozenset({S.received, S.returned, S.reopened}), S.dispatched, FRONT_DESK,
-           DispatchInput, apply=_dispatch),
+           DispatchInput, apply=_dispatch, source_roles={S.returned: DISPATCHERS}),
     Action("sign", "签收", frozenset({S.dispatched}), S.signed, UNIT, apply=_sign),
     Action("return", "退单", frozenset({S.dispatched, S.signed}), S.returned, UNIT, ReasonInput, apply=_return),
     Action("refuse_return", "驳回退单", frozenset({S.returned}), S.dispatched, DISPATCHERS, ReasonInput,
@@ -473,7 +596,10 @@ ACTIONS: dict[str, Action] = _table(
            ExtensionDecisionInput, apply=_decide_extension),
     Action("callback", "回访", frozenset({S.replied, S.answered}), S.callback, FRONT_DESK, CallbackInput,
            apply=_callback),
-    Action("close", "归档", frozenset({S.callback, S.answered}), S.closed, FRONT_DESK, CloseInput, apply=_close),
+    Action("callback_attempt", "回访未接通", frozenset({S.replied, S.answered}), None, FRONT_DESK, ActionInput,
+           apply=_callback_attempt),
+    Action("close", "归档", frozenset({S.callback, S.answered, S.replied}), S.closed, FRONT_DESK, CloseInput,
+           apply=_close, source_roles={S.replied: SUPERVISORS}),
     Action("reopen", "重办", frozenset({S.callback, S.closed}), S.reopened, SUPERVISORS, ReasonInput,
            apply=_reopen),
     Action("remind", "催办", OPEN_STATES, None, DISPATCHERS, ReasonInput),
@@ -487,12 +613,18 @@ ACTIONS: dict[str, Action] = _table(
 )
 
 
-def allowed_actions(ticket: Ticket, actor: Actor) -> list[str]:
-    """The actions this actor could take on the ticket now (for the desk's buttons and 409 messages)."""
+def allowed_actions(ticket: Ticket, actor: Actor, co_unit_ids: Iterable[int] | None = None) -> list[str]:
+    """The actions this actor could take on the ticket now (for the desk's buttons and 409 messages).
+
+    ``co_unit_ids`` default to the ticket's loaded ``co_units``: a co-unit's handler may note and answer supervision.
+    """
+    co_ids = [c.unit_id for c in ticket.co_units] if co_unit_ids is None else list(co_unit_ids)
     return [
         a.name
         for a in ACTIONS.values()
-        if ticket.status in a.sources and (actor.role in a.roles or actor.is_system) and _unit_ok(a, ticket, actor)
+        if ticket.status in a.sources
+        and (actor.role in a.roles_from(ticket.status) or actor.is_system)
+        and _unit_ok(a, ticket, actor, co_ids)
     ]
 
 
@@ -554,6 +686,11 @@ def perform(
     co_ids = [c.unit_id for c in ticket.co_units]
     if not (actor.role in action.roles or actor.is_system):
         raise Forbidden(f"role '{actor.role}' may not {action.label} ({action_name})")
+    if not (actor.role in action.roles_from(ticket.status) or actor.is_system):
+        raise Forbidden(
+            f"role '{actor.role}' may not {action.label} ({action_name}) a ticket that is {ticket.status}; "
+            f"that is for: {', '.join(sorted(action.roles_from(ticket.status)))}"
+        )
     if not _unit_ok(action, ticket, actor, co_ids):
         raise Forbidden(f"only the lead unit may {action.label} ({action_name})")
     if data.version is not None and data.version != ticket.version:
@@ -565,7 +702,7 @@ def perform(
         raise Conflict(
             f"cannot {action.label} ({action_name}) a ticket that is {ticket.status}",
             status=ticket.status,
-            allowed=allowed_actions(ticket, actor),
+            allowed=allowed_actions(ticket, actor, co_ids),
         )
     now = now or datetime.now(UTC)
     from_status, number = ticket.status, ticket.number
@@ -577,6 +714,8 @@ def perform(
         action.apply(ctx)
     if target is not None:
         ticket.status = target
+        if target not in DEADLINE_STATES:
+            ticket.notice_level = NOTICES_DONE  # out of the sweep's partial indexes (see the module docstring)
     ticket.updated_at = now
     try:
         session.flush()  # the version check: UPDATE … WHERE version = :seen

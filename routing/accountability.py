@@ -3,11 +3,15 @@
 Rules (DOMAIN.md "Measuring units": overdue tickets, unjustified send-backs and 'closed but unsolved' count against
 the unit):
 
-- ``overdue``: the ticket is overdue beyond the escalation threshold (N working days, ``Timing.escalate_after_days``);
-  opened in the same statement that raises the escalation notice, so once per escalation.
-- ``refused_returns``: the same unit sent the same ticket back twice and the dispatcher refused both send-backs as
-  unjustified (two ``refuse_return`` events naming the unit).
-- ``closed_unsolved``: the ticket was reopened (重办) once and still closed with the citizen saying "not solved".
+- ``overdue``: the ticket is overdue beyond the escalation threshold (N working days, ``HOTLINE_ESCALATE_AFTER_DAYS``,
+  armed on the ticket as ``escalate_at``); opened in the same pass that raises the escalation notice, so once per
+  escalation. Only tickets whose reply clock runs are swept (``workflow.DEADLINE_STATES``): a reopened ticket
+  waiting for its re-dispatch cannot be overdue against the unit that answered the last round.
+- ``refused_returns``: the same unit sent the same ticket back ``HOTLINE_ACCOUNTABILITY_REFUSALS`` times (default 2)
+  and the dispatcher refused every one as unjustified (``refuse_return`` events naming the unit).
+- ``closed_unsolved``: the ticket was reopened (重办) ``HOTLINE_ACCOUNTABILITY_REOPENS`` times (default 1) and still
+  closed with the citizen saying "not solved". A close after failed callback attempts (``unreachable``, citizen
+  never reached) says nothing about the solution and never counts.
 
 Exactly once: each automatic case has ``dedupe_key = rule:ticket:unit`` (unique) and is inserted with
 ``INSERT … ON CONFLICT DO NOTHING RETURNING id``; only a worker whose insert returned an id records the event, so two
@@ -25,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from hotline.auth import SYSTEM
 from hotline.models import AccountabilityCase, SweepCursor, Ticket, TicketEvent
@@ -60,15 +64,19 @@ def dedupe_key(rule: str, ticket_id: int, unit_id: int) -> str:
     return f"{rule}:{ticket_id}:{unit_id}"
 
 
-def refused_returns_due(refusals: Iterable[tuple[int, int | None]]) -> list[tuple[int, int]]:
-    """(ticket, unit) pairs with at least two refused send-backs, from ``(ticket_id, unit_id)`` of each refusal."""
+def refused_returns_due(
+    refusals: Iterable[tuple[int, int | None]], minimum: int = REFUSALS_FOR_CASE
+) -> list[tuple[int, int]]:
+    """(ticket, unit) pairs with at least ``minimum`` refused send-backs, from ``(ticket_id, unit_id)`` of each."""
     counts = Counter((t, u) for t, u in refusals if u is not None)
-    return sorted(pair for pair, n in counts.items() if n >= REFUSALS_FOR_CASE)
+    return sorted(pair for pair, n in counts.items() if n >= minimum)
 
 
-def closed_unsolved_after_reopen(close_data: Mapping[str, Any], reopened_before: bool) -> bool:
-    """A close event whose callback said "not solved", after the ticket had been reopened at least once."""
-    return reopened_before and close_data.get("solved") is False
+def closed_unsolved_after_reopen(close_data: Mapping[str, Any], reopens_before: int, minimum: int = 1) -> bool:
+    """A close whose callback said "not solved", after at least ``minimum`` reopens; never an unreachable close."""
+    if close_data.get("unreachable"):
+        return False
+    return reopens_before >= minimum and close_data.get("solved") is False
 
 
 # --- database ------------------------------------------------------------------------------------------------
@@ -124,8 +132,14 @@ def _cursor(session: Session) -> datetime:
     return session.execute(stmt).scalar_one()
 
 
-def sweep_rules(session: Session, now: datetime, batch: int = 5000) -> dict[str, int]:
-    """Apply the log-reading rules to events since the cursor; returns cases opened per rule."""
+def sweep_rules(
+    session: Session, now: datetime, batch: int = 5000, *, refusals: int = REFUSALS_FOR_CASE, reopens: int = 1
+) -> dict[str, int]:
+    """Apply the log-reading rules to events since the cursor; returns cases opened per rule.
+
+    ``refusals`` and ``reopens`` are the rules' thresholds (settings ``HOTLINE_ACCOUNTABILITY_REFUSALS`` and
+    ``HOTLINE_ACCOUNTABILITY_REOPENS``).
+    """
     since = _cursor(session) - OVERLAP
     rows = session.execute(
         select(TicketEvent.id, TicketEvent.ticket_id, TicketEvent.type, TicketEvent.data, TicketEvent.created_at)
@@ -149,24 +163,31 @@ def sweep_rules(session: Session, now: datetime, batch: int = 5000) -> dict[str,
         )
     ).all() if refused_tickets or closes else []
     pairs = refused_returns_due(
-        (h.ticket_id, (h.data or {}).get("unit_id")) for h in history if h.type == "refuse_return"
+        ((h.ticket_id, (h.data or {}).get("unit_id")) for h in history if h.type == "refuse_return"), refusals
     )
     pairs = [p for p in pairs if p[0] in refused_tickets]
-    reopens: dict[int, int] = {}
+    reopen_ids: dict[int, list[int]] = {}
     for h in history:
         if h.type == "reopen":
-            reopens[h.ticket_id] = min(reopens.get(h.ticket_id, h.id), h.id)
+            reopen_ids.setdefault(h.ticket_id, []).append(h.id)
     unsolved = [
         (r.ticket_id, r.data.get("unit_id"))
         for r in closes
-        if closed_unsolved_after_reopen(r.data, r.ticket_id in reopens and reopens[r.ticket_id] < r.id)
+        if closed_unsolved_after_reopen(
+            r.data, sum(1 for i in reopen_ids.get(r.ticket_id, ()) if i < r.id), reopens
+        )
     ]
     todo = [("refused_returns", t, u) for t, u in pairs] + [
         ("closed_unsolved", t, u) for t, u in unsolved if isinstance(u, int)
     ]
     if todo:
         tickets = {
-            t.id: t for t in session.scalars(select(Ticket).where(Ticket.id.in_({t for _, t, _ in todo})))
+            t.id: t
+            for t in session.scalars(
+                select(Ticket)
+                .where(Ticket.id.in_({t for _, t, _ in todo}))
+                .options(selectinload(Ticket.co_units))  # the announcement goes to co-units too
+            )
         }
         for rule, ticket_id, unit_id in todo:
             if open_case_once(session, tickets[ticket_id], unit_id, rule, RULE_LABELS[rule], now) is not None:

@@ -1,10 +1,13 @@
 """Unit scorecards (考核): the three rates and what counts against a unit, explainable down to each ticket.
 
 Everything is computed from the ticket histories (events are the truth), never from counters. The unit of
-account is an *assignment*: for each unit and ticket, the first dispatch (派单) of that ticket to that unit inside
-the period, up to the next dispatch of the ticket (to anyone) — re-dispatched, reopened-and-redispatched tickets
-start a new assignment. For every assignment each figure has an outcome (met, missed, pending, or not applicable)
-and the event that decided it, so every number on the page drills down to its tickets:
+account is an *assignment* (a round): every dispatch (派单) of a ticket to a unit inside the period, up to the next
+dispatch of the ticket (to anyone). A ticket reopened (重办) and dispatched to the same unit again is two rounds and
+counts twice: the first round keeps its unsatisfied callback (the reason for the reopen), the second is judged on
+its own reply and callback — counting only the first would hide the re-work, counting only the last would hide the
+failure. For every assignment each figure has an outcome (met, missed, pending, or not applicable) and the event
+that decided it, so every number on the page drills down to its tickets (a ticket of two rounds shows twice, each
+with its own dispatch time):
 
 - 响应率 response rate: signed (签收) in time — the ``sign`` event's ``data.on_time``. A send-back (退单) before the
   sign-for deadline also counts as a response in time (the unit looked at it and said why it is not theirs). Not
@@ -12,12 +15,17 @@ and the event that decided it, so every number on the page drills down to its ti
 - 按时办结率 on-time rate: the first ``reply`` event's ``data.on_time``; no reply and past the (possibly extended)
   reply deadline: missed, and counted in 超期件数 (overdue); sent back and re-dispatched elsewhere: not applicable.
 - 解决率 resolution rate and 满意率 satisfaction rate: the last callback (回访) of the assignment that reached the
-  citizen: ``solved`` and ``satisfaction`` in (satisfied, basically_satisfied). No callback yet: pending.
+  citizen: ``solved`` and ``satisfaction`` in (satisfied, basically_satisfied). No callback yet: pending. Closed
+  after failed callback attempts (``close`` with ``unreachable``, 回访未接通): not applicable — an unreachable
+  citizen is neither solved nor unsolved.
 - 退单 send-backs: ``return`` events of the assignment; 无理退单 those refused (``refuse_return``).
 - 办理时长 handling time: working hours (city calendar) from the dispatch to the first reply; mean and 90th
   percentile (nearest rank).
-- 综合得分 composite: 100 × weighted mean of the three rates (default 10 % response, 45 % resolution,
-  45 % satisfaction); a rate without data is left out and the weights renormalised (``weights_used`` says so).
+- 综合得分 composite: 100 × weighted mean of the three rates (the city's weights, setting
+  ``HOTLINE_SCORE_WEIGHTS``, default 10 % response, 45 % resolution, 45 % satisfaction; a request may override
+  them, ``request_weights``); a rate without data is left out and the weights renormalised (``weights_used``
+  says so).
+- ranking: best score first; a score of 0.0 is a result and ranks above a unit without any rate (score None).
 """
 
 from __future__ import annotations
@@ -33,7 +41,9 @@ from openpyxl import Workbook
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hotline.errors import Invalid
 from hotline.models import Ticket, TicketEvent, Unit
+from hotline.settings import DEFAULT_SCORE_WEIGHTS, check_score_weights
 from routing.calendar import WorkCalendar
 
 __all__ = [
@@ -42,17 +52,21 @@ __all__ = [
     "Assignment",
     "Scorecard",
     "assess",
+    "assess_rounds",
     "composite_score",
     "compute_scorecards",
     "percentile",
     "period_bounds",
+    "rank_key",
+    "request_weights",
     "scorecards_xlsx",
 ]
 
 Outcome = Literal["met", "missed", "pending", "na"]
-DEFAULT_WEIGHTS: Mapping[str, float] = {"response": 0.10, "resolution": 0.45, "satisfaction": 0.45}
+DEFAULT_WEIGHTS: Mapping[str, float] = DEFAULT_SCORE_WEIGHTS
 SATISFIED = frozenset({"satisfied", "basically_satisfied"})
-EVENT_TYPES = ("dispatch", "sign", "return", "refuse_return", "reply", "callback", "decide_extension", "provide_info")
+EVENT_TYPES = ("dispatch", "sign", "return", "refuse_return", "reply", "callback", "decide_extension", "provide_info",
+               "close")
 #: drill-down figure -> Chinese label
 FIGURES: dict[str, str] = {
     "dispatched": "派单量",
@@ -95,6 +109,16 @@ def composite_score(
     share = {k: w / total for k, w in used.items()}
     score = 100 * sum(share[k] * float(rates[k] or 0.0) for k in share)
     return round(score, 2), {k: round(v, 4) for k, v in share.items()}
+
+
+def request_weights(given: Mapping[str, float | None], city: Mapping[str, float]) -> dict[str, float]:
+    """The weights of one request: the city's (``HOTLINE_SCORE_WEIGHTS``), with those the request names replacing
+    them. Raises ``Invalid`` (422) for a negative weight or when all of them end up zero."""
+    merged = {**city, **{k: v for k, v in given.items() if v is not None}}
+    try:
+        return check_score_weights(merged)
+    except ValueError as exc:
+        raise Invalid(str(exc), field=next((f"w_{k}" for k, v in given.items() if v is not None), "weights")) from exc
 
 
 def rate(met: int, missed: int) -> float | None:
@@ -164,22 +188,34 @@ def _at(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
+def assess_rounds(
+    events: Sequence[EventRow], unit_id: int, start: datetime, end: datetime, now: datetime, calendar: WorkCalendar
+) -> list[Assignment]:
+    """Every round of one ticket (its events, in id order) dispatched to ``unit_id`` in ``[start, end)``."""
+    return [
+        _assess_round(events, i, unit_id, now, calendar)
+        for i, e in enumerate(events)
+        if e.type == "dispatch" and e.data.get("unit_id") == unit_id and start <= e.created_at < end
+    ]
+
+
 def assess(
     events: Sequence[EventRow], unit_id: int, start: datetime, end: datetime, now: datetime, calendar: WorkCalendar
 ) -> Assignment | None:
-    """The assignment of one ticket (its events, in id order) to ``unit_id`` dispatched in ``[start, end)``."""
-    first = next(
-        (i for i, e in enumerate(events)
-         if e.type == "dispatch" and e.data.get("unit_id") == unit_id and start <= e.created_at < end),
-        None,
-    )
-    if first is None:
-        return None
+    """The first assignment of one ticket to ``unit_id`` dispatched in ``[start, end)``, or None."""
+    rounds = assess_rounds(events, unit_id, start, end, now, calendar)
+    return rounds[0] if rounds else None
+
+
+def _assess_round(
+    events: Sequence[EventRow], first: int, unit_id: int, now: datetime, calendar: WorkCalendar
+) -> Assignment:
     dispatch = events[first]
     a = Assignment(ticket_id=0, unit_id=unit_id, dispatch_event_id=dispatch.id, dispatched_at=dispatch.created_at)
     sign_due = _at(dispatch.data.get("sign_due"))
     reply_due = _at(dispatch.data.get("reply_due"))
     ended = False
+    unreachable = False
     for e in events[first + 1:]:
         if e.type == "dispatch":
             ended = True
@@ -206,6 +242,8 @@ def assess(
             a.resolution = "met" if e.data.get("solved") else "missed"
             a.satisfaction_value = e.data.get("satisfaction")
             a.satisfaction = "met" if a.satisfaction_value in SATISFIED else "missed"
+        elif e.type == "close" and e.data.get("unreachable"):
+            unreachable = True
     if a.response_event_id is None:
         a.response = "missed" if ended or (sign_due is not None and now > sign_due) else "pending"
     if a.reply_event_id is None:
@@ -214,7 +252,7 @@ def assess(
         elif ended:
             a.on_time = "na"
     if a.callback_event_id is None:
-        a.resolution = a.satisfaction = "na" if ended else "pending"
+        a.resolution = a.satisfaction = "na" if ended or unreachable else "pending"
     return a
 
 
@@ -263,6 +301,11 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
+def rank_key(score: float | None, unit_id: int) -> tuple[bool, float, int]:
+    """Best score first, a score of 0.0 before no score at all, then by unit id."""
+    return (score is None, -(score or 0.0), unit_id)
+
+
 # --- database ------------------------------------------------------------------------------------------------
 
 
@@ -291,7 +334,7 @@ def compute_scorecards(
     Also returns ``ticket id -> (number, title)`` for the drill-down.
     """
     wanted = set(unit_ids) if unit_ids is not None else None
-    pairs: dict[int, set[int]] = {}
+    pairs: dict[int, set[int]] = {}  # unit -> tickets dispatched to it (each of its rounds is assessed below)
     for ticket_id, data in session.execute(
         select(TicketEvent.ticket_id, TicketEvent.data).where(
             TicketEvent.type == "dispatch", TicketEvent.created_at >= start, TicketEvent.created_at < end
@@ -323,12 +366,11 @@ def compute_scorecards(
     for unit_id in sorted(set(pairs) | (wanted or set())):
         assignments = []
         for ticket_id in sorted(pairs.get(unit_id, ())):
-            found = assess(events.get(ticket_id, []), unit_id, start, end, now, calendar)
-            if found is not None:
+            for found in assess_rounds(events.get(ticket_id, []), unit_id, start, end, now, calendar):
                 found.ticket_id = ticket_id
                 assignments.append(found)
         cards.append(Scorecard(unit_id, names.get(unit_id, f"#{unit_id}"), assignments, dict(weights)))
-    cards.sort(key=lambda c: (-(c.figures()["score"] or -1.0), c.unit_id))
+    cards.sort(key=lambda c: rank_key(c.figures()["score"], c.unit_id))
     return cards, info
 
 

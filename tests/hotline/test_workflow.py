@@ -184,3 +184,118 @@ def test_action_payload_unknown_field_is_422_naming_it(client: TestClient, city:
     assert r.status_code == 422 and "colour" in r.json()["detail"]
     r = act(client, city, "agent", t["id"], "dispatch", unit_id=987654)
     assert r.status_code == 422 and "unit" in r.json()["detail"]
+
+
+def replied_ticket(client: TestClient, city: City, **dispatch: object) -> int:
+    t = submit(client, city)
+    dispatch_to(client, city, t["id"], **dispatch)
+    assert act(client, city, "cjjd", t["id"], "sign").status_code == 200
+    assert act(client, city, "cjjd", t["id"], "reply", note="已处理").status_code == 200
+    return int(t["id"])
+
+
+def test_a_callback_always_reached_the_citizen(client: TestClient, city: City) -> None:
+    ticket_id = replied_ticket(client, city)
+    r = act(client, city, "agent", ticket_id, "callback", satisfaction="unsatisfied", solved=False, reached=False)
+    assert r.status_code == 422 and "callback_attempt" in r.json()["detail"]
+    detail = client.get(f"/api/tickets/{ticket_id}", headers=city.headers("agent")).json()
+    assert detail["status"] == "replied" and detail["solved"] is None and detail["satisfaction"] is None
+
+
+def test_failed_callback_attempts_are_counted_and_keep_the_ticket_replied(client: TestClient, city: City) -> None:
+    ticket_id = replied_ticket(client, city)
+    for attempt in (1, 2):
+        r = client.post(f"/api/tickets/{ticket_id}/actions/callback_attempt", json={"note": f"第{attempt}次无人接听"},
+                        headers=city.headers("agent"))
+        assert r.status_code == 200, r.text
+        last = r.json()["events"][-1]
+        assert (last["type"], last["note"], last["data"]["attempt"]) == ("callback_attempt", f"第{attempt}次无人接听",
+                                                                          attempt)
+        assert r.json()["status"] == "replied" and "callback_attempt" in r.json()["allowed_actions"]
+    assert act(client, city, "cjjd", ticket_id, "callback_attempt").status_code == 403
+    r = act(client, city, "supervisor", ticket_id, "close", note="多次联系不上市民")
+    assert r.status_code == 409 and "3" in r.json()["detail"]
+    assert act(client, city, "dispatcher", ticket_id, "callback_attempt").json()["events"][-1]["data"]["attempt"] == 3
+    # the citizen can still be reached later: a callback is allowed after failed attempts
+    assert "callback" in client.get(f"/api/tickets/{ticket_id}", headers=city.headers("agent")).json()[
+        "allowed_actions"]
+
+
+def test_a_supervisor_closes_an_unreachable_ticket_after_three_attempts(client: TestClient, city: City) -> None:
+    ticket_id = replied_ticket(client, city)
+    for _ in range(3):
+        assert act(client, city, "agent", ticket_id, "callback_attempt", note="关机").status_code == 200
+    agent_view = client.get(f"/api/tickets/{ticket_id}", headers=city.headers("agent")).json()
+    assert "close" not in agent_view["allowed_actions"]
+    assert act(client, city, "agent", ticket_id, "close", note="联系不上").status_code == 403
+    assert act(client, city, "supervisor", ticket_id, "close").status_code == 422  # a reason is required
+    r = act(client, city, "supervisor", ticket_id, "close", note="三次回访均未接通，按规定归档")
+    assert r.status_code == 200 and r.json()["status"] == "closed"
+    data = r.json()["events"][-1]["data"]
+    assert data["unreachable"] is True and data["callback_attempts"] == 3 and data["solved"] is None
+
+
+def test_attempts_count_per_round(client: TestClient, city: City) -> None:
+    ticket_id = replied_ticket(client, city)
+    for _ in range(3):
+        act(client, city, "agent", ticket_id, "callback_attempt")
+    act(client, city, "agent", ticket_id, "callback", satisfaction="unsatisfied", solved=False, note="终于接通")
+    act(client, city, "supervisor", ticket_id, "reopen", note="未解决，重办")
+    dispatch_to(client, city, ticket_id)
+    act(client, city, "cjjd", ticket_id, "sign")
+    act(client, city, "cjjd", ticket_id, "reply", note="再次处理")
+    r = act(client, city, "agent", ticket_id, "callback_attempt")
+    assert r.json()["events"][-1]["data"]["attempt"] == 1
+    assert act(client, city, "supervisor", ticket_id, "close", note="联系不上").status_code == 409
+
+
+def test_a_pending_extension_lapses_when_the_round_ends(client: TestClient, city: City) -> None:
+    replied = submit(client, city)
+    dispatch_to(client, city, replied["id"])
+    act(client, city, "cjjd", replied["id"], "sign")
+    act(client, city, "cjjd", replied["id"], "request_extension", note="需协调多部门", working_hours=15)
+    r = act(client, city, "cjjd", replied["id"], "reply", note="已提前办结")
+    assert r.json()["extension_pending"] is False
+    assert r.json()["events"][-1]["data"]["extension_request_lapsed"] is True
+    returned = submit(client, city)
+    dispatch_to(client, city, returned["id"])
+    act(client, city, "cjjd", returned["id"], "request_extension", note="需协调多部门", working_hours=15)
+    r = act(client, city, "cjjd", returned["id"], "return", note="经核实不属于本街道")
+    assert r.json()["extension_pending"] is False
+    assert r.json()["events"][-1]["data"]["extension_request_lapsed"] is True
+    r = act(client, city, "dispatcher", returned["id"], "dispatch", unit_id=city.ids["unit:cgj"], note="改派城管局")
+    assert "extension_request_lapsed" not in r.json()["events"][-1]["data"]  # nothing was pending any more
+    plain = submit(client, city)
+    dispatch_to(client, city, plain["id"])
+    r = act(client, city, "cjjd", plain["id"], "return", note="不属于本街道")
+    assert "extension_request_lapsed" not in r.json()["events"][-1]["data"]
+
+
+def test_co_unit_handlers_see_the_actions_open_to_co_units(client: TestClient, city: City) -> None:
+    t = submit(client, city)
+    dispatch_to(client, city, t["id"], co_unit_ids=[city.ids["unit:cgj"]])
+    allowed = client.get(f"/api/tickets/{t['id']}", headers=city.headers("cgj")).json()["allowed_actions"]
+    assert "comment" in allowed and "sign" not in allowed and "respond_supervision" in allowed
+    lead = client.get(f"/api/tickets/{t['id']}", headers=city.headers("cjjd")).json()["allowed_actions"]
+    assert {"sign", "comment", "return"} <= set(lead)
+    listed = client.get("/api/tickets", headers=city.headers("cgj")).json()["items"]
+    assert "comment" in listed[0]["allowed_actions"]
+
+
+def test_re_dispatching_a_send_back_is_a_dispatchers_decision_with_a_reason(client: TestClient, city: City) -> None:
+    t = submit(client, city)
+    dispatch_to(client, city, t["id"])
+    act(client, city, "cjjd", t["id"], "return", note="不属于本街道职责")
+    agent_view = client.get(f"/api/tickets/{t['id']}", headers=city.headers("agent")).json()
+    assert "dispatch" not in agent_view["allowed_actions"]
+    assert "dispatch" in client.get(f"/api/tickets/{t['id']}", headers=city.headers("dispatcher")).json()[
+        "allowed_actions"]
+    r = act(client, city, "agent", t["id"], "dispatch", unit_id=city.ids["unit:cgj"], note="改派城管局")
+    assert r.status_code == 403
+    r = act(client, city, "dispatcher", t["id"], "dispatch", unit_id=city.ids["unit:cgj"])
+    assert r.status_code == 422 and "note" in r.json()["detail"]
+    r = act(client, city, "supervisor", t["id"], "dispatch", unit_id=city.ids["unit:cgj"], note="属城管局职责，改派")
+    assert r.status_code == 200 and r.json()["unit"]["id"] == city.ids["unit:cgj"]
+    # a first dispatch needs no reason and may be an agent's
+    fresh = submit(client, city)
+    assert act(client, city, "agent", fresh["id"], "dispatch", unit_id=city.ids["unit:cjjd"]).status_code == 200

@@ -9,9 +9,22 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
+from hotline.errors import Invalid
+from hotline.services import Services
+from hotline.settings import Settings, check_score_weights
 from routing.calendar import WorkCalendar
-from routing.scorecards import EventRow, assess, composite_score, percentile
+from routing.scorecards import (
+    EventRow,
+    assess,
+    composite_score,
+    compute_scorecards,
+    percentile,
+    rank_key,
+    request_weights,
+)
 from tests.conftest import City, act, submit
 
 CAL = WorkCalendar()
@@ -129,3 +142,82 @@ def test_scorecards_rank_explain_and_export(client: TestClient, city: City) -> N
     assert header[:4] == ["排名", "单位", "派单量", "响应率"] and header[-1] == "综合得分"
     numbers = {row[1] for row in wb["工单明细"].iter_rows(min_row=2, values_only=True)}
     assert {good["number"], poor["number"], bounced["number"], other["number"]} <= numbers
+
+
+def test_a_score_of_zero_ranks_above_no_data(client: TestClient, city: City, services: Services) -> None:
+    """cjjd never signed (score 0.0); cgj had nothing dispatched (no score) and must not outrank it."""
+    t = submit(client, city)
+    act(client, city, "agent", t["id"], "dispatch", unit_id=city.ids["unit:cjjd"])
+    assert city.ids["unit:cgj"] < city.ids["unit:cjjd"]  # the tie-break by id would favour cgj
+    now = datetime.now(UTC)
+    with services.sessions() as s:
+        cards, _ = compute_scorecards(s, CAL, now - timedelta(days=1), now + timedelta(days=1),
+                                      now + timedelta(days=30), unit_ids=[city.ids["unit:cgj"], city.ids["unit:cjjd"]])
+    assert [(c.unit_id, c.figures()["score"]) for c in cards] == [(city.ids["unit:cjjd"], 0.0),
+                                                                   (city.ids["unit:cgj"], None)]
+    assert rank_key(0.0, 9) < rank_key(None, 1) and rank_key(50.0, 9) < rank_key(0.0, 1)
+
+
+def test_each_round_of_a_reopened_ticket_counts(client: TestClient, city: City, services: Services) -> None:
+    """Dispatched to cjjd, unsatisfied, reopened and dispatched to cjjd again, then satisfied: two assignments."""
+    t = handled(client, city, "unsatisfied", False)
+    assert act(client, city, "supervisor", t["id"], "reopen", note="回访不满意，重办").status_code == 200
+    act(client, city, "agent", t["id"], "dispatch", unit_id=city.ids["unit:cjjd"])
+    act(client, city, "cjjd", t["id"], "sign")
+    act(client, city, "cjjd", t["id"], "reply", note="再次处理完毕")
+    act(client, city, "agent", t["id"], "callback", satisfaction="satisfied", solved=True)
+    today = datetime.now(UTC).astimezone(CAL.tz).date()
+    period = {"from": (today - timedelta(days=1)).isoformat(), "to": today.isoformat()}
+    r = client.get(f"/api/scorecards/{city.ids['unit:cjjd']}", params=period, headers=city.headers("supervisor"))
+    f = r.json()["units"][0]["figures"]
+    assert f["dispatched"] == 2 and f["callbacks"] == 2
+    assert f["resolution_rate"] == 0.5 and f["satisfaction_rate"] == 0.5
+    drill = client.get(f"/api/scorecards/{city.ids['unit:cjjd']}/tickets",
+                       params={**period, "figure": "satisfaction_rate"}, headers=city.headers("supervisor")).json()
+    assert sorted(row["outcome"] for row in drill["tickets"]) == ["met", "missed"]
+    assert {row["ticket_id"] for row in drill["tickets"]} == {t["id"]}
+
+
+def test_an_unreachable_close_is_neither_solved_nor_unsolved() -> None:
+    events = [
+        ev(1, "dispatch", at(9), unit_id=7, sign_due=at(11).isoformat(), reply_due=at(9, 4).isoformat()),
+        ev(2, "sign", at(10), on_time=True),
+        ev(3, "reply", at(15, 2), on_time=True),
+        ev(4, "close", at(16, 3), unreachable=True, solved=None, satisfaction=None),
+    ]
+    a = assess(events, 7, at(0), at(0, 31), at(12, 10), CAL)
+    assert a is not None and (a.resolution, a.satisfaction) == ("na", "na")
+    pending = assess(events[:3], 7, at(0), at(0, 31), at(12, 10), CAL)
+    assert pending is not None and pending.resolution == "pending"
+
+
+def test_the_citys_default_weights_are_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOTLINE_SCORE_WEIGHTS", '{"response": 0.2, "resolution": 0.4, "satisfaction": 0.4}')
+    city_weights = Settings(demo=True).score_weights
+    assert city_weights == {"response": 0.2, "resolution": 0.4, "satisfaction": 0.4}
+    assert request_weights({}, city_weights) == city_weights  # the request gives none
+    assert request_weights({"response": None, "resolution": None}, city_weights) == city_weights
+    assert request_weights({"response": 1.0}, city_weights) == {"response": 1.0, "resolution": 0.4,
+                                                               "satisfaction": 0.4}
+    with pytest.raises(Invalid):
+        request_weights({"response": 0.0, "resolution": 0.0, "satisfaction": 0.0}, city_weights)
+    with pytest.raises(Invalid):
+        request_weights({"response": -1.0}, city_weights)
+    monkeypatch.setenv("HOTLINE_SCORE_WEIGHTS", '{"response": 1}')
+    assert Settings(demo=True).score_weights == {"response": 1.0, "resolution": 0.0, "satisfaction": 0.0}
+    for bad in ('{"response": -0.1, "resolution": 1}', '{"response": 0, "resolution": 0}', '{"speed": 1}'):
+        monkeypatch.setenv("HOTLINE_SCORE_WEIGHTS", bad)
+        with pytest.raises(ValidationError):
+            Settings(demo=True)
+    monkeypatch.setenv("HOTLINE_SCORE_WEIGHTS", "not json")
+    with pytest.raises(SettingsError):
+        Settings(demo=True)
+
+
+def test_scorecards_use_the_weights_they_are_given(client: TestClient, city: City, services: Services) -> None:
+    handled(client, city, "satisfied", True)
+    now = datetime.now(UTC)
+    with services.sessions() as s:
+        cards, _ = compute_scorecards(s, CAL, now - timedelta(days=1), now + timedelta(days=1), now,
+                                      weights=check_score_weights({"satisfaction": 1.0}))
+    assert cards[0].figures()["weights_used"] == {"satisfaction": 1.0}

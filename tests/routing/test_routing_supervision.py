@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from hotline.models import AccountabilityCase, SupervisionOrder, Ticket, TicketEvent
 from hotline.services import Services
 from hotline.worker import sweep, sweep_once
 from routing.accountability import closed_unsolved_after_reopen, refused_returns_due
 from tests.conftest import City, act, submit
+from tests.hotline.sweep_overlap import overlapping_sweeps
 
 
 def dispatched(client: TestClient, city: City, unit: str = "cjjd") -> int:
@@ -39,9 +40,13 @@ def cases(services: Services, **where: Any) -> list[AccountabilityCase]:
 
 def test_rule_checks_are_plain_functions() -> None:
     assert refused_returns_due([(1, 7), (1, 7), (1, 8), (2, 7), (3, None), (3, None)]) == [(1, 7)]
-    assert closed_unsolved_after_reopen({"solved": False}, reopened_before=True)
-    assert not closed_unsolved_after_reopen({"solved": False}, reopened_before=False)
-    assert not closed_unsolved_after_reopen({"solved": None}, reopened_before=True)
+    assert refused_returns_due([(1, 7), (1, 7), (1, 8)], minimum=3) == []
+    assert refused_returns_due([(1, 7), (1, 8)], minimum=1) == [(1, 7), (1, 8)]
+    assert closed_unsolved_after_reopen({"solved": False}, reopens_before=1)
+    assert not closed_unsolved_after_reopen({"solved": False}, reopens_before=0)
+    assert not closed_unsolved_after_reopen({"solved": False}, reopens_before=1, minimum=2)
+    assert not closed_unsolved_after_reopen({"solved": None}, reopens_before=1)
+    assert not closed_unsolved_after_reopen({"solved": False, "unreachable": True}, reopens_before=1)
 
 
 def test_supervision_order_has_due_date_response_and_lists(client: TestClient, city: City,
@@ -185,40 +190,79 @@ def test_closed_unsolved_without_reopen_is_not_a_case(client: TestClient, city: 
     assert cases(services) == []
 
 
-def test_two_concurrent_sweeps_open_each_case_once(client: TestClient, city: City, services: Services) -> None:
-    """Escalations and refused send-backs for 12 tickets; two workers sweep at the same moment."""
+def test_an_unreachable_citizen_is_not_closed_unsolved(client: TestClient, city: City, services: Services) -> None:
+    """Reopened once, then the citizen cannot be reached three times: the supervisor's close is no 'unsolved'."""
+    ticket_id = dispatched(client, city)
+    ok(act(client, city, "cjjd", ticket_id, "sign"))
+    ok(act(client, city, "cjjd", ticket_id, "reply", note="已处理"))
+    ok(act(client, city, "agent", ticket_id, "callback", satisfaction="unsatisfied", solved=False))
+    ok(act(client, city, "supervisor", ticket_id, "reopen", note="回访不满意，退回重办"))
+    ok(act(client, city, "agent", ticket_id, "dispatch", unit_id=city.ids["unit:cjjd"]))
+    ok(act(client, city, "cjjd", ticket_id, "sign"))
+    ok(act(client, city, "cjjd", ticket_id, "reply", note="已再次处理"))
+    for _ in range(3):
+        ok(act(client, city, "agent", ticket_id, "callback_attempt", note="无人接听"))
+    ok(act(client, city, "supervisor", ticket_id, "close", note="三次回访未接通，归档"))
+    sweep_once(services, now=datetime.now(UTC) + timedelta(seconds=5))
+    assert cases(services) == []
+
+
+def test_the_refusal_threshold_is_a_setting(client: TestClient, city: City, services: Services) -> None:
+    services.settings = services.settings.model_copy(update={"accountability_refusals": 3})
+    ticket_id = dispatched(client, city)
+    refuse_twice(client, city, ticket_id)
+    sweep_once(services, now=datetime.now(UTC) + timedelta(seconds=5))
+    assert cases(services) == []  # two are not yet a pattern in this city
+    ok(act(client, city, "cjjd", ticket_id, "return", note="第三次退单"))
+    ok(act(client, city, "dispatcher", ticket_id, "refuse_return", note="第三次驳回"))
+    sweep_once(services, now=datetime.now(UTC) + timedelta(seconds=5))
+    assert [c.rule for c in cases(services)] == ["refused_returns"]
+
+
+def test_the_reopen_threshold_is_a_setting(client: TestClient, city: City, services: Services) -> None:
+    services.settings = services.settings.model_copy(update={"accountability_reopens": 2})
+    ticket_id = dispatched(client, city)
+    for round_ in range(2):
+        if round_:
+            ok(act(client, city, "supervisor", ticket_id, "reopen", note="回访不满意，退回重办"))
+            ok(act(client, city, "agent", ticket_id, "dispatch", unit_id=city.ids["unit:cjjd"]))
+        ok(act(client, city, "cjjd", ticket_id, "sign"))
+        ok(act(client, city, "cjjd", ticket_id, "reply", note="已处理"))
+        ok(act(client, city, "agent", ticket_id, "callback", satisfaction="unsatisfied", solved=False))
+    ok(act(client, city, "supervisor", ticket_id, "close", note="市民诉求超出政策范围，解释后归档"))
+    sweep_once(services, now=datetime.now(UTC) + timedelta(seconds=5))
+    assert cases(services) == []  # reopened once; this city counts from the second reopen
+
+
+def test_two_overlapping_sweeps_open_each_case_once(client: TestClient, city: City, services: Services) -> None:
+    """Escalations and refused send-backs for 12 tickets; worker B sweeps while A holds its first row locks."""
     ids = [dispatched(client, city) for _ in range(12)]
     for ticket_id in ids[:6]:
         refuse_twice(client, city, ticket_id)
     later = datetime.now(UTC) + timedelta(days=60)
-    barrier = threading.Barrier(2)
-    results: list[dict[str, int]] = []
-    failures: list[BaseException] = []
+    opened: list[dict[str, int]] = []  # cases each worker opened
 
-    def worker() -> None:
-        opened: dict[str, int] = {}
-        try:
-            with services.sessions() as session:
-                barrier.wait()
-                sweep(session, now=later, cases=opened)
-                session.commit()
-        except BaseException as exc:  # pragma: no cover - reported below
-            failures.append(exc)
-        results.append(opened)
+    def run(session: Session) -> dict[str, int]:
+        cases: dict[str, int] = {}
+        sent = sweep(session, now=later, cases=cases)
+        opened.append(cases)
+        return sent
 
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert not failures
-    assert sum(r.get("overdue", 0) for r in results) == 12
-    assert sum(r.get("refused_returns", 0) for r in results) == 6
+    a, b = overlapping_sweeps(services, run)
+    for kind in ("deadline_warning", "overdue", "escalation"):
+        assert a.get(kind, 0) + b.get(kind, 0) == 12, kind
+    assert len(opened) == 2
+    assert sum(r.get("overdue", 0) for r in opened) == 12
+    assert sum(r.get("refused_returns", 0) for r in opened) == 6
     with services.sessions() as s:
         per_key = s.execute(select(AccountabilityCase.rule, AccountabilityCase.ticket_id, func.count())
                             .group_by(AccountabilityCase.rule, AccountabilityCase.ticket_id)).all()
+        notices = s.execute(select(TicketEvent.type, TicketEvent.ticket_id, func.count()).where(
+            TicketEvent.type.in_(["deadline_warning", "overdue", "escalation"])
+        ).group_by(TicketEvent.type, TicketEvent.ticket_id)).all()
         announcements = s.scalar(select(func.count()).select_from(TicketEvent).where(
             TicketEvent.type == "accountability")) or 0
         orders = s.scalar(select(func.count()).select_from(SupervisionOrder)) or 0
     assert {n for *_, n in per_key} == {1} and len(per_key) == 18
+    assert {n for *_, n in notices} == {1} and len(notices) == 3 * 12
     assert announcements == 18 and orders == 0
