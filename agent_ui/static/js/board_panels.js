@@ -324,15 +324,21 @@ export function scorecardsPanel({ openDetail }) {
   }
 
   async function load() {
-    if (!weightsValid()) return;
+    const first = !state.today;
+    if (!first && !weightsValid()) return;
     try {
-      const data = await api(`/api/scorecards?${params()}`);
+      // First load without parameters: the server's defaults (this month in city time, the city's weights) fill
+      // the pickers; from then on the pickers are what is asked for, in the table and in the export.
+      const data = await api(first ? '/api/scorecards' : `/api/scorecards?${params()}`);
       state.data = data;
-      if (!state.today) {
-        // First load: the server's default period is this month in city time; fill the pickers with it.
+      if (first) {
         state.today = data.period_to;
         $('#sc-from').value = data.period_from;
         $('#sc-to').value = data.period_to;
+        const total = Object.values(data.weights).reduce((a, b) => a + b, 0);
+        for (const [k, input] of Object.entries(weightInputs)) {
+          if (total > 0 && k in data.weights) input.value = String(Math.round((data.weights[k] / total) * 1000) / 10);
+        }
       }
       render();
       if (state.drill) drill(...state.drill, { keep: true });
