@@ -17,9 +17,28 @@ const DECIDED_SHOWN = 20; // decided cases and responded orders: the most recent
 const pct = (v) => (v === null || v === undefined ? '—' : `${(v * 100).toFixed(1)}%`);
 const hours = (v) => (v === null || v === undefined ? '—' : `${Number(v).toFixed(1)}`);
 
-/** A function that runs ``fn`` at most once per ``ms`` after the last call, reporting errors as a toast. */
+/**
+ * Live reloads: the first call schedules ``fn`` ``ms`` later and calls meanwhile join that run (unlike a debounce,
+ * a steady stream of events cannot postpone it for ever); runs never overlap — a call during a run schedules one
+ * more run after it.
+ */
 function later(fn, ms) {
-  return debounce(() => fn().catch((e) => toast(e.message, 'error')), ms);
+  let timer = null;
+  let running = false;
+  let again = false;
+  const run = async () => {
+    timer = null;
+    running = true;
+    try { await fn(); } catch (e) { toast(e.message, 'error'); } finally {
+      running = false;
+      if (again) { again = false; schedule(); }
+    }
+  };
+  function schedule() {
+    if (running) { again = true; return; }
+    if (timer === null) timer = setTimeout(run, ms);
+  }
+  return schedule;
 }
 
 function ticketButton(number, id, openDetail) {
