@@ -1,14 +1,15 @@
 // Agent/dispatcher desk: the live triage queue, screen-pop of a caller's history, the intake form, and the
 // actions on a ticket pre-filled from its stored analysis.
 import {
-  api, h, clear, $, toast, debounce, requireUser, refreshSelected, topbar, LiveChannel, statusBadge, badge, fmtTime, KIND_LABELS, CHANNEL_LABELS,
+  api, h, clear, $, toast, coalesce, requireUser, refreshSelected, topbar, LiveChannel, statusBadge, badge, fmtTime, KIND_LABELS, CHANNEL_LABELS,
 } from './common.js';
 import { renderTicket } from './ticket.js';
 
 const me = await requireUser(['agent', 'dispatcher', 'supervisor']);
 topbar(me, '受理台');
 const [units, categories] = await Promise.all([api('/api/units'), api('/api/categories')]);
-const state = { queue: [], selected: null, open: null };
+const state = { queue: [], selected: null, open: null, loads: 0 };
+const TRIAGE_STATES = new Set(['received', 'returned', 'reopened']);  // agent_ui/api.py TRIAGE_STATES
 const ticketBox = $('#ticket');
 
 function defaultsFrom(ticket) {
@@ -27,7 +28,7 @@ function defaultsFrom(ticket) {
 const ctx = {
   me, units, categories, showAnalysis: true,
   openTicket: (id) => openTicket(id),
-  onDone: (updated) => { showTicket(updated); loadQueue(); },
+  onDone: (updated) => { showTicket(updated); refreshQueue(); },
   onConflict: () => state.selected && openTicket(state.selected.id),
   prefill: (action, values) => {
     if (!state.selected) return;
@@ -45,9 +46,12 @@ function showTicket(ticket) {
   for (const li of document.querySelectorAll('#queue-list li')) li.classList.toggle('selected', Number(li.dataset.id) === ticket.id);
 }
 
-async function openTicket(id) {
+async function openTicket(id, { ifChanged = false } = {}) {
   try {
-    showTicket(await api(`/api/tickets/${id}`));
+    const t = await api(`/api/tickets/${id}`);
+    // A live event about the ticket on screen (often our own action, already shown): redraw only if it changed.
+    if (ifChanged && state.selected && state.selected.id === t.id && state.selected.version === t.version) return;
+    showTicket(t);
   } catch (err) {
     toast(`无法打开工单：${err.message}`, 'error');
   }
@@ -64,6 +68,7 @@ function queueItem(t) {
 }
 
 async function loadQueue() {
+  state.loads += 1;
   const data = await api('/api/desk/triage');
   state.queue = data.items;
   const list = clear($('#queue-list'));
@@ -71,7 +76,13 @@ async function loadQueue() {
   $('#queue-count').textContent = String(data.items.length);
   if (!data.items.length) list.appendChild(h('li', { class: 'empty muted' }, '暂无待处理工单'));
 }
-const refreshQueue = debounce(() => loadQueue().catch((e) => toast(e.message, 'error')), 150);
+const refreshQueue = coalesce(() => loadQueue().catch((e) => toast(e.message, 'error')));
+const reloadSelected = coalesce(() => (state.selected ? openTicket(state.selected.id, { ifChanged: true }) : null));
+
+/** A live event changes the queue only if its ticket is on it now or enters one of the triage states. */
+function concernsQueue(msg) {
+  return TRIAGE_STATES.has(msg.status) || state.queue.some((t) => t.id === msg.ticket_id);
+}
 
 // --- screen-pop -------------------------------------------------------------------------------------------------
 $('#call-form').addEventListener('submit', async (e) => {
@@ -90,7 +101,8 @@ $('#call-form').addEventListener('submit', async (e) => {
           h('button', { type: 'button', class: 'link', onclick: () => openTicket(t.id) }, t.number), ' ',
           statusBadge(t.status), ' ', h('span', {}, t.title), ' ', h('span', { class: 'muted small' }, fmtTime(t.received_at, true)))))
         : h('p', { class: 'muted' }, '此号码没有历史工单。'),
-      h('button', { type: 'button', onclick: () => openIntake(data.phone, data.citizens[0]) }, '为此来电新建工单'));
+      // The number as typed: a dispatcher's answer shows it masked, the new ticket needs it in full.
+      h('button', { type: 'button', onclick: () => openIntake(phone, data.citizens[0]) }, '为此来电新建工单'));
   } catch (err) {
     clear(box).appendChild(h('p', { class: 'error' }, `查询失败：${err.message}`));
   }
@@ -144,8 +156,14 @@ document.addEventListener('keydown', (e) => {
     const next = e.key === 'j' ? Math.min(items.length - 1, current + 1) : Math.max(0, current - 1);
     items[current < 0 ? 0 : next].focus();
     e.preventDefault();
-  } else if (e.key === '/') {
+  } else if (e.key === '/' || e.key === 'p' || e.key === 'P') {
+    // P (as the 弹屏 button says), or /: type the caller's number; Enter then pops their history.
     $('#call-phone').focus();
+    $('#call-phone').select();
+    e.preventDefault();
+  } else if (e.key === 'n' || e.key === 'N') {
+    // New ticket; if the form is already open, back into it without wiping what was typed.
+    if ($('#intake-form').hidden) openIntake(); else $('#in-text').focus();
     e.preventDefault();
   }
 });
@@ -153,8 +171,8 @@ document.addEventListener('keydown', (e) => {
 // --- live -------------------------------------------------------------------------------------------------------
 const live = new LiveChannel({
   onEvent: (msg) => {
-    refreshQueue();
-    if (state.selected && state.selected.id === msg.ticket_id) refreshSelected(ticketBox, () => openTicket(msg.ticket_id));
+    if (concernsQueue(msg)) refreshQueue();
+    if (state.selected && state.selected.id === msg.ticket_id) refreshSelected(ticketBox, reloadSelected);
   },
   onReconnect: () => refreshQueue(),
   onResync: () => refreshQueue(),

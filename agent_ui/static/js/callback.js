@@ -1,46 +1,82 @@
 // Callback queue (回访): call the citizen back, record solved + satisfaction; satisfied ones are closed in the same
-// step, unsatisfied ones stay in "callback" and show up on the supervisor board.
+// step, unsatisfied ones stay in "callback" and show up on the supervisor board. A call nobody answers is recorded
+// as an attempt (未接通) and the ticket stays in the queue.
+//
+// A satisfied callback is two requests (callback, then close). If the close fails the callback is already saved
+// and the ticket sits in "callback": the page says exactly that and keeps it on the list (待归档) until it is closed.
 import {
-  api, h, clear, $, toast, debounce, requireUser, topbar, LiveChannel, statusBadge, fmtTime, fmtSpan,
+  api, h, clear, $, toast, coalesce, requireUser, refreshSelected, topbar, LiveChannel, statusBadge, badge, fmtTime,
+  fmtSpan, SATISFACTION_LABELS,
 } from './common.js';
 import { performAction, historyList } from './ticket.js';
 
 const me = await requireUser(['agent', 'dispatcher', 'supervisor']);
 topbar(me, '回访');
-const state = { items: [], selected: null };
+const state = { items: [], selected: null, version: null, busy: null, loads: 0 };  // busy: a ticket id we are acting on
 const box = $('#cb-detail');
+// Waiting for the callback (agent_ui/api.py CALLBACK_STATES), and called back but not yet closed.
+const LISTED_STATES = new Set(['replied', 'answered', 'callback']);
+const NO_ANSWER = ['无人接听', '关机', '占线', '空号/停机', '拒接'];
+
+const firstLine = (text) => (text || '').split(/\r?\n/).map((l) => l.trim()).find(Boolean) || '';
+/** Called back as satisfied (or basically) but not archived: only the close is missing. */
+const needsClose = (t) => t.status === 'callback' && t.satisfaction && t.satisfaction !== 'unsatisfied';
 
 function card(t) {
   const waited = t.replied_at ? (Date.now() - Date.parse(t.replied_at)) / 1000 : null;
-  return h('li', { dataset: { id: t.id }, class: `card ${state.selected === t.id ? 'selected' : ''}` },
+  const reply = firstLine(t.reply_text);
+  const phone = t.citizen && t.citizen.phone;  // masked by the server for roles that see masked numbers
+  return h('li', { dataset: { id: t.id }, class: `card ${state.selected === t.id ? 'selected' : ''} ${needsClose(t) ? 'to-close' : ''}` },
     h('button', { type: 'button', class: 'item', onclick: () => open(t.id) },
-      h('div', { class: 'line1' }, h('span', { class: 'number' }, t.number), statusBadge(t.status)),
+      h('div', { class: 'line1' }, h('span', { class: 'number' }, t.number), statusBadge(t.status),
+        needsClose(t) ? badge('待归档', 'warn') : null,
+        h('span', { class: 'cb-phone', dataset: { role: 'phone' } }, phone || (t.citizen ? '未留电话' : '匿名'))),
       h('div', { class: 'line2 title' }, t.title || t.text.slice(0, 30)),
+      reply ? h('div', { class: 'cb-reply small', dataset: { role: 'reply' } }, h('span', { class: 'k' }, '答复：'), h('span', {}, reply)) : null,
       h('div', { class: 'line3 muted small' },
         `${t.unit ? t.unit.name : '热线直接办结'} · 答复于 ${fmtTime(t.replied_at)}`,
         waited !== null ? ` · 已等待 ${fmtSpan(waited, { working: false })}` : '')));
 }
 
 async function load() {
-  const data = await api('/api/desk/callbacks');
-  state.items = data.items;
+  state.loads += 1;
+  const [queue, called] = await Promise.all([
+    api('/api/desk/callbacks'),
+    api('/api/tickets?status=callback&sort=oldest&page_size=200'),
+  ]);
+  state.items = [...called.items.filter(needsClose), ...queue.items];
   const list = clear($('#cb-list'));
-  for (const t of data.items) list.appendChild(card(t));
-  if (!data.items.length) list.appendChild(h('li', { class: 'empty muted' }, '暂无待回访工单'));
-  $('#cb-count').textContent = String(data.items.length);
+  for (const t of state.items) list.appendChild(card(t));
+  if (!state.items.length) list.appendChild(h('li', { class: 'empty muted' }, '暂无待回访工单'));
+  $('#cb-count').textContent = String(state.items.length);
 }
-const refresh = debounce(() => load().catch((e) => toast(e.message, 'error')), 150);
+const refresh = coalesce(() => load().catch((e) => toast(e.message, 'error')));
+const reloadSelected = coalesce(() => (state.selected ? open(state.selected, { ifChanged: true }) : null));
 
 function radio(name, value, label, checked = false) {
   return h('label', { class: 'radio' }, h('input', { type: 'radio', name, value, required: true, checked }), label);
 }
 
-async function open(id) {
-  let t;
-  try { t = await api(`/api/tickets/${id}`); } catch (err) { toast(err.message, 'error'); return; }
-  state.selected = t.id;
-  for (const li of document.querySelectorAll('#cb-list li')) li.classList.toggle('selected', Number(li.dataset.id) === t.id);
-  const phone = t.citizen && t.citizen.phone;
+function done(message) {
+  clear(box).appendChild(h('p', { class: 'muted' }, message));
+  state.selected = null;
+  refresh();
+}
+
+async function closeTicket(t) {
+  try {
+    await performAction(t, 'close', { note: '回访满意，归档' });
+    toast(`${t.number} 回访完成并归档`, 'ok');
+    done('已完成。选择下一张工单。');
+  } catch (err) {
+    // The callback is saved either way: say so, keep the ticket on the list and offer the close again.
+    toast(`${t.number} 回访结果已保存，但归档失败：${err.message}。工单仍在回访列表（待归档），可重试归档。`, 'error');
+    refresh();
+    open(t.id);
+  }
+}
+
+function callbackForm(t) {
   const form = h('form', { class: 'callback-form', 'aria-label': '回访结果' },
     h('fieldset', {}, h('legend', {}, '问题是否解决'), radio('solved', 'true', '已解决'), radio('solved', 'false', '未解决')),
     h('fieldset', {}, h('legend', {}, '满意度'), radio('satisfaction', 'satisfied', '满意'),
@@ -49,36 +85,160 @@ async function open(id) {
     h('div', { class: 'buttons' }, h('button', { type: 'submit', class: 'primary', accesskey: 's' }, '提交回访 ', h('kbd', {}, 'S'))));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
+    const button = form.querySelector('button[type=submit]');
+    button.disabled = true;
     const satisfaction = form.satisfaction.value;
     const body = { solved: form.solved.value === 'true', satisfaction, note: form.note.value.trim() };
+    state.busy = t.id;  // our own events must not re-render the form under us
     try {
-      const after = await performAction(t, 'callback', body);
+      let after;
+      try {
+        after = await performAction(t, 'callback', body);
+      } catch (err) {
+        toast(`回访失败：${err.message}`, 'error');
+        button.disabled = false;
+        if (err.status === 409) open(t.id);
+        return;
+      }
       if (satisfaction !== 'unsatisfied' && after.allowed_actions.includes('close')) {
-        await performAction(after, 'close', { note: '回访满意，归档' });
-        toast(`${t.number} 回访完成并归档`, 'ok');
+        await closeTicket(after);
+      } else if (satisfaction !== 'unsatisfied') {
+        toast(`${t.number} 回访结果已保存（${SATISFACTION_LABELS[satisfaction]}），但您无权归档；请督办员归档。`, 'warn');
+        done('回访已记录。选择下一张工单。');
       } else {
         toast(`${t.number} 回访不满意，已转督办员审核`, 'warn');
+        done('已完成。选择下一张工单。');
       }
-      clear(box).appendChild(h('p', { class: 'muted' }, '已完成。选择下一张工单。'));
-      state.selected = null;
-      refresh();
-    } catch (err) {
-      toast(`回访失败：${err.message}`, 'error');
+    } finally {
+      state.busy = null;
     }
   });
+  return form;
+}
+
+/** Failed attempts of this round: those after the latest reply or direct answer (as the workflow counts them). */
+function roundAttempts(t) {
+  let n = 0;
+  for (const e of t.events || []) {
+    if (e.type === 'reply' || e.type === 'answer') n = 0;
+    else if (e.type === 'callback_attempt') n += 1;
+  }
+  return n;
+}
+const ATTEMPTS_BEFORE_CLOSE = 3;  // hotline.workflow.CALLBACK_ATTEMPTS_BEFORE_CLOSE
+
+/** 未接通: the call was not answered; the attempt goes into the history and the ticket stays in the queue. */
+function attemptForm(t) {
+  const attempts = roundAttempts(t);
+  const form = h('form', { class: 'attempt-form', 'aria-label': '回访未接通' },
+    h('h3', {}, '电话未接通'),
+    h('div', { class: 'field' }, h('label', { for: 'cb-attempt-reason' }, '未接通原因'),
+      h('select', { id: 'cb-attempt-reason', name: 'reason' }, NO_ANSWER.map((r) => h('option', { value: r }, r)))),
+    h('div', { class: 'field' }, h('label', { for: 'cb-attempt-note' }, '补充说明（可选）'),
+      h('input', { id: 'cb-attempt-note', name: 'extra', maxlength: 200, autocomplete: 'off' })),
+    h('div', { class: 'buttons' },
+      h('button', { type: 'submit', class: 'attempt' }, '未接通'),
+      h('span', { class: 'muted small' }, attempts ? `已尝试 ${attempts} 次未接通` : '')));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const button = form.querySelector('button[type=submit]');
+    button.disabled = true;
+    const extra = form.extra.value.trim();
+    const note = `未接通：${form.reason.value}${extra ? `（${extra}）` : ''}`;
+    state.busy = t.id;
+    try {
+      // An event-only note: no version, it overwrites nothing; the reply is the ticket with its new version.
+      const updated = await api(`/api/tickets/${t.id}/actions/callback_attempt`, { method: 'POST', body: { note } });
+      toast(`${t.number} 已记录未接通（第 ${attempts + 1} 次），工单保留在回访列表`, 'ok');
+      showDetail(updated);
+      refresh();
+    } catch (err) {
+      toast(`记录未接通失败：${err.message}`, 'error');
+      button.disabled = false;
+    } finally {
+      state.busy = null;
+    }
+  });
+  return form;
+}
+
+/** A supervisor may archive a replied ticket whose citizen could not be reached after several attempts. */
+function unreachableForm(t) {
+  const form = h('form', { class: 'unreachable-form', 'aria-label': '无法联系市民，归档' },
+    h('div', { class: 'field' }, h('label', { for: 'cb-unreachable-note' }, `已 ${roundAttempts(t)} 次未接通：归档理由`),
+      h('textarea', { id: 'cb-unreachable-note', name: 'note', rows: 2, required: true, minlength: 2 })),
+    h('div', { class: 'buttons' }, h('button', { type: 'submit' }, '无法联系，归档')));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    state.busy = t.id;
+    try {
+      await performAction(t, 'close', { note: form.note.value.trim() });
+      toast(`${t.number} 已归档（多次回访未接通）`, 'ok');
+      done('已归档。选择下一张工单。');
+    } catch (err) {
+      toast(`归档失败：${err.message}`, 'error');
+    } finally {
+      state.busy = null;
+    }
+  });
+  return form;
+}
+
+function closeForm(t) {
+  const button = h('button', { type: 'button', class: 'primary' }, '归档');
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    state.busy = t.id;
+    try { await closeTicket(t); } finally { state.busy = null; button.disabled = false; }
+  });
+  return h('section', { class: 'to-close-notice', role: 'status' },
+    h('p', {}, `回访已记录（${SATISFACTION_LABELS[t.satisfaction] || t.satisfaction}，${t.solved ? '已解决' : '未解决'}），但工单尚未归档。`),
+    h('div', { class: 'buttons' }, button));
+}
+
+function showDetail(t) {
+  state.selected = t.id;
+  state.version = t.version;
+  for (const li of document.querySelectorAll('#cb-list li')) li.classList.toggle('selected', Number(li.dataset.id) === t.id);
+  const phone = t.citizen && t.citizen.phone;
+  const actions = [];
+  if (needsClose(t)) actions.push(closeForm(t));
+  else if ((t.allowed_actions || []).includes('callback')) {
+    actions.push(callbackForm(t));
+    if ((t.allowed_actions || []).includes('callback_attempt')) actions.push(attemptForm(t));
+    if (t.status === 'replied' && (t.allowed_actions || []).includes('close') && roundAttempts(t) >= ATTEMPTS_BEFORE_CLOSE) {
+      actions.push(unreachableForm(t));
+    }
+  } else actions.push(h('p', { class: 'muted' }, '此工单当前无需回访。'));
   clear(box).append(
-    h('header', { class: 'ticket-head' }, h('h2', {}, h('span', { class: 'number' }, t.number), ' ', h('span', { class: 'title' }, t.title))),
+    h('header', { class: 'ticket-head' }, h('h2', {}, h('span', { class: 'number' }, t.number), ' ', h('span', { class: 'title' }, t.title)),
+      h('div', { class: 'badges' }, statusBadge(t.status))),
     h('section', { class: 'callee' }, h('h3', {}, '回访对象'),
       h('p', {}, t.citizen ? `${t.citizen.name || '未留姓名'} ` : '匿名（无法回访） ',
         phone ? h('a', { href: `tel:${phone}`, class: 'phone' }, phone) : null)),
     h('section', { class: 'complaint' }, h('h3', {}, '诉求内容'), h('p', { class: 'text' }, t.text)),
     h('section', { class: 'reply' }, h('h3', {}, `${t.unit ? t.unit.name : '热线'}的答复`), h('p', { class: 'text' }, t.reply_text || '—')),
-    form, historyList(t));
-  form.querySelector('input').focus();
+    ...actions, historyList(t));
+  const first = box.querySelector('form input, section.to-close-notice button');
+  if (first) first.focus();
+}
+
+async function open(id, { ifChanged = false } = {}) {
+  let t;
+  try { t = await api(`/api/tickets/${id}`); } catch (err) { toast(err.message, 'error'); return; }
+  if (ifChanged && state.selected === t.id && state.version === t.version) return;  // e.g. our own action's event
+  showDetail(t);
+}
+
+function concernsList(msg) {
+  return LISTED_STATES.has(msg.status) || state.items.some((t) => t.id === msg.ticket_id);
 }
 
 const live = new LiveChannel({
-  onEvent: (msg) => { if (['reply', 'answer', 'callback', 'close', 'reopen', 'merge'].includes(msg.type)) refresh(); },
+  onEvent: (msg) => {
+    if (concernsList(msg)) refresh();
+    if (state.selected === msg.ticket_id && state.busy !== msg.ticket_id) refreshSelected(box, reloadSelected);
+  },
   onReconnect: () => refresh(),
   onResync: () => refresh(),
 });

@@ -4,6 +4,8 @@
 const TOKEN_KEY = 'hotline.token';
 const ME_KEY = 'hotline.me';
 const LAST_EVENT_KEY = 'hotline.lastEventId';
+const SEEN_KEY = 'hotline.seenEventIds';
+const SEEN_KEEP = 300;  // ids remembered across a page reload (the server re-sends up to 500 ids below the last)
 
 export const ROLE_LABELS = {
   agent: '话务员', dispatcher: '派单员', unit_handler: '承办单位', supervisor: '督办员', admin: '管理员',
@@ -26,7 +28,7 @@ export const EVENT_LABELS = {
   reply: '办结答复', request_extension: '申请延期', decide_extension: '延期审批', callback: '回访', close: '归档',
   reopen: '重办', remind: '催办', supervise: '督办', respond_supervision: '督办回复', accountability: '问责',
   recategorize: '更正分类', comment: '备注', deadline_warning: '时限预警', overdue: '超期', escalation: '超期升级',
-  ticket_gone: '已改派他单位',
+  ticket_gone: '已改派他单位', callback_attempt: '回访未接通', supervision_overdue: '督办超期',
 };
 export const HOME_BY_ROLE = {
   agent: '/desk/agent', dispatcher: '/desk/agent', unit_handler: '/desk/unit', supervisor: '/desk/supervisor',
@@ -44,6 +46,7 @@ export function logout() {
   sessionStorage.removeItem(TOKEN_KEY);
   sessionStorage.removeItem(ME_KEY);
   sessionStorage.removeItem(LAST_EVENT_KEY);
+  sessionStorage.removeItem(SEEN_KEY);
   location.assign('/');
 }
 
@@ -123,19 +126,52 @@ export function fmtSpan(seconds, { working = true, dayLength = 7.5 * 3600 } = {}
 }
 
 let toastTimer = null;
+/** A short message in the top bar's band (it covers no form); errors stay longer; a click dismisses it. */
 export function toast(message, kind = 'info') {
   let box = $('#toast');
-  if (!box) { box = h('div', { id: 'toast', role: 'status', 'aria-live': 'polite' }); document.body.appendChild(box); }
+  if (!box) {
+    box = h('div', { id: 'toast', role: 'status', 'aria-live': 'polite', title: '点击关闭' });
+    box.addEventListener('click', () => { box.hidden = true; });
+    document.body.appendChild(box);
+  }
   box.className = `toast ${kind}`;
   box.textContent = message;
   box.hidden = false;
   clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => { box.hidden = true; }, 4000);
+  toastTimer = setTimeout(() => { box.hidden = true; }, kind === 'error' ? 8000 : 4000);
 }
 
 export function debounce(fn, ms) {
   let timer = null;
   return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
+}
+
+/**
+ * Coalesce reloads triggered by live events: the first call after a quiet spell runs ``fn`` after ``gather`` ms
+ * (events of one transaction arrive together), later calls join the next run, and runs start at least
+ * ``interval`` ms apart and never overlap (a call during a run schedules one more run after it). So a burst of
+ * events costs at most one request per ``interval``, and the first change still shows within gather + request.
+ */
+export function coalesce(fn, { gather = 40, interval = 300 } = {}) {
+  let timer = null;
+  let running = false;
+  let again = false;
+  let lastStart = -Infinity;
+  const run = async () => {
+    timer = null;
+    running = true;
+    lastStart = Date.now();
+    try { await fn(); } catch (err) { console.error(err); } finally {
+      running = false;
+      if (again) { again = false; schedule(); }
+    }
+  };
+  function schedule() {
+    if (running) { again = true; return; }
+    if (timer) return;
+    timer = setTimeout(run, Math.max(gather, lastStart + interval - Date.now()));
+  }
+  return schedule;
 }
 
 /** Check the session and the role; returns the current user or redirects to the login page. */
@@ -184,12 +220,23 @@ function setLiveState(state) {
 /**
  * The live channel: token as the first message (never in the URL), replay from the last seen event id after a
  * reconnect, answers the server's pings, reconnects with backoff, drops duplicate event ids.
+ *
+ * Event ids are not a high-water mark (transactions commit out of id order), so the server replays, after a
+ * reconnect, also the events just below ``last_event_id`` that may have committed late; this side keeps the ids
+ * it has seen (the recent ones also across a page reload, in sessionStorage) and drops those it already handled.
  */
 export class LiveChannel {
   constructor({ onEvent, onHello, onPresence, onResync, onReconnect } = {}) {
     this.handlers = { onEvent, onHello, onPresence, onResync, onReconnect };
     this.seen = new Set();
     this.seenOrder = [];
+    this.duplicates = 0;
+    this.saveTimer = null;
+    try {
+      for (const id of JSON.parse(sessionStorage.getItem(SEEN_KEY) || '[]')) {
+        if (Number.isInteger(id) && !this.seen.has(id)) { this.seen.add(id); this.seenOrder.push(id); }
+      }
+    } catch { /* a damaged entry only costs a few duplicate refreshes */ }
     this.attempt = 0;
     this.ws = null;
     this.connectedOnce = false;
@@ -208,6 +255,18 @@ export class LiveChannel {
     if (value === null || value === undefined) return;
     const current = this.lastEventId;
     if (current === null || value > current) sessionStorage.setItem(LAST_EVENT_KEY, String(value));
+  }
+
+  remember(id) {
+    this.seen.add(id);
+    this.seenOrder.push(id);
+    if (this.seenOrder.length > 5000) this.seen.delete(this.seenOrder.shift());
+    if (this.saveTimer === null) {
+      this.saveTimer = setTimeout(() => {
+        this.saveTimer = null;
+        sessionStorage.setItem(SEEN_KEY, JSON.stringify(this.seenOrder.slice(-SEEN_KEEP)));
+      }, 250);
+    }
   }
 
   connect() {
@@ -244,7 +303,10 @@ export class LiveChannel {
       setLiveState('on');
       const reconnect = this.connectedOnce;
       this.connectedOnce = true;
-      if (this.lastEventId === null) this.lastEventId = msg.last_event_id;
+      // The server's newest id is below ours only when its database was reset: start over from its count.
+      if (this.lastEventId === null || msg.last_event_id < this.lastEventId) {
+        sessionStorage.setItem(LAST_EVENT_KEY, String(msg.last_event_id));
+      }
       this.handlers.onHello && this.handlers.onHello(msg);
       if (reconnect && this.handlers.onReconnect) this.handlers.onReconnect(msg);
       return;
@@ -252,10 +314,8 @@ export class LiveChannel {
     if (msg.type === 'presence') { this.handlers.onPresence && this.handlers.onPresence(msg); return; }
     if (msg.type === 'resync') { this.handlers.onResync && this.handlers.onResync(msg); return; }
     if (msg.event_id !== undefined) {
-      if (this.seen.has(msg.event_id)) return;
-      this.seen.add(msg.event_id);
-      this.seenOrder.push(msg.event_id);
-      if (this.seenOrder.length > 5000) this.seen.delete(this.seenOrder.shift());
+      if (this.seen.has(msg.event_id)) { this.duplicates += 1; return; }
+      this.remember(msg.event_id);
       this.lastEventId = msg.event_id;
       this.handlers.onEvent && this.handlers.onEvent(msg);
     }
@@ -298,16 +358,22 @@ export class WorkClock {
   }
 
   left(info, which = 'reply') {
+    if (info.stopped) return null;
     const base = info[`${which}_left_s`];
     if (base === null || base === undefined) return null;
     if (info.paused) return base;
     const now = this.now();
-    return base - (info.clock ? (now - this.base) / 1000 : this.workingElapsed(this.base, now));
+    const from = info.base_ms ?? this.base;  // an info fetched on its own carries its own server_time
+    return base - (info.clock ? (now - from) / 1000 : this.workingElapsed(from, now));
   }
 
-  /** Red after reply_due, yellow from yellow_at (≤ 25 % left), else green; evaluated in the browser. */
+  /**
+   * Red after reply_due, yellow from yellow_at (≤ 25 % left), else green; evaluated in the browser. A ticket
+   * already answered has no light any more: 'done' (on time) or 'done-late'.
+   */
   light(info) {
     if (!info || !info.reply_due) return null;
+    if (info.stopped) return info.on_time === false ? 'done-late' : 'done';
     const now = this.now();
     if (now > Date.parse(info.reply_due)) return 'red';
     if (info.yellow_at && now >= Date.parse(info.yellow_at)) return 'yellow';

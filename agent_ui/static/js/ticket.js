@@ -35,9 +35,12 @@ export const ACTION_FORMS = {
   request_info: { label: '一次性告知补充材料', key: 'i', fields: [
     { name: 'note', type: 'textarea', label: '需要市民补充的全部内容（一次性告知）', required: true }] },
   provide_info: { label: '市民已补充', fields: [{ name: 'note', type: 'textarea', label: '补充的内容', required: true }] },
-  respond_supervision: { label: '督办回复', key: 'v', fields: [{ name: 'note', type: 'textarea', label: '督办回复', required: true }] },
+  respond_supervision: { label: '督办回复', key: 'v', fields: [
+    { name: 'order_id', type: 'order', label: '回复的督办件' },
+    { name: 'note', type: 'textarea', label: '督办回复', required: true }] },
   accountability: { label: '问责', fields: [
     { name: 'decision', type: 'decision', label: '处理', required: true },
+    { name: 'case_id', type: 'case', label: '问责事项' },
     { name: 'note', type: 'textarea', label: '说明', required: true }] },
   decide_extension: { label: '延期审批', fields: [
     { name: 'approve', type: 'approve', label: '审批结果', required: true },
@@ -81,6 +84,25 @@ function fieldInput(field, ctx, ticket, defaults, formId) {
       input = h('select', { id, name: field.name, required: field.required },
         field.options.map(([v, label]) => h('option', { value: v, selected: value === v }, label)));
       break;
+    case 'order': {
+      // Only when the page says which orders are open (unit desk) and there is a choice to make; without the
+      // field the server answers every open order of the unit.
+      const orders = ctx.orders || [];
+      if (orders.length < 2) return null;
+      input = h('select', { id, name: field.name },
+        h('option', { value: '' }, `全部 ${orders.length} 件督办`),
+        orders.map((o) => h('option', { value: o.id }, `限 ${fmtTime(o.due_at)}：${o.note.slice(0, 40)}`)));
+      break;
+    }
+    case 'case': {
+      // The cases the decision can apply to (unit desk: the unit's opened cases). Required when there is a choice.
+      const cases = ctx.cases || [];
+      if (!cases.length) return null;
+      input = h('select', { id, name: field.name, required: cases.length > 1 },
+        cases.length > 1 ? h('option', { value: '' }, '— 选择问责事项 —') : null,
+        cases.map((c) => h('option', { value: c.id }, `#${c.id} ${c.reason.slice(0, 40)}`)));
+      break;
+    }
     case 'decision': {
       const options = ctx.me.role === 'unit_handler'
         ? [['explain', '单位说明']] : [['open', '立案问责'], ['uphold', '维持问责'], ['dismiss', '撤销问责']];
@@ -121,7 +143,9 @@ async function readForm(form, spec) {
     if (!el) continue;
     const raw = (el.value ?? '').trim();
     if (raw === '') continue;
-    if (['unit', 'category', 'number'].includes(field.type)) body[field.name] = Number(raw);
+    // Opening a case creates a new one: case_id is only for explain/uphold/dismiss.
+    if (field.type === 'case' && form.elements.decision && form.elements.decision.value === 'open') continue;
+    if (['unit', 'category', 'number', 'order', 'case'].includes(field.type)) body[field.name] = Number(raw);
     else if (field.type === 'approve') body[field.name] = raw === 'true';
     else if (field.type === 'lines') body[field.name] = raw.split('\n').map((s) => s.trim()).filter(Boolean);
     else if (field.type === 'datetime') body[field.name] = new Date(raw).toISOString();
@@ -150,7 +174,8 @@ export function actionPanel(ticket, ctx) {
   if (!allowed.length) { panel.appendChild(h('p', { class: 'muted' }, '当前状态下没有可执行的操作。')); return panel; }
   const open = ctx.open || null;
   for (const name of allowed) {
-    const spec = ACTION_FORMS[name];
+    // ``ctx.labels`` renames an action for this page (the unit desk's 问责 is the unit's 问责说明)
+    const spec = ctx.labels && ctx.labels[name] ? { ...ACTION_FORMS[name], label: ctx.labels[name] } : ACTION_FORMS[name];
     const formId = `f-${name}-${ticket.id}`;
     const defaults = (ctx.defaults && ctx.defaults[name]) || {};
     const form = h('form', { id: formId, class: `action-form act-${name}`, dataset: { action: name } },
@@ -221,14 +246,46 @@ export function analysisPanel(ticket, ctx) {
     const li = h('li', {}, h('span', { class: 'muted' }, `条目 #${k.article_id}（${k.score}）`));
     kbList.appendChild(li);
     api(`/api/knowledge/${k.article_id}`).then((art) => {
-      li.replaceChildren(h('strong', {}, art.title), h('span', { class: 'p' }, ` 匹配 ${k.score}`),
+      // (replaceChildren would turn a null into the text "null": filter the optional button out)
+      li.replaceChildren(...[h('strong', {}, art.title), h('span', { class: 'p' }, ` 匹配 ${k.score}`),
         (ticket.allowed_actions || []).includes('answer')
           ? h('button', { type: 'button', class: 'small', onclick: () => ctx.prefill && ctx.prefill('answer', { note: art.body }) }, '引用答复')
           : null,
-        h('p', { class: 'kb-body' }, art.body.slice(0, 160)));
+        h('p', { class: 'kb-body' }, art.body.slice(0, 160))].filter(Boolean));
     }).catch(() => {});
   }
   return box;
+}
+
+const CASE_RULES = {
+  manual: '督办员立案', overdue: '超期未办结', refused_returns: '多次退单被驳回', closed_unsolved: '未解决即归档',
+};
+const CASE_STATES = { opened: '待单位说明', explained: '已说明，待督办员决定', upheld: '维持问责', dismissed: '撤销问责' };
+
+/**
+ * 督办 orders and 问责 cases open on this ticket: the order's demand and due time (``data-due`` lets the page
+ * turn it red the moment it passes), the case's reason. ``showUnit``: name the unit (oversight roles see all).
+ */
+export function oversightPanel(orders, cases, { units = [], showUnit = false, now = Date.now() } = {}) {
+  if (!orders.length && !cases.length) return null;
+  const unitLabel = (id) => (showUnit ? h('span', { class: 'muted small' }, ` · ${unitName(units, id)}`) : null);
+  return h('section', { class: 'oversight', 'aria-label': '督办与问责' }, h('h3', {}, '督办与问责'),
+    h('ul', {},
+      orders.map((o) => {
+        const late = Date.parse(o.due_at) < now;
+        return h('li', { class: `order ${late ? 'overdue' : ''}`, dataset: { orderId: o.id } },
+          h('div', { class: 'line1' }, badge('督办', late ? 'danger' : 'warn'),
+            h('span', { class: 'due', dataset: { due: o.due_at } }, `限办 ${fmtTime(o.due_at, true)}${late ? '（已超期）' : ''}`),
+            h('span', { class: 'muted small' }, `下达于 ${fmtTime(o.issued_at)}`), unitLabel(o.unit_id)),
+          h('p', { class: 'demand' }, h('span', { class: 'k' }, '督办要求：'), h('span', { class: 'text' }, o.note)));
+      }),
+      cases.map((c) => h('li', { class: `case st-${c.state}`, dataset: { caseId: c.id } },
+        h('div', { class: 'line1' }, badge('问责', c.state === 'opened' ? 'danger' : 'warn'),
+          h('span', {}, CASE_STATES[c.state] || c.state), h('span', { class: 'muted small' },
+            `${CASE_RULES[c.rule] || c.rule} · 立案于 ${fmtTime(c.opened_at)} · #${c.id}`), unitLabel(c.unit_id)),
+        h('p', { class: 'reason' }, h('span', { class: 'k' }, '问责事由：'), h('span', { class: 'text' }, c.reason)),
+        c.explanation ? h('p', { class: 'explanation' }, h('span', { class: 'k' }, '单位说明：'),
+          h('span', { class: 'text' }, c.explanation)) : null))));
 }
 
 export function historyList(ticket) {
@@ -268,6 +325,7 @@ export function renderTicket(container, ticket, ctx) {
   container.append(head, body, meta);
   if (reply) container.append(reply);
   if (ctx.showAnalysis) container.append(analysisPanel(ticket, ctx));
+  if (ctx.beforeActions) container.append(...ctx.beforeActions(ticket).filter(Boolean));
   container.append(actionPanel(ticket, ctx));
   if (ticket.events) container.append(historyList(ticket));
 }

@@ -1,27 +1,49 @@
 // Unit desk (承办单位): my unit's tickets by deadline with working-time countdowns, and the unit's actions:
 // sign, reply, send back, extension, ask the citizen once for what is missing, answer supervision/accountability.
 import {
-  api, h, clear, $, toast, debounce, requireUser, topbar, LiveChannel, WorkClock, statusBadge, badge, fmtTime,
+  api, h, clear, $, toast, coalesce, requireUser, topbar, LiveChannel, WorkClock, statusBadge, badge, fmtTime,
   fmtSpan, refreshSelected, KIND_LABELS,
 } from './common.js';
-import { renderTicket } from './ticket.js';
+import { renderTicket, oversightPanel } from './ticket.js';
 
 const me = await requireUser(['unit_handler', 'supervisor', 'admin']);
 topbar(me, '承办台');
 const units = await api('/api/units');
 const myUnit = units.find((u) => u.id === me.unit_id);
+const isUnit = me.role === 'unit_handler';
 $('#unit-name').textContent = myUnit ? myUnit.name : '全部单位';
 const clock = new WorkClock();
-const state = { items: [], view: 'open', selected: null };
+const state = {
+  items: [], view: 'open', selected: null, oversight: { orders: [], cases: [] }, oversightKey: '', deadline: null,
+  loads: 0, openSeq: 0,
+};
 const ticketBox = $('#ticket');
+// The states each tab lists (agent_ui/api.py UNIT_OPEN and view=replied): an event about a ticket now in one of
+// them, or about a ticket on the list, is worth a reload; anything else is not.
+const VIEW_STATES = {
+  open: new Set(['dispatched', 'signed', 'reopened', 'awaiting_citizen', 'returned']),
+  replied: new Set(['replied']),
+};
+const DONE_LABELS = { merged: '已并案', transferred: '已转警' };
 const ctx = {
   me, units, categories: [], showAnalysis: false,
-  onDone: (updated) => { showTicket(updated); refresh(); },
+  labels: isUnit ? { accountability: '问责说明' } : {},
+  onDone: (updated) => { openTicket(updated.id, updated); refresh(); },
   onConflict: () => state.selected && openTicket(state.selected.id),
+  beforeActions: () => [detailCountdown(), oversightPanel(state.oversight.orders, state.oversight.cases,
+    { units, showUnit: !isUnit, now: clock.now() })],
 };
 
 function countdownText(info) {
-  if (!info || !info.reply_due) return ['', ''];
+  if (!info) return ['', ''];
+  if (info.stopped) {
+    // Answered: the clock has stopped; say so, and whether it was in time.
+    const label = DONE_LABELS[info.status] || '已答复';
+    if (info.on_time === true) return [`${label} · 按时`, 'done'];
+    if (info.on_time === false) return [`${label} · 超期 ${fmtSpan(info.late_s || 0, { working: !info.clock })}`, 'done-late'];
+    return [label, 'done'];
+  }
+  if (!info.reply_due) return ['', ''];
   if (info.paused) return ['已暂停（待市民补充）', 'paused'];
   const light = clock.light(info);
   const left = clock.left(info, 'reply');
@@ -31,9 +53,16 @@ function countdownText(info) {
 }
 
 function signText(info, t) {
-  if (!info || info.sign_left_s === null || t.signed_at) return null;
+  if (!info || info.stopped || info.sign_left_s === null || t.signed_at) return null;
   const left = clock.left(info, 'sign');
   return left < 0 ? `签收已超时 ${fmtSpan(left, { working: !info.clock })}` : `请在 ${fmtSpan(left, { working: !info.clock })} 内签收`;
+}
+
+function supervisionBadge(info) {
+  if (!info || !info.supervision_open) return null;
+  const late = info.supervision_due && clock.now() > Date.parse(info.supervision_due);
+  return h('span', { class: `badge ${late ? 'danger' : 'warn'}`, dataset: { role: 'sup', due: info.supervision_due || '' },
+    title: info.supervision_due ? `督办限办 ${fmtTime(info.supervision_due, true)}` : '督办' }, late ? '督办超期' : '督办');
 }
 
 function card(t) {
@@ -44,7 +73,7 @@ function card(t) {
       h('div', { class: 'line1' }, h('span', { class: 'number' }, t.number), statusBadge(t.status),
         t.urgent ? badge('紧急', 'urgent') : null,
         t.unit && me.unit_id && t.unit.id !== me.unit_id ? badge('协办', 'co') : null,
-        info && info.supervision_open ? badge('督办', 'warn') : null,
+        supervisionBadge(info),
         info && info.accountability_open ? badge('问责', 'danger') : null,
         t.extension_pending ? badge('延期审批中', 'warn') : null),
       h('div', { class: 'line2 title' }, t.title || t.text.slice(0, 30)),
@@ -60,6 +89,20 @@ function render() {
   $('#unit-count').textContent = String(state.items.length);
 }
 
+/** The open ticket's own countdown (or "已答复 · 按时"), from /api/desk/deadlines. */
+function detailCountdown() {
+  const info = state.deadline;
+  if (!info) return null;
+  const [text, light] = countdownText(info);
+  if (!text) return null;
+  return h('p', { class: `detail-countdown light-${light || 'none'}` },
+    h('span', { class: 'k' }, '答复时限：'), h('span', { class: 'countdown', dataset: { role: 'detail-countdown' } }, text));
+}
+
+function setLight(el, light) {
+  el.className = el.className.replace(/light-\S+/, `light-${light || 'none'}`);
+}
+
 function tick() {
   for (const li of document.querySelectorAll('#unit-list li[data-id]')) {
     const t = state.items.find((x) => x.id === Number(li.dataset.id));
@@ -67,35 +110,111 @@ function tick() {
     const [text, light] = countdownText(t.deadline);
     const el = li.querySelector('[data-role=countdown]');
     if (el && el.textContent !== text) el.textContent = text;
-    li.className = li.className.replace(/light-\S+/, `light-${light || 'none'}`);
+    setLight(li, light);
     const sign = li.querySelector('[data-role=sign]');
     const st = signText(t.deadline, t);
     if (sign && st) sign.textContent = ` · ${st}`;
+    const sup = li.querySelector('[data-role=sup]');
+    if (sup && sup.dataset.due && clock.now() > Date.parse(sup.dataset.due) && !sup.classList.contains('danger')) {
+      sup.className = 'badge danger';
+      sup.textContent = '督办超期';
+    }
+  }
+  const detail = ticketBox.querySelector('[data-role=detail-countdown]');
+  if (detail && state.deadline) {
+    const [text, light] = countdownText(state.deadline);
+    if (detail.textContent !== text) detail.textContent = text;
+    setLight(detail.closest('.detail-countdown'), light);
+  }
+  // A 督办 order's due time passing on an open page turns it red.
+  for (const due of ticketBox.querySelectorAll('.oversight .order:not(.overdue) [data-due]')) {
+    if (clock.now() > Date.parse(due.dataset.due)) {
+      const li = due.closest('.order');
+      li.classList.add('overdue');
+      due.textContent = `限办 ${fmtTime(due.dataset.due, true)}（已超期）`;
+      const b = li.querySelector('.badge');
+      if (b) b.className = 'badge danger';
+    }
   }
 }
 
 async function load() {
+  state.loads += 1;
+  const before = new Set(state.items.map((t) => t.id));
   const data = await api(`/api/desk/unit-queue?view=${state.view}`);
   clock.sync(data.server_time, data.periods);
   state.items = data.items;
   render();
-  if (state.selected && !state.items.some((t) => t.id === state.selected.id)) {
+  if (state.selected && before.has(state.selected.id) && !state.items.some((t) => t.id === state.selected.id)) {
     // It left this list (replied, returned…): keep it open but refresh it, or drop it if no longer ours.
-    openTicket(state.selected.id);
+    reloadSelected();
   }
 }
-const refresh = debounce(() => load().catch((e) => toast(e.message, 'error')), 100);
+const refresh = coalesce(() => load().catch((e) => toast(e.message, 'error')));
+const reloadSelected = coalesce(() => (state.selected ? openTicket(state.selected.id) : null));
 
 function showTicket(ticket) {
   state.selected = ticket;
+  const mine = (x) => !isUnit || x.unit_id === me.unit_id;
+  const orders = state.oversight.orders.filter((o) => o.state === 'open' && mine(o));
+  const opened = state.oversight.cases.filter((c) => c.state === 'opened' && mine(c));
+  // The 督办回复 form only while an order of this unit is open, the 问责说明 form only while a case waits for
+  // the unit's explanation (the server would answer 409 otherwise); the case is chosen when there are several.
+  ctx.orders = orders;
+  ctx.cases = isUnit ? opened : state.oversight.cases;
+  ctx.hide = [];
+  if (isUnit && !orders.length) ctx.hide.push('respond_supervision');
+  if (isUnit && !opened.length) ctx.hide.push('accountability');
   renderTicket(ticketBox, ticket, ctx);
   for (const li of document.querySelectorAll('#unit-list li')) li.classList.toggle('selected', Number(li.dataset.id) === ticket.id);
   if (window.matchMedia('(max-width: 800px)').matches) ticketBox.scrollIntoView({ behavior: 'smooth' });
 }
 
-async function openTicket(id) {
+/** Orders and cases of this ticket (GET /api/supervision and /api/accountability filter by unit, not ticket). */
+async function oversightOf(id) {
+  const [orders, cases] = await Promise.all([
+    api('/api/supervision?state=open&limit=1000').catch(() => []),
+    api('/api/accountability?state=open&limit=1000').catch(() => []),
+  ]);
+  return { orders: orders.filter((o) => o.ticket_id === id), cases: cases.filter((c) => c.ticket_id === id) };
+}
+
+async function deadlineOf(id) {
+  const data = await api(`/api/desk/deadlines?ids=${id}`).catch(() => null);
+  const info = data && data.tickets[id];
+  if (!info) return null;
+  // This answer has its own server_time: count from there, not from the list's.
+  return { ...info, base_ms: Date.parse(data.server_time) };
+}
+
+function typingIn(box) {
+  const active = document.activeElement;
+  return Boolean(active && box.contains(active) && ['INPUT', 'TEXTAREA', 'SELECT'].includes(active.tagName));
+}
+
+/**
+ * Show a ticket with its 督办/问责 and its countdown. ``known``: the ticket our own action just returned, shown at
+ * once. The page is redrawn only when something changed (version, orders, cases), and never under the user's
+ * fingers: while they type in the open ticket a notice offers the refresh instead (``force`` is that refresh).
+ */
+async function openTicket(id, known = null, force = false) {
+  const seq = ++state.openSeq;
+  if (known) showTicket(known);
   try {
-    showTicket(await api(`/api/tickets/${id}`));
+    const [ticket, oversight, deadline] = await Promise.all([
+      known ? Promise.resolve(known) : api(`/api/tickets/${id}`), oversightOf(id), deadlineOf(id)]);
+    if (seq !== state.openSeq) return;  // another ticket was opened meanwhile
+    const key = JSON.stringify(oversight);
+    const shown = state.selected && state.selected.id === ticket.id && Number(ticketBox.dataset.ticketId) === ticket.id;
+    state.deadline = deadline;
+    if (!force && shown && state.selected.version === ticket.version && key === state.oversightKey) { tick(); return; }
+    if (!force && shown && typingIn(ticketBox)) {
+      refreshSelected(ticketBox, () => openTicket(id, null, true));
+      return;
+    }
+    state.oversight = oversight;
+    state.oversightKey = key;
+    showTicket(ticket);
   } catch (err) {
     if (err.status === 404) {
       state.selected = null;
@@ -112,12 +231,17 @@ for (const tab of document.querySelectorAll('.tabs [role=tab]')) {
   });
 }
 
+function concernsList(msg) {
+  if (state.items.some((t) => t.id === msg.ticket_id)) return true;
+  return msg.type !== 'ticket_gone' && VIEW_STATES[state.view].has(msg.status);
+}
+
 const live = new LiveChannel({
   onEvent: (msg) => {
-    refresh();
+    if (concernsList(msg)) refresh();
     if (state.selected && state.selected.id === msg.ticket_id) {
-      if (msg.type === 'ticket_gone') openTicket(msg.ticket_id);
-      else refreshSelected(ticketBox, () => openTicket(msg.ticket_id));
+      if (msg.type === 'ticket_gone') reloadSelected();
+      else refreshSelected(ticketBox, reloadSelected);
     }
     if (msg.type === 'dispatch' && msg.lead_unit_id === me.unit_id) toast(`新工单派到本单位：${msg.ticket_number}`, 'ok');
   },
