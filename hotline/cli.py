@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 
 def _settings() -> Settings:
+    from pydantic_settings import SettingsError
+
     from hotline.settings import get_settings
 
     try:
@@ -26,6 +28,9 @@ def _settings() -> Settings:
     except ValidationError as exc:
         messages = "; ".join(str(e["msg"]) for e in exc.errors())
         raise SystemExit(f"hotline: configuration error: {messages}") from None
+    except SettingsError as exc:  # e.g. HOTLINE_SCORE_WEIGHTS that is not JSON
+        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+        raise SystemExit(f"hotline: configuration error: {exc}{cause}") from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -239,7 +239,8 @@ class Ticket(Base):
     sign_due: Mapped[datetime | None] = mapped_column(TZDateTime())
     reply_due: Mapped[datetime | None] = mapped_column(TZDateTime(), index=True)
     # Precomputed sweep thresholds (working-time arithmetic can't run in SQL): 75 % of the reply time, and the
-    # moment overdue becomes an escalation. notice_level: 0 none, 1 reminded, 2 overdue, 3 escalated.
+    # moment overdue becomes an escalation. notice_level: 0 none, 1 reminded, 2 overdue, 3 escalated,
+    # 9 out of the sweep (workflow.NOTICES_DONE: the ticket left the states with a running deadline).
     reply_warn_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     escalate_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     notice_level: Mapped[int] = mapped_column(Integer, default=0)

@@ -850,7 +850,7 @@ def list_accountability(
 
 # --- scorecards ------------------------------------------------------------------------------------------------
 
-Weight = Annotated[float, Query(ge=0, le=100)]
+Weight = Annotated[float | None, Query(ge=0, le=100, description="default: the city's HOTLINE_SCORE_WEIGHTS")]
 
 
 class ScorecardOut(BaseModel):
@@ -899,11 +899,11 @@ def _period(services: Services, start: date | None, end: date | None) -> tuple[d
     return start, end, lo, hi
 
 
-def _weights(w_response: float, w_resolution: float, w_satisfaction: float) -> dict[str, float]:
-    weights = {"response": w_response, "resolution": w_resolution, "satisfaction": w_satisfaction}
-    if sum(weights.values()) <= 0:
-        raise Invalid("at least one weight must be positive", field="w_response")
-    return weights
+def _weights(services: Services, w_response: float | None, w_resolution: float | None,
+             w_satisfaction: float | None) -> dict[str, float]:
+    """The city's weights (HOTLINE_SCORE_WEIGHTS), each replaced by the request's where it names one."""
+    given = {"response": w_response, "resolution": w_resolution, "satisfaction": w_satisfaction}
+    return scorecards.request_weights(given, services.settings.score_weights)
 
 
 FromQuery = Annotated[date | None, Query(alias="from")]
@@ -914,12 +914,12 @@ ToQuery = Annotated[date | None, Query(alias="to")]
 def list_scorecards(
     session: SessionDep, services: ServicesDep, actor: UserDep,
     period_from: FromQuery = None, period_to: ToQuery = None,
-    w_response: Weight = 0.10, w_resolution: Weight = 0.45, w_satisfaction: Weight = 0.45,
+    w_response: Weight = None, w_resolution: Weight = None, w_satisfaction: Weight = None,
 ) -> ScorecardsOut:
     """Ranking of units dispatched to in the period (days inclusive; default: this month), best score first."""
     require(actor, *OVERSIGHT)
     start, end, lo, hi = _period(services, period_from, period_to)
-    weights = _weights(w_response, w_resolution, w_satisfaction)
+    weights = _weights(services, w_response, w_resolution, w_satisfaction)
     cards, _ = scorecards.compute_scorecards(session, services.timing.calendar, lo, hi, datetime.now(UTC),
                                              weights=weights)
     return ScorecardsOut(
@@ -933,14 +933,14 @@ def list_scorecards(
 def export_scorecards(
     session: SessionDep, services: ServicesDep, actor: UserDep,
     period_from: FromQuery = None, period_to: ToQuery = None,
-    w_response: Weight = 0.10, w_resolution: Weight = 0.45, w_satisfaction: Weight = 0.45,
+    w_response: Weight = None, w_resolution: Weight = None, w_satisfaction: Weight = None,
 ) -> Response:
     """The ranking and one line per ticket and unit behind it, with Chinese headers."""
     require(actor, *OVERSIGHT)
     start, end, lo, hi = _period(services, period_from, period_to)
     cards, info = scorecards.compute_scorecards(
         session, services.timing.calendar, lo, hi, datetime.now(UTC),
-        weights=_weights(w_response, w_resolution, w_satisfaction),
+        weights=_weights(services, w_response, w_resolution, w_satisfaction),
     )
     data = scorecards.scorecards_xlsx(cards, info, start, end, services.timing.zone)
     name = f"scorecards_{start.isoformat()}_{end.isoformat()}.xlsx"
@@ -965,10 +965,10 @@ def _unit_card(session: Session, services: Services, actor: Actor, unit_id: int,
 def unit_scorecard(
     unit_id: IdPath, session: SessionDep, services: ServicesDep, actor: UserDep,
     period_from: FromQuery = None, period_to: ToQuery = None,
-    w_response: Weight = 0.10, w_resolution: Weight = 0.45, w_satisfaction: Weight = 0.45,
+    w_response: Weight = None, w_resolution: Weight = None, w_satisfaction: Weight = None,
 ) -> ScorecardsOut:
     """One unit's figures (a unit handler may read its own)."""
-    weights = _weights(w_response, w_resolution, w_satisfaction)
+    weights = _weights(services, w_response, w_resolution, w_satisfaction)
     start, end, card, _ = _unit_card(session, services, actor, unit_id, period_from, period_to, weights)
     return ScorecardsOut(period_from=start, period_to=end, weights=weights, units=[
         ScorecardOut(rank=0, unit_id=card.unit_id, unit_name=card.unit_name, figures=card.figures())])

@@ -221,3 +221,14 @@ def test_scorecards_use_the_weights_they_are_given(client: TestClient, city: Cit
         cards, _ = compute_scorecards(s, CAL, now - timedelta(days=1), now + timedelta(days=1), now,
                                       weights=check_score_weights({"satisfaction": 1.0}))
     assert cards[0].figures()["weights_used"] == {"satisfaction": 1.0}
+
+
+def test_the_ranking_api_starts_from_the_citys_weights(client: TestClient, city: City, services: Services) -> None:
+    services.settings.score_weights = {"response": 0.2, "resolution": 0.3, "satisfaction": 0.5}
+    r = client.get("/api/scorecards", headers=city.headers("supervisor"))
+    assert r.status_code == 200, r.text
+    assert r.json()["weights"] == {"response": 0.2, "resolution": 0.3, "satisfaction": 0.5}
+    r = client.get("/api/scorecards?w_response=0.6", headers=city.headers("supervisor"))
+    assert r.json()["weights"] == {"response": 0.6, "resolution": 0.3, "satisfaction": 0.5}
+    r = client.get("/api/scorecards?w_response=0&w_resolution=0&w_satisfaction=0", headers=city.headers("supervisor"))
+    assert r.status_code == 422 and "w_" in r.text
