@@ -9,13 +9,13 @@ from typing import Any
 
 from openpyxl import load_workbook
 
+from tests.agent_ui import conftest as desk_conftest
 from tests.agent_ui.conftest import SCREENSHOTS, LiveServer
 from tests.agent_ui.test_board import BURST
-from tests.agent_ui.test_browser import (  # noqa: F401  (browser and db_url are fixtures)
+from tests.agent_ui.test_browser import (  # noqa: F401  (db_url is a fixture: the SQLite file the server shares)
     XSS,
     Desk,
     api,
-    browser,
     db_url,
     dispatch,
     intake,
@@ -23,6 +23,12 @@ from tests.agent_ui.test_browser import (  # noqa: F401  (browser and db_url are
     pytestmark,
 )
 from tests.conftest import City
+
+# One Playwright per process: a second sync_playwright() in the same thread fails ("Sync API inside the asyncio
+# loop"), and a session fixture imported into another module is a second fixture. So the board borrows
+# test_browser.py's ``browser`` only until it moves to tests/agent_ui/conftest.py, where every module shares it.
+if not hasattr(desk_conftest, "browser"):
+    from tests.agent_ui.test_browser import browser  # noqa: F401
 
 
 def act(server: LiveServer, city: City, who: str, ticket_id: int, action: str, **body: Any) -> Any:
@@ -52,7 +58,7 @@ def panel_shot(desk: Desk, selector: str, name: str) -> None:
 
 
 def test_the_ranking_shows_units_and_each_figure_drills_down(
-    browser: Any, live_server: LiveServer, city: City, tmp_path: Path  # noqa: F811
+    browser: Any, live_server: LiveServer, city: City, tmp_path: Path
 ) -> None:
     good = handled(live_server, city, "澄江街道建设路占道经营，摊位堵住人行道", "cgj", satisfied=True)
     waiting = intake(live_server, city, "中山路人行道被摊贩占用")
@@ -109,7 +115,7 @@ def test_the_ranking_shows_units_and_each_figure_drills_down(
 
 
 def test_supervision_orders_and_a_dismissed_accountability_case(
-    browser: Any, live_server: LiveServer, city: City  # noqa: F811
+    browser: Any, live_server: LiveServer, city: City
 ) -> None:
     late = intake(live_server, city, "澄江街道文化路井盖缺失，存在安全隐患")
     dispatch(live_server, city, late["id"], "cjjd")
@@ -170,7 +176,7 @@ def test_supervision_orders_and_a_dismissed_accountability_case(
 
 
 def test_a_burst_of_similar_requests_appears_as_a_hot_spot(
-    browser: Any, live_server: LiveServer, city: City  # noqa: F811
+    browser: Any, live_server: LiveServer, city: City
 ) -> None:
     board = Desk(browser, live_server, "supervisor")
     page = board.page
@@ -195,7 +201,7 @@ def test_a_burst_of_similar_requests_appears_as_a_hot_spot(
 
 
 def test_the_open_ticket_keeps_what_the_supervisor_types_when_it_changes(
-    browser: Any, live_server: LiveServer, city: City  # noqa: F811
+    browser: Any, live_server: LiveServer, city: City
 ) -> None:
     ticket = intake(live_server, city, "澄江街道幸福小区地下车库积水严重")
     dispatch(live_server, city, ticket["id"], "cgj")
