@@ -95,10 +95,11 @@ function fieldInput(field, ctx, ticket, defaults, formId) {
       break;
     }
     case 'case': {
-      // The cases the decision can apply to (unit desk: the unit's opened cases). Required when there is a choice.
+      // The cases the decision can apply to (unit desk: the unit's opened cases). A unit must choose when there
+      // are several; a supervisor may also open a new case, which takes none (readForm drops it then).
       const cases = ctx.cases || [];
       if (!cases.length) return null;
-      input = h('select', { id, name: field.name, required: cases.length > 1 },
+      input = h('select', { id, name: field.name, required: cases.length > 1 && ctx.me.role === 'unit_handler' },
         cases.length > 1 ? h('option', { value: '' }, '— 选择问责事项 —') : null,
         cases.map((c) => h('option', { value: c.id }, `#${c.id} ${c.reason.slice(0, 40)}`)));
       break;
