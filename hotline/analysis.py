@@ -1,9 +1,10 @@
 """``CitySuggester``: the nlp package and the dispatch catalogue, fed with this city's directory.
 
-It holds in memory what every intake needs: the classifier (loaded once), the gazetteer and the segmenter's city
-dictionary (areas, aliases, unit names), the catalogue rules, the knowledge index and the near-duplicate index of
-recent open tickets. The directory parts are rebuilt by ``refresh()`` when an admin edits them; each API worker
-keeps its own copy (they are small), and the duplicate index is rebuilt from the database at start.
+It holds in memory what every intake needs: the classifier (loaded once), the gazetteer, the catalogue rules and
+the near-duplicate index of recent open tickets (segmented with the city dictionary: areas, aliases, unit names,
+domain terms; places matched along the area hierarchy). The directory parts are rebuilt by ``refresh()`` when an
+admin edits them; each API worker keeps its own copy (they are small), and the duplicate index is rebuilt from
+the database at start.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from sqlalchemy.orm import Session
 
 from hotline.models import Area, CatalogueRule, Category, Status, Ticket, Unit
 from hotline.suggest import CategorySuggestion, NullSuggester, Suggester, Suggestion
-from nlp.analysis import Gazetteer, PlaceEntry, TextAnalyzer
+from nlp.analysis import Gazetteer, PlaceEntry, TextAnalyzer, user_words
 from nlp.duplicates import DuplicateIndex
+from nlp.segment import Segmenter
 from routing.catalogue import Catalogue, Rule, category_path
 
 if TYPE_CHECKING:
@@ -133,16 +135,32 @@ class Directory:
         )
 
 
+def _area_parents(directory: Directory) -> dict[str, str | None]:
+    """Area code -> its parent's code (None for the city), for the duplicate index's place matching."""
+    parents: dict[str, str | None] = {}
+    for area in directory.areas_by_code.values():
+        path = directory.area_paths.get(area.id, [area.code])
+        parents[area.code] = path[-2] if len(path) > 1 else None
+    return parents
+
+
 class CitySuggester:
     def __init__(self, services: Services, model: Model | None) -> None:
         self._services = services
         self._model = model
         self._lock = threading.Lock()
-        self._duplicates = DuplicateIndex(window=DUPLICATE_WINDOW)
         with services.sessions() as session:
             self._directory = Directory.load(session)
             self._analyzer = self._make_analyzer()
+            self._duplicates = self._make_duplicate_index(self._directory)
             self._load_open_tickets(session)
+
+    @staticmethod
+    def _make_duplicate_index(directory: Directory) -> DuplicateIndex:
+        """Duplicates are looked up with the city's words (place and unit names, 燃气泄漏 …) kept whole, and with
+        the area hierarchy, so a report naming the community matches one naming its street."""
+        words = user_words(directory.gazetteer, [u.name for u in directory.units_by_id.values()])
+        return DuplicateIndex(window=DUPLICATE_WINDOW, segmenter=Segmenter(words), places=_area_parents(directory))
 
     def _make_analyzer(self) -> TextAnalyzer:
         analyzer = TextAnalyzer(self._model, self._directory.gazetteer)
@@ -156,8 +174,7 @@ class CitySuggester:
             )
         ).all()
         codes = {a.id: code for code, a in self._directory.areas_by_code.items()}
-        for r in rows:
-            self._duplicates.add(r.id, f"{r.title} {r.text}", codes.get(r.area_id), r.received_at)
+        self._duplicates.add_many((r.id, f"{r.title} {r.text}", codes.get(r.area_id), r.received_at) for r in rows)
 
     def refresh(self) -> None:
         """Reload the directory after an admin changed areas, units, categories or the catalogue."""
@@ -166,6 +183,7 @@ class CitySuggester:
         with self._lock:
             self._directory = directory
             self._analyzer = self._make_analyzer()
+            self._duplicates.set_places(_area_parents(directory))
 
     @property
     def directory(self) -> Directory:

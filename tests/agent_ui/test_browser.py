@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,13 +13,11 @@ import pytest
 from sqlalchemy import update
 
 from hotline.models import Ticket
-from tests.agent_ui.conftest import CHROMIUM, IN_CI, SCREENSHOTS, LiveServer
+from tests.agent_ui.conftest import SCREENSHOTS, LiveServer
 from tests.conftest import City
 
 pytestmark = pytest.mark.browser
 
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">占道经营<b>加粗</b>'
 
 
@@ -30,21 +27,6 @@ def db_url(sqlite_template: Path, tmp_path: Path) -> str:
     path = tmp_path / "desk.db"
     shutil.copy(sqlite_template, path)
     return f"sqlite:///{path}"
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is not installed (apt-get install chromium)"
-        if IN_CI:
-            pytest.fail(f"CI requires {message}", pytrace=False)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 class Desk:

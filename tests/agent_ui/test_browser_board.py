@@ -3,8 +3,6 @@ keeps what the supervisor is typing when a live event arrives."""
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,10 +10,9 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 
-from tests.agent_ui.conftest import CHROMIUM, IN_CI, SCREENSHOTS, LiveServer
+from tests.agent_ui.conftest import SCREENSHOTS, LiveServer
 from tests.agent_ui.test_board import BURST
 from tests.agent_ui.test_browser import (  # noqa: F401  (db_url is a fixture: the SQLite file the server shares)
-    ARGS,
     XSS,
     Desk,
     api,
@@ -27,30 +24,6 @@ from tests.agent_ui.test_browser import (  # noqa: F401  (db_url is a fixture: t
 from tests.conftest import City
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """One Playwright per thread: a second ``sync_playwright()`` next to test_browser.py's session fixture fails
-    ("Sync API inside the asyncio loop"), and importing that fixture here would make a second session fixture.
-    So reuse the chromium already running in this process, or launch one for this module (closed at its end)."""
-    from playwright.sync_api import Browser
-
-    running = next((o for o in gc.get_objects() if isinstance(o, Browser) and o.is_connected()), None)
-    if running is not None:
-        yield running
-        return
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is not installed (apt-get install chromium)"
-        if IN_CI:
-            pytest.fail(f"CI requires {message}", pytrace=False)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        launched.close()
 
 
 def act(server: LiveServer, city: City, who: str, ticket_id: int, action: str, **body: Any) -> Any:

@@ -3,11 +3,8 @@ failed archive, the agent desk's keys and toasts, and coalesced live reloads."""
 
 from __future__ import annotations
 
-import gc
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,40 +12,12 @@ import pytest
 from sqlalchemy import update
 
 from hotline.models import Ticket
-from tests.agent_ui.conftest import CHROMIUM, IN_CI, LiveServer
-from tests.agent_ui.test_browser import ARGS, Desk, api, db_url, dispatch, intake, near_due
+from tests.agent_ui.conftest import LiveServer
+from tests.agent_ui.test_browser import Desk, api, db_url, dispatch, intake, near_due
 from tests.conftest import City
 
 pytestmark = pytest.mark.browser
 __all__ = ["db_url"]  # the browser tests' fixture: a fresh SQLite file the server and the test share
-
-
-def _running_browser() -> Any | None:
-    """The chromium that test_browser.py's session fixture launched, when it runs in this process."""
-    from playwright.sync_api import Browser
-
-    return next((o for o in gc.get_objects() if isinstance(o, Browser) and o.is_connected()), None)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Playwright's sync API runs once per thread, so a second ``sync_playwright()`` next to test_browser.py's
-    session fixture fails ("Sync API inside the asyncio loop"): reuse its chromium, or launch one for this module."""
-    shared = _running_browser()
-    if shared is not None:
-        yield shared
-        return
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is not installed (apt-get install chromium)"
-        if IN_CI:
-            pytest.fail(f"CI requires {message}", pytrace=False)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def act(server: LiveServer, city: City, who: str, ticket_id: int, action: str, **body: Any) -> Any:

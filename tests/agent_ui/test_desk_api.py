@@ -30,7 +30,7 @@ def test_pages_are_served_with_a_strict_csp(client: TestClient) -> None:
     assert client.get("/static/vendor/LICENSE").status_code == 200
 
 
-def test_screen_pop_is_for_agents_and_shows_the_callers_history(client: TestClient, city: City) -> None:
+def test_screen_pop_is_for_the_front_desk_and_shows_the_callers_history(client: TestClient, city: City) -> None:
     first = submit(client, city, citizen={"phone": "138-0000-1234", "name": "王先生"})
     submit(client, city, text="另一个人的诉求", citizen={"phone": "13900009999"})
     response = client.get("/api/desk/citizens", params={"phone": "13800001234"}, headers=city.headers("agent"))
@@ -39,7 +39,7 @@ def test_screen_pop_is_for_agents_and_shows_the_callers_history(client: TestClie
     assert [c["name"] for c in data["citizens"]] == ["王先生"]
     assert [t["id"] for t in data["tickets"]] == [first["id"]]
     assert data["tickets"][0]["citizen"]["phone"] == "13800001234"  # agents call back: full number
-    for who in ("cgj", "supervisor", "dispatcher"):
+    for who in ("cgj", "admin"):  # units and admins take no calls
         assert client.get("/api/desk/citizens", params={"phone": "13800001234"},
                           headers=city.headers(who)).status_code == 403
     bad = client.get("/api/desk/citizens", params={"phone": "1380000abcd"}, headers=city.headers("agent"))

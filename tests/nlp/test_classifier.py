@@ -126,3 +126,10 @@ def test_reliability_table_counts_every_prediction_once():
     rows = reliability_table(probs, np.array([False, True, True, True, False]))
     assert sum(r["count"] for r in rows) == 5
     assert rows[-1] == {"lo": 0.95, "hi": 1.0, "count": 2, "accuracy": 1.0, "mean_probability": 0.975}
+
+
+def test_a_trained_model_keeps_domain_terms_and_city_words_whole():
+    model = Model.train([Record(**r) for r in tiny_records()], user_words=["澄江街道", "市城管局"], n_jobs=1)
+    segmenter = model.pipeline.named_steps["features"].segmenter
+    tokens = segmenter.cut("澄江街道家里燃气泄漏了，市城管局说电梯困人不归他们管")
+    assert {"澄江街道", "燃气泄漏", "市城管局", "电梯困人"} <= set(tokens)
