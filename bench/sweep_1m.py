@@ -42,8 +42,8 @@ from sqlalchemy.dialects import postgresql
 
 from hotline.db import make_engine, make_sessionmaker
 from hotline.migrate import upgrade
-from hotline.models import SupervisionOrder, Ticket, TicketEvent
-from hotline.worker import ACTIVE, THRESHOLDS, sweep
+from hotline.models import SupervisionOrder, TicketEvent
+from hotline.worker import ACTIVE, THRESHOLDS, due_query, sweep
 from hotline.workflow import DEADLINE_STATES, NOTICES_DONE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,9 +167,7 @@ def main() -> int:
 
         queries: list[tuple[str, str]] = []
         for level, column_name, event_type in THRESHOLDS:
-            column = getattr(Ticket, column_name)
-            stmt = (select(Ticket.id).where(Ticket.notice_level < level, column <= now, Ticket.status.in_(ACTIVE))
-                    .limit(5000))
+            stmt = due_query(level, column_name, now, 5000)  # exactly the worker's query
             queries.append((f"find {event_type} (notice_level < {level}, {column_name} <= now)", literal(stmt)))
         cursor = (select(TicketEvent.id, TicketEvent.ticket_id, TicketEvent.type, TicketEvent.data)
                   .where(TicketEvent.type.in_(("refuse_return", "close")),

@@ -23,7 +23,7 @@ from hotline.suggest import CategorySuggestion, NullSuggester, Suggester, Sugges
 from nlp.analysis import Gazetteer, PlaceEntry, TextAnalyzer, user_words
 from nlp.duplicates import DuplicateIndex
 from nlp.segment import Segmenter
-from routing.catalogue import Catalogue, Rule, category_path
+from routing.catalogue import Catalogue, Rule, category_path, city_bureau_codes
 
 if TYPE_CHECKING:
     from hotline.services import Services
@@ -103,7 +103,7 @@ class Directory:
             areas_by_code={a.code: a for a in areas},
             units_by_code={u.code: u for u in units},
             units_by_id=units_by_id,
-            catalogue=Catalogue(rules),
+            catalogue=Catalogue(rules, city_bureaus=city_bureau_codes(areas, units)),
             names={
                 "category": {c.code: c.name for c in categories},
                 "area": {a.code: a.name for a in areas},

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hotline.api import router
 from hotline.errors import DomainError
-from hotline.services import Services, build_services
+from hotline.services import Services, build_services, follow_config_changes
 from hotline.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lifespan=lifespan,
     )
     app.state.services = services
-    app.state.startup_hooks = []
+    app.state.startup_hooks = [follow_config_changes]
     if hasattr(services.suggester, "remember"):
         from hotline.analysis import follow_tickets
 

@@ -3,19 +3,23 @@
 ``nlp train`` / ``nlp evaluate`` (in ``nlp.cli``) work on files only; these two read the directory (place and
 unit names for the segmenter's dictionary) and the ticket history.
 
-Retraining rule (decided here): train a candidate on the city's closed tickets — with their *final* category,
+Retraining rule (decided here): train a candidate on the city's finished tickets — with their *final* category,
 so agents' corrections count — plus the seed corpus, compare it with the current model on a held-out slice of the
-city's own tickets, and switch only if its macro-F1 is not lower. The previous model is kept beside the new one
+city's newest tickets (those received after the current model was trained, when there are enough), and switch
+only if its macro-F1 is not lower. The previous model is kept beside the new one
 (``<model_dir>.previous``) so a bad switch can be undone by renaming a folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import shutil
 import sys
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +28,7 @@ from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 MIN_CITY_TICKETS = 50
+MIN_HELD_OUT = 20
 
 
 def city_words(session: Session) -> list[str]:
@@ -78,32 +83,84 @@ def cmd_starter(args: argparse.Namespace) -> int:
     return 0
 
 
-def city_records(session: Session) -> list[Any]:
-    """Closed tickets with their final first-level category (agents' corrections included)."""
+@dataclass(frozen=True)
+class CityRecord:
+    record: Any  # nlp.classifier.Record
+    ticket_id: int
+    received_at: datetime
+
+
+def city_records(session: Session) -> list[CityRecord]:
+    """Finished tickets with their final first-level category (agents' corrections included), oldest first.
+
+    The first level is found by walking ``parent_id`` up, not by cutting the code, so a city whose codes are not
+    two characters per level works as well.
+    """
     from hotline.models import Category, Status, Ticket
     from nlp.classifier import Record
 
-    names = {code: name for code, name in session.execute(select(Category.code, Category.name))}
+    parents = {cid: (parent, name) for cid, parent, name in session.execute(
+        select(Category.id, Category.parent_id, Category.name))}
+
+    def root_name(cid: int) -> str | None:
+        seen: set[int] = set()
+        while cid in parents and parents[cid][0] is not None and cid not in seen:
+            seen.add(cid)
+            cid = parents[cid][0]  # type: ignore[assignment]
+        return parents[cid][1] if cid in parents else None
+
     rows = session.execute(
-        select(Ticket.title, Ticket.text, Category.code)
-        .join(Category, Category.id == Ticket.category_id)
-        .where(Ticket.status.in_([Status.closed, Status.callback, Status.answered, Status.replied]))
+        select(Ticket.id, Ticket.title, Ticket.text, Ticket.category_id, Ticket.received_at)
+        .where(Ticket.category_id.is_not(None),
+               Ticket.status.in_([Status.closed, Status.callback, Status.answered, Status.replied]))
+        .order_by(Ticket.received_at, Ticket.id)
     )
     records = []
-    for title, text, code in rows:
-        label = names.get(code[:2])
+    for ticket_id, title, text, category_id, received_at in rows:
+        label = root_name(category_id) if category_id is not None else None
         if label:
-            records.append(Record(text=text, label=label, title=title or "", form="raw"))
+            records.append(CityRecord(Record(text=text, label=label, title=title or "", form="raw"), ticket_id,
+                                      received_at))
     return records
 
 
-def cmd_retrain(args: argparse.Namespace) -> int:
-    from sklearn.model_selection import train_test_split
+def split_history(history: list[CityRecord], share: float, old_model_created: datetime | None
+                  ) -> tuple[list[CityRecord], list[CityRecord], bool]:
+    """(train, held out, whether the current model may have seen the held-out tickets).
 
+    The held-out slice is the newest tickets — what the next model will face — and, when the current model's
+    training date is known, only tickets received after it, so the comparison is not rigged in the old model's
+    favour by tickets it was trained on. If too few such tickets exist, the newest ``share`` is used and the
+    report says the old model may have seen them.
+    """
+    n_held = max(MIN_HELD_OUT, round(len(history) * share))
+    unseen = [r for r in history if old_model_created is not None and r.received_at > old_model_created]
+    if old_model_created is not None and len(unseen) >= MIN_HELD_OUT:
+        held = unseen[-n_held:]
+        seen_by_old = False
+    else:
+        held = history[-n_held:]
+        seen_by_old = old_model_created is not None
+    held_ids = {r.ticket_id for r in held}
+    return [r for r in history if r.ticket_id not in held_ids], held, seen_by_old
+
+
+def _history_info(records: list[CityRecord], seed_info: dict[str, Any]) -> dict[str, Any]:
+    digest = hashlib.sha256(seed_info.get("sha256", "").encode())
+    for r in records:
+        digest.update(f"{r.ticket_id}\t{r.record.label}\n".encode())
+    return {"files": [*seed_info.get("files", []), "city tickets"], "sha256": digest.hexdigest(),
+            "records": seed_info.get("records", 0) + len(records), "city_tickets": len(records)}
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
     from hotline.cli import _settings
     from hotline.db import make_engine, make_sessionmaker
-    from nlp.classifier import DataError, Model, load_records
+    from nlp.classifier import DataError, IncompatibleModelError, Model, load_records
 
+    if not 0.05 <= args.holdout <= 0.5:
+        print("hotline: --holdout is a share between 0.05 and 0.5", file=sys.stderr)
+        return 2
     settings = _settings()
     model_dir = Path(settings.model_dir)
     sessions = make_sessionmaker(make_engine(settings.database_url))
@@ -114,39 +171,58 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         print(f"hotline: only {len(history)} closed, classified tickets; retraining needs at least "
               f"{MIN_CITY_TICKETS}", file=sys.stderr)
         return 2
-    seed, _ = load_records([settings.seed_corpus])
-    labels = [r.label for r in history]
-    counts = {label: labels.count(label) for label in set(labels)}
-    stratify = labels if min(counts.values()) >= 2 else None
-    train_part, held_out = train_test_split(history, test_size=args.holdout, random_state=0, stratify=stratify)
+    seed, seed_info = load_records([settings.seed_corpus])
+    current: Model | None = None
+    if (model_dir / "metadata.json").exists():
+        try:
+            current = Model.load(model_dir)
+        except IncompatibleModelError as exc:
+            print(f"hotline: the current model cannot be loaded ({exc}); comparing against none", file=sys.stderr)
+    created = None
+    if current is not None and current.metadata.get("created"):
+        created = datetime.fromisoformat(str(current.metadata["created"]))
+    train_part, held_out, seen_by_old = split_history(history, args.holdout, created)
     try:
-        candidate = Model.train([*seed, *train_part], user_words=words)
+        candidate = Model.train([*seed, *(r.record for r in train_part)], user_words=words,
+                                data_info=_history_info(train_part, seed_info))
     except DataError as exc:
         print("hotline: " + "; ".join(exc.problems), file=sys.stderr)
         return 2
-    new = candidate.evaluate(held_out)
-    old: dict[str, Any] | None = None
-    if (model_dir / "metadata.json").exists():
-        old = Model.load(model_dir).evaluate(held_out)
-    report = {
+    held_records = [r.record for r in held_out]
+    new = candidate.evaluate(held_records)
+    old = None if current is None else current.evaluate(held_records)
+    keys = ("macro_f1", "accuracy", "model_version")
+    report: dict[str, Any] = {
         "held_out": len(held_out),
-        "old": None if old is None else {k: old[k] for k in ("macro_f1", "accuracy", "model_version")},
-        "new": {k: new[k] for k in ("macro_f1", "accuracy", "model_version")},
+        "held_out_from": held_out[0].received_at.isoformat(),
+        "old_model_may_have_seen_them": seen_by_old,
+        "old": None if old is None else {k: old[k] for k in keys},
+        "new": {k: new[k] for k in keys},
     }
     better = old is None or new["macro_f1"] >= old["macro_f1"]
     report["switched"] = bool(better and not args.dry_run)
     if report["switched"]:
-        final = Model.train([*seed, *history], user_words=words)
+        final = Model.train([*seed, *(r.record for r in history)], user_words=words,
+                            data_info=_history_info(history, seed_info))
         final.metadata["retrain_report"] = report
-        previous = model_dir.with_name(model_dir.name + ".previous")
-        if model_dir.exists():
-            shutil.rmtree(previous, ignore_errors=True)
-            model_dir.rename(previous)
-        final.save(model_dir)
+        _switch(model_dir, final)
     print(json.dumps(report, ensure_ascii=False))
     if not better:
         print("hotline: the new model is worse on the held-out tickets; kept the current one", file=sys.stderr)
     return 0
+
+
+def _switch(model_dir: Path, model: Any) -> None:
+    """Save beside the live model, then swap folders, so a failed save never leaves the city without a model.
+    The previous model stays in ``<model_dir>.previous``: undoing a bad switch is renaming a folder."""
+    staging = model_dir.with_name(model_dir.name + ".new")
+    previous = model_dir.with_name(model_dir.name + ".previous")
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save(staging)
+    if model_dir.exists():
+        shutil.rmtree(previous, ignore_errors=True)
+        model_dir.rename(previous)
+    staging.rename(model_dir)
 
 
 def add_commands(sub: Any) -> None:

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from hotline import workflow
@@ -57,6 +57,23 @@ NOTES = {
 }
 
 
+def due_query(level: int, column_name: str, now: datetime, batch: int) -> Select[int]:
+    """The ids of tickets due for threshold ``level``, earliest first.
+
+    ``ORDER BY`` the threshold is what keeps this on the partial index: PostgreSQL estimates ``threshold <= now``
+    from the whole table, where the finished tickets' past thresholds make it look unselective (measured: a
+    680 ms sequential scan per threshold at 1 M open + 2 M finished tickets); with the order and the LIMIT it
+    walks the index that holds only tickets still waiting for this notice and stops after ``batch`` rows.
+    """
+    column: ColumnElement[Any] = getattr(Ticket, column_name)
+    return (
+        select(Ticket.id)
+        .where(Ticket.notice_level < level, column <= now, Ticket.status.in_(ACTIVE))
+        .order_by(column)
+        .limit(batch)
+    )
+
+
 def sweep(
     session: Session,
     now: datetime | None = None,
@@ -76,13 +93,7 @@ def sweep(
     now = now or datetime.now(UTC)
     sent: dict[str, int] = {}
     for level, column_name, event_type in THRESHOLDS:
-        column: ColumnElement[Any] = getattr(Ticket, column_name)
-        due_ids = (
-            select(Ticket.id)
-            .where(Ticket.notice_level < level, column <= now, Ticket.status.in_(ACTIVE))
-            .limit(batch)
-            .scalar_subquery()
-        )
+        due_ids = due_query(level, column_name, now, batch).scalar_subquery()
         ids = list(
             session.execute(
                 update(Ticket)

@@ -39,7 +39,7 @@ from hotline.models import (
     Ticket,
     Unit,
 )
-from hotline.services import Services
+from hotline.services import Services, announce_config_change, refresh_routing
 from hotline.timing import row_policy
 from routing import directory, scorecards
 from routing.calendar import PACKAGE_YEARS
@@ -58,14 +58,15 @@ Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000),
 
 
 def _refresh_routing(services: Services) -> None:
-    """Routing uses the change at once: the suggester rebuilds its directory and catalogue."""
-    refresh = getattr(services.suggester, "refresh", None)
-    if callable(refresh):
-        refresh()
+    """Routing uses the change at once: this process rebuilds its directory and catalogue now, every other API
+    process when the bus brings it the notice (``hotline.services.follow_config_changes``)."""
+    refresh_routing(services)
+    announce_config_change(services, "directory")
 
 
 def _reload_timing(services: Services, session: Session) -> None:
     services.timing.reload(session)
+    announce_config_change(services, "timing")
 
 
 # --- areas and units -------------------------------------------------------------------------------------------

@@ -19,10 +19,15 @@ depth 1 when the path starts at the city).
 Two rules with the same (category, area) are a catalogue conflict: the lower id wins deterministically,
 :meth:`Catalogue.conflicts` lists them for the admin, and the explanation mentions it.
 
-No match: fall back to the first-level category's city bureau (``fallback_by_category``); if there is none
-either, ``lead`` is None, meaning "the ticket waits in the dispatcher's queue" (人工派单). Every decision
-carries a Chinese explanation for the dispatcher, because a routing the dispatcher cannot understand is
-re-done by hand or bounced between units.
+No match: fall back to the first-level category's city bureau; if there is none either, ``lead`` is None,
+meaning "the ticket waits in the dispatcher's queue" (人工派单). Every decision carries a Chinese explanation
+for the dispatcher, because a routing the dispatcher cannot understand is re-done by hand or bounced between
+units.
+
+The city bureau for a category is not a second table to keep in step: a :class:`Catalogue` built with the codes
+of the city-level bureaus takes, for each first-level category, the city bureau that leads most of that
+category's rules (ties: the oldest rule). So a district rule for 0101 and a city rule for 0102 led by 市住建局 make
+市住建局 the fallback for any 01xx × area the catalogue does not cover. ``fallback_by_category`` overrides it.
 
 Co-units (协办) keep their catalogue order, without duplicates and without the lead.
 """
@@ -31,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "Catalogue",
@@ -52,6 +57,24 @@ def category_path(code: str) -> tuple[str, ...]:
     if not code or len(code) % 2 or not code.isascii() or not code.isdigit():
         raise ValueError(f"category code must be 2, 4 or 6… ASCII digits, got {code!r}")
     return tuple(code[:n] for n in range(2, len(code) + 1, 2))
+
+
+def city_bureau_codes(areas: Iterable[Any], units: Iterable[Any]) -> set[str]:
+    """Codes of the bureaus (kind "bureau") serving the city as a whole (the root area): the fallback candidates."""
+    roots = {a.id for a in areas if a.parent_id is None}
+    return {u.code for u in units if u.kind == "bureau" and u.area_id in roots}
+
+
+def city_bureau_fallbacks(rules: Iterable[Rule], city_bureaus: set[str]) -> dict[str, str]:
+    """First-level category code -> the city bureau leading most of its rules (ties: the oldest rule)."""
+    counts: dict[str, dict[str, tuple[int, int]]] = {}
+    for rule in rules:
+        if rule.lead not in city_bureaus:
+            continue
+        per_unit = counts.setdefault(category_path(rule.category)[0], {})
+        n, first_id = per_unit.get(rule.lead, (0, rule.id))
+        per_unit[rule.lead] = (n + 1, min(first_id, rule.id))
+    return {cat: max(units.items(), key=lambda kv: (kv[1][0], -kv[1][1]))[0] for cat, units in counts.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +117,11 @@ class Catalogue:
     Build it once per catalogue version and share it; it is immutable.
     """
 
-    __slots__ = ("_conflicts", "_index", "_rules")
+    __slots__ = ("_conflicts", "_index", "_rules", "fallbacks")
 
-    def __init__(self, rules: Iterable[Rule]) -> None:
+    def __init__(self, rules: Iterable[Rule], city_bureaus: Iterable[str] = ()) -> None:
         self._rules: tuple[Rule, ...] = tuple(sorted(rules, key=lambda r: r.id))
+        self.fallbacks: dict[str, str] = city_bureau_fallbacks(self._rules, set(city_bureaus))
         index: dict[tuple[str, str], Rule] = {}
         conflicts: dict[tuple[str, str], list[int]] = {}
         seen_ids: set[int] = set()
@@ -183,7 +207,7 @@ class Catalogue:
             f" × {ar_names.get(area_path[-1], area_path[-1]) if area_path else '地点不明'}"
         )
         first = category_path[0] if category_path else None
-        fallback = (fallback_by_category or _EMPTY).get(first) if first else None
+        fallback = (fallback_by_category or self.fallbacks).get(first) if first else None
         if fallback:
             first_name = cat_names.get(first, first) if first else ""
             return RouteDecision(

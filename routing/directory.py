@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from hotline.errors import Invalid
 from hotline.models import Area, CatalogueRule, Category, Unit
-from routing.catalogue import Catalogue, RouteDecision, Rule, category_path
+from routing.catalogue import Catalogue, RouteDecision, Rule, category_path, city_bureau_codes
 
 __all__ = [
     "AREA_LEVELS",
@@ -511,7 +511,7 @@ class RoutingSnapshot:
         ]
         city = next((a.code for a in areas if a.level == "city" and a.parent_id is None), None)
         return cls(
-            catalogue=Catalogue(rules),
+            catalogue=Catalogue(rules, city_bureaus=city_bureau_codes(areas, units)),
             area_paths=paths,
             category_codes=cat_codes,
             units_by_code={u.code: u for u in units},

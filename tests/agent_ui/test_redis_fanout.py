@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import date
 
 import pytest
 import redis
@@ -100,3 +101,20 @@ def test_presence_is_shared_between_workers(two_workers: tuple[TestClient, TestC
     while a.get("/api/desk/presence", headers=city.headers("supervisor")).json()["users"] != 0:
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_an_admin_edit_on_one_worker_applies_on_the_other(
+    two_workers: tuple[TestClient, TestClient, str], city: City
+) -> None:
+    """A local holiday entered through worker a must count in the deadlines worker b gives (no restart)."""
+    a, b, _ = two_workers
+    day = "2027-03-15"  # a Monday
+    other = b.app.state.services.timing  # type: ignore[attr-defined]
+    assert other.calendar.overrides.get(date(2027, 3, 15)) is None
+    response = a.put(f"/api/calendar/overrides/{day}", json={"working": False, "note": "本地节日"},
+                     headers=city.headers("admin"))
+    assert response.status_code == 200, response.text
+    deadline = time.monotonic() + 5
+    while other.calendar.overrides.get(date(2027, 3, 15)) is not False:
+        assert time.monotonic() < deadline, "worker b never reloaded its calendar"
+        time.sleep(0.05)

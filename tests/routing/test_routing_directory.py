@@ -198,3 +198,25 @@ def test_csv_import_accepts_gb18030_and_reports_rows(client: TestClient, city: C
     unknown_column = "编码,名称,颜色\nx,y,red\n".encode()
     r = client.post("/api/directory/import.csv?kind=areas", content=unknown_column, headers=headers)
     assert r.status_code == 422 and "颜色" in r.json()["detail"]
+
+
+def test_no_rule_falls_back_to_the_city_bureau_of_the_category_then_to_the_queue(
+    client: TestClient, city: City
+) -> None:
+    admin = city.headers("admin")
+    rules = client.get("/api/catalogue", headers=admin).json()["rules"]
+    city_rule = next(r for r in rules if r["category_id"] == city.ids["cat:chengguan"])
+    assert client.delete(f"/api/catalogue/{city_rule['id']}", headers=admin).status_code == 200
+    # 城市管理 now has rules only for 占道经营: one at 澄江街道 (street office) and one for 东湖区 led by 市城管局.
+    body = {"category_id": city.ids["cat:zhandao"], "area_id": city.ids["area:dh"],
+            "lead_unit_id": city.ids["unit:cgj"]}
+    assert client.post("/api/catalogue", json=body, headers=admin).status_code == 201
+    uncovered = route(client, city, "chengguan", "xs")  # 城市管理 × 西山区: no rule covers it
+    assert uncovered["source"] == "fallback" and uncovered["unit"]["id"] == city.ids["unit:cgj"]
+    assert "兜底" in uncovered["explanation"]
+    rules = client.get("/api/catalogue", headers=admin).json()["rules"]
+    for rule in rules:
+        if rule["category_id"] == city.ids["cat:zhandao"] and rule["area_id"] == city.ids["area:dh"]:
+            client.delete(f"/api/catalogue/{rule['id']}", headers=admin)
+    queued = route(client, city, "chengguan", "xs")  # no city bureau leads any 城市管理 rule any more
+    assert queued["source"] == "queue" and queued["unit"] is None
