@@ -13,6 +13,8 @@ The city's rule thresholds are settings too (``RuleSettings``, the part of ``Set
   ``refused_returns`` case.
 - ``HOTLINE_ACCOUNTABILITY_REOPENS`` (default 1): reopens (重办) after which a close with "not solved" opens a
   ``closed_unsolved`` case.
+- ``HOTLINE_OFFICE_HOURS`` (default ``08:30-12:00,13:30-17:30``): the working periods of a working day, in the
+  city's time zone, ascending and non-overlapping. Working-time deadlines count only inside them.
 - ``HOTLINE_SCORE_WEIGHTS`` (JSON, default ``{"response": 0.1, "resolution": 0.45, "satisfaction": 0.45}``): the
   city's weights of the scorecards' composite score, used when a request gives none. Non-negative, finite, not all
   zero; a rate left out weighs 0.
@@ -21,7 +23,9 @@ The city's rule thresholds are settings too (``RuleSettings``, the part of ``Set
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -41,6 +45,25 @@ ROOT = Path(__file__).resolve().parent.parent
 SCORE_RATES = ("response", "resolution", "satisfaction")
 DEFAULT_SCORE_WEIGHTS: Mapping[str, float] = {"response": 0.10, "resolution": 0.45, "satisfaction": 0.45}
 DEFAULT_ESCALATE_AFTER_DAYS = 3
+DEFAULT_OFFICE_HOURS = "08:30-12:00,13:30-17:30"
+_PERIOD = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def parse_office_hours(text: str) -> tuple[tuple[time, time], ...]:
+    """"08:30-12:00,13:30-17:30" -> ((08:30, 12:00), (13:30, 17:30)); ValueError naming the bad part."""
+    periods: list[tuple[time, time]] = []
+    for part in text.split(","):
+        m = _PERIOD.match(part)
+        if not m:
+            raise ValueError(f"office hours period {part.strip()!r} is not HH:MM-HH:MM")
+        h1, m1, h2, m2 = (int(g) for g in m.groups())
+        if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
+            raise ValueError(f"office hours period {part.strip()!r} is not a time of day")
+        start, end = time(h1, m1), time(h2, m2)
+        if end <= start or (periods and start < periods[-1][1]):
+            raise ValueError(f"office hours period {part.strip()!r} must end after it starts, after the one before")
+        periods.append((start, end))
+    return tuple(periods)
 
 
 def check_score_weights(weights: Mapping[str, float]) -> dict[str, float]:
@@ -64,6 +87,17 @@ class RuleSettings(BaseSettings):
     accountability_refusals: int = Field(default=2, ge=1, le=20)
     accountability_reopens: int = Field(default=1, ge=1, le=20)
     score_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_SCORE_WEIGHTS))
+    office_hours: str = DEFAULT_OFFICE_HOURS
+
+    @field_validator("office_hours")
+    @classmethod
+    def _valid_office_hours(cls, value: str) -> str:
+        parse_office_hours(value)
+        return value
+
+    @property
+    def office_periods(self) -> tuple[tuple[time, time], ...]:
+        return parse_office_hours(self.office_hours)
 
     @field_validator("score_weights")
     @classmethod

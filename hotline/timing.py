@@ -59,10 +59,13 @@ class Timing:
     def from_database(
         cls, sessions: sessionmaker[Session], timezone: str, *, escalate_after_days: int | None = None
     ) -> Timing:
-        """The city's timing; ``escalate_after_days`` defaults to the setting ``HOTLINE_ESCALATE_AFTER_DAYS``."""
+        """The city's timing: office hours from ``HOTLINE_OFFICE_HOURS``; ``escalate_after_days`` defaults to the
+        setting ``HOTLINE_ESCALATE_AFTER_DAYS``."""
+        rules = RuleSettings()
         if escalate_after_days is None:
-            escalate_after_days = RuleSettings().escalate_after_days
-        timing = cls(WorkCalendar(tz=timezone), escalate_after_days=escalate_after_days)
+            escalate_after_days = rules.escalate_after_days
+        timing = cls(WorkCalendar(tz=timezone, office_hours=rules.office_periods),
+                     escalate_after_days=escalate_after_days)
         with sessions() as session:
             timing.reload(session)
         return timing

@@ -7,8 +7,9 @@ lead wires it in, ``python -m routing.cli calendar add --start 2026-09-30T16:00 
 
 A naive ``--start``/``--end`` is read in ``--tz`` (a person at a terminal means local time); the library
 itself refuses naive datetimes. Results are printed in ISO 8601 with the offset, in ``--tz``. Bad input
-prints one ``error:`` line on stderr and exits 2. Admin overrides are not read from the database here:
-pass ``--holiday``/``--workday`` to try a schedule.
+prints one ``error:`` line on stderr and exits 2. By default the national schedule is used (what a policy means
+anywhere); ``--city`` starts from the city's admin overrides and office hours, and ``--holiday``/``--workday``
+try a schedule on top.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ def _day(text: str, option: str) -> date:
 
 def _calendar(args: argparse.Namespace, zone: ZoneInfo) -> WorkCalendar:
     overrides: dict[date, bool] = {}
+    office_hours = None
+    if getattr(args, "city", False):
+        overrides, office_hours = _city_calendar(zone)
     for text in args.workday or ():
         overrides[_day(text, "--workday")] = True
     for text in args.holiday or ():
@@ -71,7 +75,22 @@ def _calendar(args: argparse.Namespace, zone: ZoneInfo) -> WorkCalendar:
         if overrides.get(day):
             raise CliError(f"{day.isoformat()} is given both as --workday and --holiday")
         overrides[day] = False
-    return WorkCalendar(overrides=overrides, tz=zone)
+    if office_hours is None:
+        return WorkCalendar(overrides=overrides, tz=zone)
+    return WorkCalendar(overrides=overrides, tz=zone, office_hours=office_hours)
+
+
+def _city_calendar(zone: ZoneInfo) -> tuple[dict[date, bool], Any]:
+    """The city's own overrides (from HOTLINE_DATABASE_URL) and office hours (HOTLINE_OFFICE_HOURS)."""
+    from hotline.settings import RuleSettings
+    from hotline.timing import Timing
+
+    try:
+        timing = Timing.from_database(_sessions(), str(zone))
+    except Exception as exc:  # a missing or unmigrated database is the operator's to fix, in one line
+        raise CliError(f"--city: cannot read the city's calendar from the database ({exc.__class__.__name__}: "
+                       f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    return dict(timing.calendar.overrides), RuleSettings().office_periods
 
 
 def _warn_unknown_years(cal: WorkCalendar, *moments: datetime) -> None:
@@ -143,6 +162,9 @@ def _guarded(
 def _common(parser: argparse.ArgumentParser, *, overrides: bool = True) -> None:
     parser.add_argument("--tz", default=DEFAULT_TZ, help=f"city time zone (default {DEFAULT_TZ})")
     if overrides:
+        parser.add_argument("--city", action="store_true",
+                            help="start from the city's own schedule: admin overrides in the database and "
+                                 "HOTLINE_OFFICE_HOURS (default: the national schedule, 08:30-12:00, 13:30-17:30)")
         parser.add_argument("--holiday", action="append", metavar="DATE", help="extra day off (repeatable)")
         parser.add_argument(
             "--workday", action="append", metavar="DATE", help="extra working day, e.g. 调休 (repeatable)"

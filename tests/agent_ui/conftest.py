@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,9 +33,10 @@ ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One chromium for every browser test module (Playwright's sync API allows one instance per thread)."""
+    """One chromium per browser test module. Not per session: Playwright's sync API keeps an event loop running in
+    the main thread while it is open, and tests elsewhere that call ``asyncio.run`` would fail after it."""
     if not Path(CHROMIUM).exists():
         message = f"{CHROMIUM} is not installed (apt-get install chromium)"
         if IN_CI:
@@ -119,9 +121,9 @@ class LiveServer:
         return self.server.config.app.state.desk_hub  # type: ignore[union-attr]
 
 
-@pytest.fixture
-def live_server(services: Services, city: City) -> Iterator[LiveServer]:
-    services.suggester = DeskSuggester(city, add_article(services))
+@contextmanager
+def serve(services: Services) -> Iterator[LiveServer]:
+    """The real app on a free port in a thread (lifespan on: the hub and the bus followers run)."""
     app = create_app(services.settings, services)
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
@@ -138,3 +140,10 @@ def live_server(services: Services, city: City) -> Iterator[LiveServer]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(services: Services, city: City) -> Iterator[LiveServer]:
+    services.suggester = DeskSuggester(city, add_article(services))
+    with serve(services) as server:
+        yield server

@@ -75,3 +75,29 @@ def test_between_and_years(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == "8\n"
     assert main(["calendar", "years"]) == 0
     assert "2026" in capsys.readouterr().out
+
+
+def test_calendar_add_city_reads_the_citys_overrides_and_office_hours(sqlite_template: Path, tmp_path: Path) -> None:
+    import os
+    import shutil
+    from datetime import date
+
+    from hotline.db import make_engine, make_sessionmaker
+    from hotline.models import CalendarOverride
+
+    db = tmp_path / "city.db"
+    shutil.copy(sqlite_template, db)
+    engine = make_engine(f"sqlite:///{db}")
+    with make_sessionmaker(engine)() as session:
+        session.add(CalendarOverride(day=date(2026, 10, 8), working=False, note="本地节日"))
+        session.commit()
+    engine.dispose()
+    env = {**os.environ, "HOTLINE_DEMO": "1", "HOTLINE_DATABASE_URL": f"sqlite:///{db}",
+           "HOTLINE_OFFICE_HOURS": "09:00-12:00,14:00-18:00"}
+    proc = subprocess.run([sys.executable, "-m", "hotline.cli", "calendar", "add", "--start", "2026-09-30T16:00",
+                           "--hours", "8", "--city"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    # 2 h on 9-30 (16:00-18:00), National Day, the city's 10-08 off, then 09:00-12:00 and 14:00-17:00 on 10-09
+    assert proc.stdout.strip().splitlines()[-1] == "2026-10-09T17:00:00+08:00"
+    assert run("calendar", "add", "--start", "2026-09-30T16:00", "--hours", "8").stdout == (
+        "2026-10-08T16:30:00+08:00\n")  # without --city: the national schedule

@@ -8,7 +8,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from hotline.services import Services
+from hotline.settings import RuleSettings
+from hotline.timing import Timing
 from routing.calendar import WorkCalendar
 from routing.deadlines import (
     DEFAULT_POLICIES,
@@ -175,3 +179,13 @@ def test_extend_moves_due_by_paused_working_time(start: datetime, a: int, b: int
     assert new_due == expected
     # the time left after resuming equals the time left when the pause began
     assert CAL.working_time_between(paused_until, new_due) == CAL.working_time_between(paused_from, due)
+
+
+def test_the_citys_office_hours_are_a_setting(monkeypatch: pytest.MonkeyPatch, services: Services) -> None:
+    monkeypatch.setenv("HOTLINE_OFFICE_HOURS", "09:00-12:00, 14:00-18:00")
+    timing = Timing.from_database(services.sessions, "Asia/Shanghai")
+    assert timing.calendar.office_hours == ((time(9), time(12)), (time(14), time(18)))
+    for bad in ("9-12", "12:00-09:00", "09:00-12:00,11:00-13:00", "25:00-26:00"):
+        monkeypatch.setenv("HOTLINE_OFFICE_HOURS", bad)
+        with pytest.raises(ValidationError):
+            RuleSettings()

@@ -22,6 +22,10 @@ const firstLine = (text) => (text || '').split(/\r?\n/).map((l) => l.trim()).fin
 /** Called back as satisfied (or basically) but not archived: only the close is missing. */
 const needsClose = (t) => t.status === 'callback' && t.satisfaction && t.satisfaction !== 'unsatisfied';
 
+/** The callback is due within one working day of the reply (callback_due, computed by the server's calendar). */
+const callbackLate = (t) => LATE_STATES.has(t.status) && t.callback_due && Date.now() > Date.parse(t.callback_due);
+const LATE_STATES = new Set(['replied', 'answered']);
+
 function card(t) {
   const waited = t.replied_at ? (Date.now() - Date.parse(t.replied_at)) / 1000 : null;
   const reply = firstLine(t.reply_text);
@@ -30,12 +34,14 @@ function card(t) {
     h('button', { type: 'button', class: 'item', onclick: () => open(t.id) },
       h('div', { class: 'line1' }, h('span', { class: 'number' }, t.number), statusBadge(t.status),
         needsClose(t) ? badge('待归档', 'warn') : null,
+        callbackLate(t) ? badge('回访超时', 'danger') : null,
         h('span', { class: 'cb-phone', dataset: { role: 'phone' } }, phone || (t.citizen ? '未留电话' : '匿名'))),
       h('div', { class: 'line2 title' }, t.title || t.text.slice(0, 30)),
       reply ? h('div', { class: 'cb-reply small', dataset: { role: 'reply' } }, h('span', { class: 'k' }, '答复：'), h('span', {}, reply)) : null,
       h('div', { class: 'line3 muted small' },
         `${t.unit ? t.unit.name : '热线直接办结'} · 答复于 ${fmtTime(t.replied_at)}`,
-        waited !== null ? ` · 已等待 ${fmtSpan(waited, { working: false })}` : '')));
+        waited !== null ? ` · 已等待 ${fmtSpan(waited, { working: false })}` : '',
+        t.callback_due && LATE_STATES.has(t.status) ? ` · 回访时限 ${fmtTime(t.callback_due)}` : '')));
 }
 
 async function load() {

@@ -1,0 +1,63 @@
+"""The agent desk with the real text analysis behind it: the starter model trained from the seed corpus, the
+city's gazetteer and dispatch catalogue, the knowledge index. No stand-in: what the agent sees pre-filled is what
+the product computes for that sentence."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hotline.analysis import CitySuggester
+from hotline.services import Services
+from nlp.classifier import Model, train_from_files
+from tests.agent_ui.conftest import LiveServer, add_article, serve
+from tests.agent_ui.test_browser import Desk, db_url  # noqa: F401  (db_url: the SQLite file the server shares)
+from tests.conftest import City
+
+pytestmark = pytest.mark.browser
+SEED = Path(__file__).resolve().parents[2] / "nlp" / "data" / "seed_corpus.jsonl"
+
+
+@pytest.fixture(scope="module")
+def starter_model() -> Model:
+    return train_from_files([SEED], user_words=["澄江街道", "东湖区", "西山区", "市城管局", "市住建局"], n_jobs=1)
+
+
+@pytest.fixture
+def real_server(services: Services, city: City, starter_model: Model) -> Iterator[LiveServer]:
+    add_article(services)
+    services.suggester = CitySuggester(services, starter_model)
+    with serve(services) as server:
+        yield server
+
+
+def test_the_desk_shows_what_the_real_analysis_computes(browser: Any, real_server: LiveServer, city: City) -> None:
+    agent = Desk(browser, real_server, "agent")
+    page = agent.page
+    page.keyboard.press("n")  # N opens the intake form
+    text = "澄江街道建设路早市摊贩占道经营，人行道完全被堵住了，城管来了又回来，希望彻底整治"
+    page.fill("#in-text", text)
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("#ticket .analysis")
+    analysis = page.inner_text("#ticket .analysis")
+    expected = real_server.services.suggester.suggest  # the same analysis, computed directly
+    with real_server.services.sessions() as session:
+        direct = expected(session, "", text, None, _now())
+    assert direct.categories[0].label == "城市管理"  # the starter model knows a street-vendor complaint
+    for part in (direct.categories[0].label, f"{direct.categories[0].probability * 100:.1f}%", "澄江街道",
+                 "明湖市城市管理局", "派单目录规则", "占道经营的投诉处理流程"):
+        assert part in analysis, part
+    page.click("#ticket details.act-dispatch summary")
+    form = page.locator("#ticket form.act-dispatch")
+    assert form.locator("select[name=unit_id]").input_value() == str(city.ids["unit:cgj"])
+    agent.shot("agent-desk-real-analysis")
+    agent.close()
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
