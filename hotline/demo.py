@@ -167,41 +167,71 @@ def play_tickets(services: Services, now: datetime, *, limit: int | None = None,
         staff = {u.username: actor_for(u) for u in session.scalars(select(User).where(User.role != Role.unit_handler))}
         categories = {c.code: c.id for c in session.scalars(select(Category))}
         areas = {a.code: a.id for a in session.scalars(select(Area))}
+    leaders = _incident_leaders(rows)
+    last_report = {leaders[i]: i for i in order}  # the incident's last report in time (dict keeps the last)
+    deferred: dict[int, tuple[int, str, datetime, bool]] = {}  # leader -> its ticket, agent and moment to go on
+    tickets: dict[int, int] = {}
     played = 0
     for index in order:
+        leader = leaders[index]
         try:
             with transaction(services.sessions) as session:
                 player = _Player(services, session, staff, now, rng)
-                _play_one(player, rows[index], times[index], categories, areas, external_id=f"demo-{index}",
-                          fresh=index in fresh)
+                ticket, agent, t = _receive(player, rows[index], times[index], categories, areas,
+                                            external_id=f"demo-{index}")
+                tickets[index] = ticket.id
+                if leader != index and leader in deferred:
+                    # Another report of an incident whose first report is still open: the agent merges it (并案).
+                    parent = session.get(Ticket, deferred[leader][0])
+                    assert parent is not None
+                    player.act(ticket, "merge", agent, t, parent_id=parent.id,
+                               note=f"与{parent.number}为同一事件，并案处理")
+                elif leader == index and last_report[index] != index:
+                    deferred[index] = (ticket.id, agent.username, t, index in fresh)
+                else:
+                    _live(player, ticket, rows[index], times[index], agent, t, fresh=index in fresh)
+                if last_report[leader] == index and leader in deferred and leader != index:
+                    ticket_id, agent_name, lt, was_fresh = deferred.pop(leader)
+                    first = session.get(Ticket, ticket_id)
+                    assert first is not None
+                    _live(player, first, rows[leader], times[leader], staff[agent_name], lt, fresh=was_fresh)
             played += 1
         except DomainError as exc:
             log.warning("demo ticket %d skipped: %s", index, exc.message)
     return played
 
 
+def _incident_leaders(rows: list[dict[str, Any]]) -> list[int]:
+    """For each demo request, the first request of its incident: consecutive rows of one place and category in
+    the file report the same incident (a water main, a building site), the way bursts reach a real hotline."""
+    leaders: list[int] = []
+    for i, row in enumerate(rows):
+        prev = rows[i - 1] if i else None
+        same = (prev is not None and row.get("area") and row.get("area") == prev.get("area")
+                and row.get("category") == prev.get("category"))
+        leaders.append(leaders[-1] if same else i)
+    return leaders
+
+
 def _timeline(rows: list[dict[str, Any]], now: datetime, days: int, rng: random.Random) -> list[datetime]:
     """Random times over the period, except that consecutive reports of one incident (same place and category,
     adjacent in the file) arrive minutes apart — and the big bursts happened in the last two days, so the
     supervisor sees a live hot spot and agents get merge suggestions."""
+    leaders = _incident_leaders(rows)
     times: list[datetime] = []
-    for i, row in enumerate(rows):
-        prev = rows[i - 1] if i else None
-        same_incident = (prev is not None and row.get("area") and row.get("area") == prev.get("area")
-                         and row.get("category") == prev.get("category"))
-        if same_incident:
+    for i in range(len(rows)):
+        if leaders[i] != i:  # a later report of the same incident
             times.append(min(now - timedelta(minutes=1), times[-1] + timedelta(minutes=rng.randint(8, 90))))
             continue
-        nxt = rows[i + 1] if i + 1 < len(rows) else None
-        burst = (nxt is not None and row.get("area") and row.get("area") == nxt.get("area")
-                 and row.get("category") == nxt.get("category"))
+        burst = i + 1 < len(rows) and leaders[i + 1] == i
         span = 2 * 24 * 60 if burst else days * 24 * 60
         times.append(now - timedelta(minutes=rng.randint(6 * 60 if burst else 5, span)))
     return times
 
 
-def _play_one(p: _Player, row: dict[str, Any], received_at: datetime, categories: dict[str, int],
-              areas: dict[str, int], external_id: str, fresh: bool) -> None:
+def _receive(p: _Player, row: dict[str, Any], received_at: datetime, categories: dict[str, int],
+             areas: dict[str, int], external_id: str) -> tuple[Ticket, Actor, datetime]:
+    """Intake through the one intake point, the agent's category correction, and the duplicate index."""
     rng = p.rng
     channel = row.get("channel", "phone")
     agent = p.staff["agent" if rng.random() < 0.6 else "agent2"]
@@ -223,7 +253,13 @@ def _play_one(p: _Player, row: dict[str, Any], received_at: datetime, categories
     if remember is not None:
         area_code = row.get("area")
         remember(ticket.id, ticket.title, ticket.text, area_code, received_at)
+    return ticket, agent, t
 
+
+def _live(p: _Player, ticket: Ticket, row: dict[str, Any], received_at: datetime, agent: Actor, t: datetime,
+          *, fresh: bool) -> None:
+    """The rest of the ticket's life, as far as the clock has come."""
+    rng = p.rng
     age = p.now - received_at
     if row.get("urgent") and ticket.emergency_line and rng.random() < 0.5:
         p.act(ticket, "transfer", agent, t, line=ticket.emergency_line, note="一键转接并三方通话确认")
@@ -256,11 +292,11 @@ def _play_one(p: _Player, row: dict[str, Any], received_at: datetime, categories
     unit = p.unit_actor(choice.unit_id)
     fate = rng.random()
     t = p.working(t, rng.uniform(0.1, 2.5) if fate > 0.05 else 3.0)
-    if fate < 0.06:  # sent back as "not our responsibility", then the dispatcher refuses the send-back
-        if p.act(ticket, "return", unit, t, note="经核实该事项不属于本单位职责范围，请改派"):
+    if fate < 0.06:  # sent back as "not our responsibility"; the dispatcher refuses most send-backs
+        if p.act(ticket, "return", unit, t, note="经核实该事项不属于本单位职责范围，请改派") and fate < 0.04:
             p.act(ticket, "refuse_return", p.staff["dispatcher"], t + timedelta(hours=2),
                   note="依据派单目录，该事项属地管理，由原单位办理")
-        return
+        return  # the others wait in the dispatcher's queue for a decision (退单待处理)
     if not p.act(ticket, "sign", unit, t, note="已签收"):
         return
     if fate < 0.10:

@@ -178,8 +178,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
             current = Model.load(model_dir)
         except IncompatibleModelError as exc:
             print(f"hotline: the current model cannot be loaded ({exc}); comparing against none", file=sys.stderr)
-    created = None
-    if current is not None and current.metadata.get("created"):
+    created = None  # when the current model last saw city tickets; a starter model has seen none
+    if current is not None and current.metadata.get("training_data", {}).get("city_tickets"):
         created = datetime.fromisoformat(str(current.metadata["created"]))
     train_part, held_out, seen_by_old = split_history(history, args.holdout, created)
     try:

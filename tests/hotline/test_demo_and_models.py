@@ -35,17 +35,21 @@ def test_starter_model_demo_city_and_retrain(tmp_path: Path) -> None:
         units = conn.execute("select count(*) from units").fetchone()[0]
         handlers = conn.execute("select count(*) from users where role = 'unit_handler'").fetchone()[0]
     assert sum(states.values()) >= 250 and units >= 25 and handlers == units
-    for state in ("received", "dispatched", "signed", "replied", "callback", "closed", "reopened",
-                  "awaiting_citizen", "transferred"):
-        assert states.get(state, 0) > 0, f"no demo ticket is {state}"
+    from hotline.models import Status
+
+    for state in Status:  # every state of the life cycle, merged (并案) and returned (退单待处理) included
+        assert states.get(state.value, 0) > 0, f"no demo ticket is {state.value}"
 
     users = json.loads(hotline("users", "list", "--json", db=db, model=model).stdout)
     assert {"agent", "dispatcher", "supervisor", "admin"} <= {u["username"] for u in users}
 
     out = hotline("nlp", "retrain", "--dry-run", db=db, model=model)
     report = json.loads(out.stdout)
-    assert report["held_out"] > 0 and report["old"] is not None and report["switched"] is False
-    assert 0 <= report["new"]["macro_f1"] <= 1
+    assert report["held_out"] >= 20 and report["old"] is not None and report["switched"] is False
+    # The starter model never saw a city ticket, so judging both on the newest tickets is fair; which one wins on
+    # the demo's ~50 newest tickets is the data's business (the rule: switch only if not worse).
+    assert report["old_model_may_have_seen_them"] is False
+    assert report["new"]["macro_f1"] > 0.5 and report["old"]["macro_f1"] > 0.5
 
 
 def test_retrain_refuses_a_city_without_history(tmp_path: Path) -> None:
