@@ -106,7 +106,7 @@ def test_agent_dispatches_and_the_open_unit_page_shows_it_within_a_second(
     page.fill("#in-text", "澄江街道建设路早市摊贩占道经营，人行道无法通行，希望尽快处理")
     page.fill("#in-location", "澄江街道建设路")
     page.keyboard.press("Control+Enter")
-    page.wait_for_selector("#ticket .analysis")
+    page.wait_for_selector("#ticket .analysis .kb strong")  # the knowledge article's title arrives last
     analysis = page.inner_text("#ticket .analysis")
     for expected in ("城市管理", "81.2%", "城乡建设", "环境保护", "投诉", "澄江街道", "澄江街道办事处",
                      "派单目录", "占道经营的投诉处理流程"):

@@ -41,7 +41,7 @@ def test_the_desk_shows_what_the_real_analysis_computes(browser: Any, real_serve
     text = "澄江街道建设路早市摊贩占道经营，人行道完全被堵住了，城管来了又回来，希望彻底整治"
     page.fill("#in-text", text)
     page.keyboard.press("Control+Enter")
-    page.wait_for_selector("#ticket .analysis")
+    page.wait_for_selector("#ticket .analysis .kb strong")  # the knowledge article's title arrives last
     analysis = page.inner_text("#ticket .analysis")
     expected = real_server.services.suggester.suggest  # the same analysis, computed directly
     with real_server.services.sessions() as session:

@@ -253,7 +253,7 @@ export function analysisPanel(ticket, ctx) {
           ? h('button', { type: 'button', class: 'small', onclick: () => ctx.prefill && ctx.prefill('answer', { note: art.body }) }, '引用答复')
           : null,
         h('p', { class: 'kb-body' }, art.body.slice(0, 160))].filter(Boolean));
-    }).catch(() => {});
+    }).catch((e) => { li.replaceChildren(h('span', { class: 'muted' }, `条目 #${k.article_id} 无法加载：${e.message}`)); });
   }
   return box;
 }
