@@ -168,6 +168,14 @@ def city(services: Services) -> City:
     return City(ids=ids, tokens=tokens)
 
 
+def actor(services: Services, city: City, who: str) -> auth.Actor:
+    """The workflow's actor for one of the city's users (for tests that call the domain directly)."""
+    with services.sessions() as s:
+        user = s.get(User, city.ids[f"user:{who}"])
+        assert user is not None
+        return auth.actor_for(user)
+
+
 @pytest.fixture
 def client(services: Services) -> Iterator[TestClient]:
     app = create_app(services.settings, services)

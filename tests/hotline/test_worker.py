@@ -12,14 +12,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from hotline import worker, workflow
-from hotline.auth import Actor, actor_for
 from hotline.db import attach_publisher
-from hotline.models import AccountabilityCase, Ticket, TicketEvent, User
+from hotline.models import AccountabilityCase, Ticket, TicketEvent
 from hotline.services import Services
 from hotline.settings import Settings
 from hotline.timing import Timing
 from hotline.worker import THRESHOLDS, sweep, sweep_once
-from tests.conftest import City, act, submit
+from tests.conftest import City, act, actor, submit
 from tests.hotline.sweep_overlap import overlapping_sweeps
 
 
@@ -101,13 +100,6 @@ def ticket(services: Services, ticket_id: int) -> Ticket:
         t = s.get(Ticket, ticket_id)
         assert t is not None
         return t
-
-
-def actor(services: Services, city: City, who: str) -> Actor:
-    with services.sessions() as s:
-        user = s.get(User, city.ids[f"user:{who}"])
-        assert user is not None
-        return actor_for(user)
 
 
 def perform(services: Services, city: City, who: str, ticket_id: int, action: str, now: datetime,

@@ -10,12 +10,11 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from hotline import workflow
-from hotline.auth import Actor
 from hotline.errors import DomainError
 from hotline.intake import IntakeRequest, submit
 from hotline.models import Role, Ticket, TicketEvent
 from hotline.services import Services
-from tests.conftest import City
+from tests.conftest import City, actor
 
 ROLES = ["agent", "dispatcher", "supervisor", "admin", "cjjd", "cgj"]
 
@@ -41,16 +40,6 @@ def payload(action: str, city: City, draw: Any) -> dict[str, Any]:
     elif action == "accountability":
         body["decision"] = draw(st.sampled_from(["open", "explain", "uphold", "dismiss"]))
     return body
-
-
-def actor(services: Services, city: City, who: str) -> Actor:
-    from hotline.auth import actor_for
-    from hotline.models import User
-
-    with services.sessions() as s:
-        user = s.get(User, city.ids[f"user:{who}"])
-        assert user is not None
-        return actor_for(user)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -165,15 +165,20 @@ def test_two_refused_send_backs_open_one_case(client: TestClient, city: City, se
     assert len(events) == 1 and events[0].data["rule"] == "refused_returns" and events[0].actor_role == "system"
 
 
-def test_closed_unsolved_after_reopen_opens_one_case(client: TestClient, city: City, services: Services) -> None:
-    ticket_id = dispatched(client, city)
-    for round_ in range(2):
+def unsatisfied_rounds(client: TestClient, city: City, ticket_id: int, rounds: int) -> None:
+    """The unit signs and replies, the citizen is unsatisfied; every later round starts with a reopen (重办)."""
+    for round_ in range(rounds):
         if round_:
             ok(act(client, city, "supervisor", ticket_id, "reopen", note="回访不满意，退回重办"))
             ok(act(client, city, "agent", ticket_id, "dispatch", unit_id=city.ids["unit:cjjd"]))
         ok(act(client, city, "cjjd", ticket_id, "sign"))
         ok(act(client, city, "cjjd", ticket_id, "reply", note="已处理"))
         ok(act(client, city, "agent", ticket_id, "callback", satisfaction="unsatisfied", solved=False))
+
+
+def test_closed_unsolved_after_reopen_opens_one_case(client: TestClient, city: City, services: Services) -> None:
+    ticket_id = dispatched(client, city)
+    unsatisfied_rounds(client, city, ticket_id, 2)
     ok(act(client, city, "supervisor", ticket_id, "close", note="市民诉求超出政策范围，解释后归档"))
     sweep_once(services, now=datetime.now(UTC) + timedelta(seconds=5))
     sweep_once(services, now=datetime.now(UTC) + timedelta(seconds=6))
@@ -193,9 +198,7 @@ def test_closed_unsolved_without_reopen_is_not_a_case(client: TestClient, city: 
 def test_an_unreachable_citizen_is_not_closed_unsolved(client: TestClient, city: City, services: Services) -> None:
     """Reopened once, then the citizen cannot be reached three times: the supervisor's close is no 'unsolved'."""
     ticket_id = dispatched(client, city)
-    ok(act(client, city, "cjjd", ticket_id, "sign"))
-    ok(act(client, city, "cjjd", ticket_id, "reply", note="已处理"))
-    ok(act(client, city, "agent", ticket_id, "callback", satisfaction="unsatisfied", solved=False))
+    unsatisfied_rounds(client, city, ticket_id, 1)
     ok(act(client, city, "supervisor", ticket_id, "reopen", note="回访不满意，退回重办"))
     ok(act(client, city, "agent", ticket_id, "dispatch", unit_id=city.ids["unit:cjjd"]))
     ok(act(client, city, "cjjd", ticket_id, "sign"))
@@ -222,13 +225,7 @@ def test_the_refusal_threshold_is_a_setting(client: TestClient, city: City, serv
 def test_the_reopen_threshold_is_a_setting(client: TestClient, city: City, services: Services) -> None:
     services.settings = services.settings.model_copy(update={"accountability_reopens": 2})
     ticket_id = dispatched(client, city)
-    for round_ in range(2):
-        if round_:
-            ok(act(client, city, "supervisor", ticket_id, "reopen", note="回访不满意，退回重办"))
-            ok(act(client, city, "agent", ticket_id, "dispatch", unit_id=city.ids["unit:cjjd"]))
-        ok(act(client, city, "cjjd", ticket_id, "sign"))
-        ok(act(client, city, "cjjd", ticket_id, "reply", note="已处理"))
-        ok(act(client, city, "agent", ticket_id, "callback", satisfaction="unsatisfied", solved=False))
+    unsatisfied_rounds(client, city, ticket_id, 2)
     ok(act(client, city, "supervisor", ticket_id, "close", note="市民诉求超出政策范围，解释后归档"))
     sweep_once(services, now=datetime.now(UTC) + timedelta(seconds=5))
     assert cases(services) == []  # reopened once; this city counts from the second reopen
