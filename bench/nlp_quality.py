@@ -79,7 +79,8 @@ def main() -> None:
     print("| model | macro-F1 (mean of folds) | per fold | macro-F1 pooled | accuracy pooled |")
     print("|---|---|---|---|---|")
     print(
-        f"| nlp pipeline (char 1-3 + word 1-2 TF-IDF, LinearSVC, Platt) | {np.mean(fold_f1):.4f} | "
+        "| nlp pipeline (char 1-3 + word 1-2 + head TF-IDF, balanced LinearSVC, multinomial stacker) | "
+        f"{np.mean(fold_f1):.4f} | "
         f"{' '.join(f'{f:.3f}' for f in fold_f1)} | {metrics['macro_f1']:.4f} | {metrics['accuracy']:.4f} |"
     )
     if args.baseline:

@@ -3,8 +3,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.sparse import csr_matrix
 
 from nlp.classifier import (
+    CalibratedLinearSVC,
     DataError,
     IncompatibleModelError,
     Model,
@@ -133,3 +135,17 @@ def test_a_trained_model_keeps_domain_terms_and_city_words_whole():
     segmenter = model.pipeline.named_steps["features"].segmenter
     tokens = segmenter.cut("澄江街道家里燃气泄漏了，市城管局说电梯困人不归他们管")
     assert {"澄江街道", "燃气泄漏", "市城管局", "电梯困人"} <= set(tokens)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_the_stacker_turns_svm_scores_into_probabilities_of_the_right_class(n_classes: int):
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.array(["甲", "乙", "丙"][:n_classes]), 30)
+    dense = rng.normal(0.0, 0.3, size=(len(y), 6))
+    for j, label in enumerate(sorted(set(y.tolist()))):
+        dense[y == label, j] += 2.0  # each class has its own feature
+    clf = CalibratedLinearSVC(folds=3).fit(csr_matrix(dense), y)
+    proba = clf.predict_proba(csr_matrix(dense))
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    assert (clf.classes_[proba.argmax(axis=1)] == y).mean() >= 0.95
+    assert np.allclose(clf.oof_proba_.sum(axis=1), 1.0)
