@@ -20,7 +20,8 @@ dropping training rows the model disagrees with (0.912), stop words learnt from 
 (0.926, no gain), and an RBF SVM on 400 LSA dimensions added to the linear scores (0.927 at ten times the
 training time). With the stacker (0.935), not kept either: a one-hidden-layer MLP on chi2-selected features
 (0.927), LR averaged in (0.928), stacking per-block SVMs (<= 0.930) or NB / ridge scores beside the SVM's
-(<= 0.935), 5-fold out-of-fold scores (0.934). Linear models on these features level off near 0.935; see
+(<= 0.935), 5-fold out-of-fold scores (0.934), fastText stacked beside the SVM (0.934), self-training on
+unlabelled messages (0.934). Linear models on these features level off near 0.935; see
 BENCHMARKS.md for the gap to 0.94.
 
 A model is a directory: ``pipeline.joblib`` + ``metadata.json`` (labels, training data hash, library versions,
