@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 
 from hotline.models import Area, CatalogueRule, Category, Status, Ticket, Unit
 from hotline.suggest import CategorySuggestion, NullSuggester, Suggester, Suggestion
-from nlp.analysis import Gazetteer, PlaceEntry, TextAnalyzer, user_words
+from nlp.analyzer import TextAnalyzer
 from nlp.duplicates import DuplicateIndex
+from nlp.places import Gazetteer, PlaceEntry, user_words
 from nlp.segment import Segmenter
 from routing.catalogue import Catalogue, Rule, category_path, city_bureau_codes
 

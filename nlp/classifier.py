@@ -58,8 +58,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
-from nlp.analysis import DOMAIN_TERMS
-from nlp.segment import Segmenter
+from nlp.segment import DOMAIN_TERMS, Segmenter
 from nlp.vectorize import CharNgramTfidf, WordNgramTfidf
 
 FORMAT_VERSION = 3  # 2: head block and balanced class weights; 3: multinomial stacker instead of Platt

@@ -31,6 +31,44 @@ _HAS_WS = re.compile(r"\s")
 _CONTENT = re.compile(rf"[0-9A-Za-z{_CJK}]")
 _PUNCT_ONLY = re.compile(r"^[\W_]+$")
 
+# Terms that must stay one word for the segmenter (classifier features, duplicate search, knowledge search).
+DOMAIN_TERMS: tuple[str, ...] = (
+    "燃气泄漏",
+    "煤气泄漏",
+    "天然气泄漏",
+    "煤气味",
+    "燃气味",
+    "电梯困人",
+    "电梯故障",
+    "停水",
+    "停电",
+    "停气",
+    "爆管",
+    "水管爆裂",
+    "噪音扰民",
+    "占道经营",
+    "违章建筑",
+    "违建",
+    "拖欠工资",
+    "欠薪",
+    "物业费",
+    "公积金",
+    "医保",
+    "社保",
+    "养老保险",
+    "低保",
+    "廉租房",
+    "公租房",
+    "垃圾清运",
+    "油烟扰民",
+    "渣土车",
+    "共享单车",
+    "路灯不亮",
+    "井盖",
+    "12345",
+)
+
+
 
 def join_segmented(text: str) -> str:
     """Undo space-segmentation: "燃气 泄漏 了" -> "燃气泄漏了"; "G2 320" keeps its single space.

@@ -1,16 +1,10 @@
 import pytest
 
-from nlp.analysis import (
-    DOMAIN_TERMS,
-    Gazetteer,
-    PlaceEntry,
-    TextAnalyzer,
-    Urgency,
-    detect_kind,
-    detect_urgency,
-    user_words,
-)
+from nlp.analyzer import TextAnalyzer
 from nlp.classifier import Model, Record
+from nlp.places import Gazetteer, PlaceEntry, user_words
+from nlp.segment import DOMAIN_TERMS
+from nlp.signals import Urgency, detect_kind, detect_urgency
 
 GAZ = Gazetteer(
     [
