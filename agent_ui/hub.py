@@ -52,10 +52,10 @@ from fastapi import WebSocket, WebSocketDisconnect
 from sqlalchemy import and_, func, or_, select
 
 from hotline import auth
-from hotline.api import visible_tickets
 from hotline.errors import DomainError
 from hotline.models import Role, Ticket, TicketCoUnit, TicketEvent, User
 from hotline.services import Services
+from hotline.visibility import may_receive, visible_tickets
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +69,6 @@ CLOSE_HEARTBEAT = 4408  # silent for too long
 CLOSE_TOO_SLOW = 4409  # queue overflow: reconnect with last_event_id
 CLOSE_GOING_AWAY = 1001  # server shutting down
 
-
-def may_receive(actor: auth.Actor, message: dict[str, Any]) -> bool:
-    """The visibility rule for one live ticket event (mirrors ``hotline.workflow.can_see`` at publish time)."""
-    if actor.role in EVERYTHING_ROLES:
-        return True
-    if actor.is_unit and actor.unit_id is not None:
-        return actor.unit_id == message.get("lead_unit_id") or actor.unit_id in (message.get("co_unit_ids") or ())
-    return False
 
 
 def gone_notice(message: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from fastapi import FastAPI, WebSocket
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from agent_ui import api
+from agent_ui.api import ROUTERS as DESK_ROUTERS
 from agent_ui.hub import Hub
 from hotline.services import Services
 
@@ -61,7 +61,8 @@ def mount(app: FastAPI, services: Services) -> Hub:
     hub = Hub(services, namespace=_bus_namespace(services))
     app.state.desk_hub = hub
     app.state.startup_hooks.append(hub.run)
-    app.include_router(api.router)
+    for router in DESK_ROUTERS:
+        app.include_router(router)
 
     for path, filename in PAGES.items():
         app.add_api_route(path, _page_endpoint(filename), methods=["GET"], include_in_schema=False,

@@ -43,7 +43,7 @@ from sqlalchemy.dialects import postgresql
 from hotline.db import make_engine, make_sessionmaker
 from hotline.migrate import upgrade
 from hotline.models import SupervisionOrder, TicketEvent
-from hotline.worker import ACTIVE, THRESHOLDS, due_query, sweep
+from hotline.sweep import ACTIVE, THRESHOLDS, due_query, sweep
 from hotline.workflow import DEADLINE_STATES, NOTICES_DONE
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,9 +14,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hotline.api import router
+from agent_ui.web import mount as mount_desk
+from hotline.api import ROUTERS as API_ROUTERS
 from hotline.errors import DomainError
-from hotline.services import Services, build_services, follow_config_changes
+from hotline.services import Services, build_services, follow_config_changes, follow_tickets
 from hotline.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -138,32 +139,20 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = services
     app.state.startup_hooks = [follow_config_changes]
     if hasattr(services.suggester, "remember"):
-        from hotline.analysis import follow_tickets
-
         app.state.startup_hooks.append(follow_tickets)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(OperationalError, _busy_error)
-    app.include_router(router)
+    for router in API_ROUTERS:
+        app.include_router(router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    try:
-        from routing.api import router as routing_router
-    except ImportError:
-        log.info("routing.api not present; directory admin and scorecards are not served")
-    else:
-        app.include_router(routing_router)
-    try:
-        from agent_ui.web import mount as mount_desk
-    except ImportError:
-        log.info("agent_ui not installed; serving the API only")
-    else:
-        mount_desk(app, services)
+    mount_desk(app, services)
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

@@ -10,33 +10,18 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-if TYPE_CHECKING:
-    from hotline.settings import Settings
-
-
-def _settings() -> Settings:
-    from pydantic_settings import SettingsError
-
-    from hotline.settings import get_settings
-
-    try:
-        return get_settings()
-    except ValidationError as exc:
-        messages = "; ".join(str(e["msg"]) for e in exc.errors())
-        raise SystemExit(f"hotline: configuration error: {messages}") from None
-    except SettingsError as exc:  # e.g. HOTLINE_SCORE_WEIGHTS that is not JSON
-        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
-        raise SystemExit(f"hotline: configuration error: {exc}{cause}") from None
+from hotline import nlp_commands, routing_commands
+from hotline.settings import load_settings
+from nlp import cli as nlp_cli
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    settings = _settings()
+    settings = load_settings()
     uvicorn.run(
         "hotline.app:create_app",
         factory=True,
@@ -52,14 +37,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from hotline.worker import run_forever
 
-    run_forever(_settings(), once=args.once)
+    run_forever(load_settings(), once=args.once)
     return 0
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
     from hotline.migrate import upgrade
 
-    upgrade(_settings().database_url)
+    upgrade(load_settings().database_url)
     print("database is at the latest schema")
     return 0
 
@@ -68,7 +53,7 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
     from hotline.demo import seed_demo
     from hotline.services import build_services
 
-    services = build_services(_settings(), load_model=False)
+    services = build_services(load_settings(), load_model=False)
     created = seed_demo(services, force=args.force)
     print("demo city seeded" if created else "database already holds data; demo not seeded (use --force)")
     return 0
@@ -80,7 +65,7 @@ def cmd_users_list(args: argparse.Namespace) -> int:
     from hotline.db import make_engine, make_sessionmaker
     from hotline.models import Unit, User
 
-    sessions = make_sessionmaker(make_engine(_settings().database_url))
+    sessions = make_sessionmaker(make_engine(load_settings().database_url))
     with sessions() as session:
         rows = session.execute(
             select(User, Unit.name).outerjoin(Unit, Unit.id == User.unit_id).order_by(User.id)
@@ -95,7 +80,7 @@ def cmd_users_list(args: argparse.Namespace) -> int:
 
 
 def cmd_users_create(args: argparse.Namespace) -> int:
-    from hotline.api import UserIn, users_create
+    from hotline.accounts import UserIn, create_account
     from hotline.db import make_engine, make_sessionmaker, transaction
     from hotline.errors import DomainError
 
@@ -105,10 +90,10 @@ def cmd_users_create(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print("hotline: " + "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors()), file=sys.stderr)
         return 2
-    sessions = make_sessionmaker(make_engine(_settings().database_url))
+    sessions = make_sessionmaker(make_engine(load_settings().database_url))
     try:
         with transaction(sessions) as session:
-            user = users_create(session, body)
+            user = create_account(session, body)
             print(f"created user {user.username} (id {user.id}, {user.role})")
     except DomainError as exc:
         print(f"hotline: {exc.message}", file=sys.stderr)
@@ -148,12 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name")
     p.set_defaults(func=cmd_users_create)
 
-    for module in ("nlp.cli", "routing.cli", "hotline.nlp_commands"):
-        try:
-            mod = __import__(module, fromlist=["add_commands"])
-        except ImportError:
-            continue
-        mod.add_commands(sub)
+    for module in (nlp_cli, routing_commands, nlp_commands):
+        module.add_commands(sub)
     return parser
 
 

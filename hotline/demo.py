@@ -35,6 +35,7 @@ from hotline.models import (
     User,
 )
 from hotline.services import Services
+from hotline.suggester import CitySuggester, load_city_suggester
 
 log = logging.getLogger(__name__)
 DATA = Path(__file__).resolve().parent / "demo_data"
@@ -69,9 +70,8 @@ def seed_demo(services: Services, *, force: bool = False, now: datetime | None =
     if refresh is not None:
         refresh()
     else:
-        from hotline.analysis import load_city_suggester
-
-        services.suggester = load_city_suggester(services)
+        services.suggester = load_city_suggester(services.settings.model_dir, services.sessions,
+                                                 services.knowledge_search)
     play_tickets(services, now or datetime.now(UTC), limit=ticket_limit)
     return True
 
@@ -277,8 +277,6 @@ def _live(p: _Player, ticket: Ticket, row: dict[str, Any], received_at: datetime
         return
     if fresh:
         return  # still in the agents' triage queue
-    from hotline.analysis import CitySuggester
-
     suggester = p.services.suggester
     if not isinstance(suggester, CitySuggester):
         return

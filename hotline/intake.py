@@ -24,7 +24,7 @@ from hotline.errors import Invalid
 from hotline.fields import NoNul
 from hotline.models import Citizen, InboundMessage, Kind, Role, Status, Ticket, TicketSequence
 from hotline.settings import CHANNELS
-from hotline.suggest import Suggester
+from hotline.suggestion import Suggester
 from hotline.timing import Timing
 
 _PHONE = re.compile(r"^\+?[0-9][0-9\- ]{4,30}$")

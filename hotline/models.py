@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import (
     JSON,
@@ -84,6 +84,17 @@ KIND_LABELS: dict[str, str] = {
     "report": "举报",
     "suggestion": "建议",
     "praise": "表扬",
+}
+
+#: area levels from the city down; ``nlp.places.LEVELS`` is the gazetteer's copy (a test keeps them equal)
+AreaLevel = Literal["city", "district", "street", "community"]
+AREA_LEVELS: tuple[str, ...] = get_args(AreaLevel)
+UnitKind = Literal["government", "bureau", "street_office", "community", "enterprise", "hotline"]
+UNIT_KINDS: tuple[str, ...] = get_args(UnitKind)
+
+CHANNEL_LABELS: dict[str, str] = {
+    "phone": "电话", "wechat": "微信", "forum": "网络论坛", "web": "网站", "open311": "Open311",
+    "walk_in": "来访", "email": "邮件",
 }
 
 
@@ -318,8 +329,11 @@ class InboundMessage(Base):
 
 
 __all__ = [
+    "AREA_LEVELS",
+    "CHANNEL_LABELS",
     "KIND_LABELS",
     "STATUS_LABELS",
+    "UNIT_KINDS",
     "Area",
     "CalendarOverride",
     "CatalogueRule",

@@ -26,6 +26,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hotline.settings import load_settings
+
 log = logging.getLogger(__name__)
 MIN_CITY_TICKETS = 50
 MIN_HELD_OUT = 20
@@ -57,11 +59,10 @@ def demo_words() -> list[str]:
 
 def cmd_starter(args: argparse.Namespace) -> int:
     """Make sure a model is loaded: train the starter model from the seed corpus if there is none."""
-    from hotline.cli import _settings
     from hotline.db import make_engine, make_sessionmaker
     from nlp.classifier import IncompatibleModelError, Model, train_from_files
 
-    settings = _settings()
+    settings = load_settings()
     model_dir = Path(args.out or settings.model_dir)
     if (model_dir / "metadata.json").exists() and not args.force:
         try:
@@ -154,14 +155,13 @@ def _history_info(records: list[CityRecord], seed_info: dict[str, Any]) -> dict[
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from hotline.cli import _settings
     from hotline.db import make_engine, make_sessionmaker
     from nlp.classifier import DataError, IncompatibleModelError, Model, load_records
 
     if not 0.05 <= args.holdout <= 0.5:
         print("hotline: --holdout is a share between 0.05 and 0.5", file=sys.stderr)
         return 2
-    settings = _settings()
+    settings = load_settings()
     model_dir = Path(settings.model_dir)
     sessions = make_sessionmaker(make_engine(settings.database_url))
     with sessions() as session:

@@ -1,6 +1,8 @@
 """The long-lived parts one process holds: engine, sessions, event bus, calendar, text analysis.
 
-Built once by the entry points (app, worker, CLI) from the settings; nothing else creates engines or buses.
+Built once per process by the entry points (app, worker, CLI) from the settings with ``build_services``. Admin
+edits reach every process through ``directory_changed`` / ``timing_changed`` / ``knowledge_changed``: applied here,
+then announced on the bus, and applied by every other process's ``follow_config_changes``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from hotline.db import make_engine, make_sessionmaker
 from hotline.events import EventBus, make_bus
 from hotline.models import KnowledgeArticle
 from hotline.settings import Settings
-from hotline.suggest import NullSuggester, Suggester
+from hotline.states import STOPPED_STATES
+from hotline.suggester import CitySuggester, load_city_suggester, remember_ticket
+from hotline.suggestion import NullSuggester, Suggester
 from hotline.timing import Timing
 
 log = logging.getLogger(__name__)
@@ -72,6 +76,25 @@ def refresh_routing(services: Services) -> None:
         refresh()
 
 
+def directory_changed(services: Services) -> None:
+    """After an admin's commit of areas, units, categories or catalogue rules (API, Excel import, CLI): routing uses
+    the change at once here, and every other process when the bus brings it the notice."""
+    refresh_routing(services)
+    announce_config_change(services, "directory")
+
+
+def timing_changed(services: Services, session: Session) -> None:
+    """After an admin's commit of calendar overrides or deadline policies: reload here, announce to the others."""
+    services.timing.reload(session)
+    announce_config_change(services, "timing")
+
+
+def knowledge_changed(services: Services) -> None:
+    """After an admin's commit of knowledge articles: rebuild the search index here and in every other process."""
+    services.knowledge_changed()
+    announce_config_change(services, "knowledge")
+
+
 def announce_config_change(services: Services, what: str) -> None:
     """Tell every API process (through the event bus) that the directory or the timing rules changed.
 
@@ -93,6 +116,8 @@ async def follow_config_changes(services: Services) -> None:
                 await asyncio.to_thread(refresh_routing, services)
             elif message.get("what") == "timing":
                 await asyncio.to_thread(_reload_timing, services)
+            elif message.get("what") == "knowledge":
+                services.knowledge_changed()
         except Exception:
             log.exception("could not apply a configuration change (%s)", message.get("what"))
 
@@ -109,7 +134,22 @@ def build_services(settings: Settings, *, load_model: bool = True) -> Services:
     timing = Timing.from_database(sessions, settings.city_timezone)
     services = Services(settings=settings, engine=engine, sessions=sessions, bus=bus, timing=timing)
     if load_model:
-        from hotline.analysis import load_city_suggester
-
-        services.suggester = load_city_suggester(services)
+        services.suggester = load_city_suggester(settings.model_dir, sessions, services.knowledge_search)
     return services
+
+
+async def follow_tickets(services: Services) -> None:
+    """Startup hook: keep this process's duplicate index in step with tickets created or finished by any process."""
+    import asyncio
+
+    async for message in services.bus.subscribe():
+        suggester = services.suggester
+        if not isinstance(suggester, CitySuggester):
+            continue
+        try:
+            if message.get("type") == "receive":
+                await asyncio.to_thread(remember_ticket, services.sessions, suggester, int(message["ticket_id"]))
+            elif message.get("to_status") in STOPPED_STATES:
+                suggester.forget(int(message["ticket_id"]))
+        except Exception:
+            log.exception("could not update the duplicate index for %s", message.get("ticket_id"))

@@ -22,15 +22,16 @@ The city's rule thresholds are settings too (``RuleSettings``, the part of ``Set
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from datetime import time
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from routing.scorecards import DEFAULT_WEIGHTS, check_score_weights
 
 DEMO_SECRET_KEY = "demo-secret-key-do-not-use-in-production"
 DEMO_CHANNEL_KEYS = {
@@ -42,8 +43,7 @@ DEMO_CHANNEL_KEYS = {
 }
 CHANNELS = ("phone", "wechat", "forum", "web", "open311", "walk_in", "email")
 ROOT = Path(__file__).resolve().parent.parent
-SCORE_RATES = ("response", "resolution", "satisfaction")
-DEFAULT_SCORE_WEIGHTS: Mapping[str, float] = {"response": 0.10, "resolution": 0.45, "satisfaction": 0.45}
+DEFAULT_SCORE_WEIGHTS: Mapping[str, float] = DEFAULT_WEIGHTS
 DEFAULT_ESCALATE_AFTER_DAYS = 3
 DEFAULT_OFFICE_HOURS = "08:30-12:00,13:30-17:30"
 _PERIOD = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
@@ -65,17 +65,6 @@ def parse_office_hours(text: str) -> tuple[tuple[time, time], ...]:
         periods.append((start, end))
     return tuple(periods)
 
-
-def check_score_weights(weights: Mapping[str, float]) -> dict[str, float]:
-    """Weights of the composite score: known rates only, finite, non-negative, not all zero (else ValueError)."""
-    unknown = sorted(set(weights) - set(SCORE_RATES))
-    if unknown:
-        raise ValueError(f"unknown rate(s) {unknown}; the weighted rates are {', '.join(SCORE_RATES)}")
-    if any(not math.isfinite(w) or w < 0 for w in weights.values()):
-        raise ValueError("score weights must be finite and non-negative")
-    if sum(weights.values()) <= 0:
-        raise ValueError("at least one score weight must be positive")
-    return {rate: float(weights.get(rate, 0.0)) for rate in SCORE_RATES}
 
 
 class RuleSettings(BaseSettings):
@@ -154,3 +143,15 @@ class Settings(RuleSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def load_settings() -> Settings:
+    """The settings for a command-line entry point: a configuration error exits with one readable line."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        messages = "; ".join(str(e["msg"]) for e in exc.errors())
+        raise SystemExit(f"hotline: configuration error: {messages}") from None
+    except SettingsError as exc:  # e.g. HOTLINE_SCORE_WEIGHTS that is not JSON
+        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+        raise SystemExit(f"hotline: configuration error: {exc}{cause}") from None

@@ -69,12 +69,11 @@ from hotline.models import (
     TicketEvent,
     Unit,
 )
+from hotline.states import DEADLINE_STATES, IN_PROGRESS_STATES
 from hotline.timing import Timing
+from hotline.visibility import can_see
 
 S = Status
-OPEN_STATES = frozenset({S.received, S.dispatched, S.signed, S.returned, S.reopened, S.awaiting_citizen})
-#: where a unit's reply clock runs and the sweep chases the ticket (``hotline.worker.ACTIVE``)
-DEADLINE_STATES = frozenset({S.dispatched, S.signed, S.returned})
 #: notice_level outside DEADLINE_STATES: above every threshold (1, 2, 3), so in none of the partial sweep indexes
 NOTICES_DONE = 9
 CALLBACK_ATTEMPTS_BEFORE_CLOSE = 3
@@ -602,12 +601,12 @@ ACTIONS: dict[str, Action] = _table(
            apply=_close, source_roles={S.replied: SUPERVISORS}),
     Action("reopen", "重办", frozenset({S.callback, S.closed}), S.reopened, SUPERVISORS, ReasonInput,
            apply=_reopen),
-    Action("remind", "催办", OPEN_STATES, None, DISPATCHERS, ReasonInput),
-    Action("supervise", "督办", OPEN_STATES, None, SUPERVISORS, SuperviseInput, apply=_supervise),
-    Action("respond_supervision", "督办回复", OPEN_STATES | {S.replied}, None, UNIT, RespondSupervisionInput,
+    Action("remind", "催办", IN_PROGRESS_STATES, None, DISPATCHERS, ReasonInput),
+    Action("supervise", "督办", IN_PROGRESS_STATES, None, SUPERVISORS, SuperviseInput, apply=_supervise),
+    Action("respond_supervision", "督办回复", IN_PROGRESS_STATES | {S.replied}, None, UNIT, RespondSupervisionInput,
            unit_scope="any", apply=_respond_supervision),
     Action("accountability", "问责", _ANY, None, SUPERVISORS | UNIT, AccountabilityInput, apply=_accountability),
-    Action("recategorize", "更正分类", OPEN_STATES | {S.answered}, None, FRONT_DESK, RecategorizeInput,
+    Action("recategorize", "更正分类", IN_PROGRESS_STATES | {S.answered}, None, FRONT_DESK, RecategorizeInput,
            apply=_recategorize),
     Action("comment", "备注", _ANY, None, FRONT_DESK | UNIT, ReasonInput, unit_scope="any"),
 )
@@ -634,14 +633,6 @@ def _unit_ok(action: Action, ticket: Ticket, actor: Actor, co_unit_ids: Iterable
     if ticket.lead_unit_id == actor.unit_id:
         return True
     return action.unit_scope == "any" and actor.unit_id in set(co_unit_ids)
-
-
-def can_see(ticket: Ticket, actor: Actor, co_unit_ids: Iterable[int]) -> bool:
-    if actor.sees_everything:
-        return True
-    if actor.is_unit and actor.unit_id is not None:
-        return ticket.lead_unit_id == actor.unit_id or actor.unit_id in set(co_unit_ids)
-    return False
 
 
 def co_unit_ids_of(session: Session, ticket_id: int) -> list[int]:

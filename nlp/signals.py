@@ -106,6 +106,8 @@ _KIND_CUES: dict[str, tuple[tuple[str, float], ...]] = {
 _POLITE = re.compile(r"(谢谢|感谢您|感谢你|先谢|在此感谢|非常感谢|万分感谢)[！!。.，,]*$")
 # When scores tie, the heavier kind wins: a report or complaint needs action, praise needs none.
 _KIND_PRIORITY = ("report", "complaint", "help", "suggestion", "consultation", "praise")
+#: every kind this detector may answer (ties go to the earlier one)
+KINDS: tuple[str, ...] = _KIND_PRIORITY
 
 
 def detect_kind_with_cue(title: str, text: str) -> tuple[str, str | None]:

@@ -22,7 +22,7 @@ from hotline.migrate import upgrade
 from hotline.models import Area, CatalogueRule, Category, Role, Unit, User
 from hotline.services import Services
 from hotline.settings import Settings
-from hotline.suggest import NullSuggester
+from hotline.suggestion import NullSuggester
 from hotline.timing import Timing
 from routing.calendar import WorkCalendar
 from tests import infra

@@ -13,14 +13,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from hotline.models import AREA_LEVELS, UNIT_KINDS, Kind
+
 HERE = Path(__file__).parent
 FIRST_LEVEL = [
     *("城乡建设", "环境保护", "交通运输", "教育文体", "劳动和社会保障", "商贸旅游", "卫生计生", "公共安全"),
     *("市场监管", "水电气热", "民政", "自然资源", "农业农村", "住房公积金", "城市管理", "政务服务"),
 ]
-LEVELS = ["city", "district", "street", "community"]
-UNIT_KINDS = {"government", "bureau", "street_office", "community", "enterprise", "hotline"}
-KINDS = {"consultation", "help", "complaint", "report", "suggestion", "praise"}
+LEVELS = list(AREA_LEVELS)
+KINDS = {k.value for k in Kind}
 CHANNELS = {"phone", "wechat", "forum", "web"}
 PHONE = re.compile(r"^13[89]0000\d{4}$")
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from hotline.app import create_app
 from hotline.models import KnowledgeArticle, Status, Ticket
 from hotline.services import Services
-from hotline.suggest import CategorySuggestion, Suggestion
+from hotline.suggestion import CategorySuggestion, Suggestion
 from tests.conftest import City
 
 REPO = Path(__file__).resolve().parents[2]

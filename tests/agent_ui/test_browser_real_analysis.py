@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from hotline.analysis import CitySuggester
 from hotline.services import Services
+from hotline.suggester import CitySuggester
 from nlp.classifier import Model, train_from_files
 from tests.agent_ui.conftest import LiveServer, add_article, serve
 from tests.agent_ui.test_browser import Desk, db_url  # noqa: F401  (db_url: the SQLite file the server shares)
@@ -30,7 +30,7 @@ def starter_model() -> Model:
 @pytest.fixture
 def real_server(services: Services, city: City, starter_model: Model) -> Iterator[LiveServer]:
     add_article(services)
-    services.suggester = CitySuggester(services, starter_model)
+    services.suggester = CitySuggester(services.sessions, services.knowledge_search, starter_model)
     # A confident prediction would be dispatched by the system itself; this test is about the agent's form.
     services.settings.auto_dispatch = False
     with serve(services) as server:

@@ -17,7 +17,7 @@ from hotline.db import make_engine, make_sessionmaker
 from hotline.events import RedisBus
 from hotline.services import Services
 from hotline.settings import Settings
-from hotline.suggest import NullSuggester
+from hotline.suggestion import NullSuggester
 from hotline.timing import Timing
 from routing.calendar import WorkCalendar
 from tests import infra

@@ -16,8 +16,8 @@ from hotline.db import attach_publisher
 from hotline.models import AccountabilityCase, Ticket, TicketEvent
 from hotline.services import Services
 from hotline.settings import Settings
+from hotline.sweep import THRESHOLDS, sweep, sweep_once
 from hotline.timing import Timing
-from hotline.worker import THRESHOLDS, sweep, sweep_once
 from tests.conftest import City, act, actor, submit
 from tests.hotline.sweep_overlap import overlapping_sweeps
 

@@ -13,18 +13,11 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from hotline.errors import Invalid
+from hotline.scorecards import compute_scorecards, request_weights
 from hotline.services import Services
-from hotline.settings import Settings, check_score_weights
+from hotline.settings import Settings
 from routing.calendar import WorkCalendar
-from routing.scorecards import (
-    EventRow,
-    assess,
-    composite_score,
-    compute_scorecards,
-    percentile,
-    rank_key,
-    request_weights,
-)
+from routing.scorecards import EventRow, assess, check_score_weights, composite_score, percentile, rank_key
 from tests.conftest import City, act, submit
 
 CAL = WorkCalendar()

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from hotline.models import AccountabilityCase, SupervisionOrder, Ticket, TicketEvent
 from hotline.services import Services
-from hotline.worker import sweep, sweep_once
+from hotline.sweep import sweep, sweep_once
 from routing.accountability import closed_unsolved_after_reopen, refused_returns_due
 from tests.conftest import City, act, submit
 from tests.hotline.sweep_overlap import overlapping_sweeps

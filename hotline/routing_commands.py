@@ -2,8 +2,8 @@
 (``hotline directory import|export FILE``: .xlsx workbook or one .csv table with ``--kind``).
 
 ``add_commands(subparsers)`` registers the ``calendar`` command on the ``hotline`` CLI's subparsers; each
-leaf parser sets ``handler`` (``Callable[[argparse.Namespace], int]``, returning the exit code). Until the
-lead wires it in, ``python -m routing.cli calendar add --start 2026-09-30T16:00 --hours 8`` works alone.
+leaf parser sets ``handler`` (``Callable[[argparse.Namespace], int]``, returning the exit code).
+``python -m hotline.routing_commands calendar add --start 2026-09-30T16:00 --hours 8`` also works alone.
 
 A naive ``--start``/``--end`` is read in ``--tz`` (a person at a terminal means local time); the library
 itself refuses naive datetimes. Results are printed in ISO 8601 with the offset, in ``--tz``. Bad input
@@ -211,8 +211,8 @@ def _sessions() -> Any:
 
 def _cmd_directory_import(args: argparse.Namespace) -> int:
     """All or nothing, like the API: every bad row is printed with its sheet and row number."""
+    from hotline import directory
     from hotline.errors import Invalid
-    from routing import directory
 
     path = Path(args.file)
     try:
@@ -236,7 +236,7 @@ def _cmd_directory_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_directory_export(args: argparse.Namespace) -> int:
-    from routing import directory
+    from hotline import directory
 
     path = Path(args.file)
     with _sessions()() as session:
@@ -262,7 +262,7 @@ def _add_directory(subparsers: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Stand-alone entry point: ``python -m routing.cli calendar add ...``."""
+    """Stand-alone entry point: ``python -m hotline.routing_commands calendar add ...``."""
     parser = _OneLineParser(prog="hotline", description="12345 hotline: routing tools")
     add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

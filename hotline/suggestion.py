@@ -1,7 +1,7 @@
 """What intake asks about a message: category, kind, urgency, place, unit, duplicates, knowledge answers.
 
 ``Suggester`` is the one interface between intake and text analysis. ``NullSuggester`` is what runs when no model
-is loaded: the ticket simply waits in the triage queue unclassified. ``CitySuggester`` (in ``hotline.analysis``)
+is loaded: the ticket simply waits in the triage queue unclassified. ``CitySuggester`` (in ``hotline.suggester``)
 wires the nlp package and the dispatch catalogue together.
 """
 

@@ -8,21 +8,21 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from hotline.analysis import CitySuggester
 from hotline.app import create_app
 from hotline.services import Services
+from hotline.suggester import CitySuggester
 from tests.conftest import City
 
 
 @pytest.fixture
 def city_client(services: Services, city: City) -> Iterator[TestClient]:
-    services.suggester = CitySuggester(services, None)
+    services.suggester = CitySuggester(services.sessions, services.knowledge_search, None)
     with TestClient(create_app(services.settings, services)) as c:
         yield c
 
 
 def test_place_is_found_and_routed_by_the_catalogue(services: Services, city: City) -> None:
-    suggester = CitySuggester(services, None)
+    suggester = CitySuggester(services.sessions, services.knowledge_search, None)
     choice = suggester.directory.route(city.ids["cat:zhandao"], city.ids["area:cj"])
     assert choice.unit_id == city.ids["unit:cjjd"] and choice.co_unit_ids == [city.ids["unit:cgj"]]
     assert "澄江街道" in choice.explanation

@@ -32,15 +32,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hotline.errors import Invalid
-from hotline.models import Area, CatalogueRule, Category, Unit
-from routing.catalogue import Catalogue, RouteDecision, Rule, category_path, city_bureau_codes
+from hotline.models import AREA_LEVELS, UNIT_KINDS, Area, CatalogueRule, Category, Unit
 
 __all__ = [
-    "AREA_LEVELS",
     "KINDS",
     "TABLES",
-    "UNIT_KINDS",
-    "RoutingSnapshot",
     "export_csv",
     "export_xlsx",
     "import_directory",
@@ -48,8 +44,6 @@ __all__ = [
     "read_xlsx",
 ]
 
-AREA_LEVELS: tuple[str, ...] = ("city", "district", "street", "community")
-UNIT_KINDS: tuple[str, ...] = ("government", "bureau", "street_office", "community", "enterprise", "hotline")
 KINDS: tuple[str, ...] = ("areas", "units", "rules")
 
 #: kind -> (sheet title, [(field, Chinese header)])
@@ -465,94 +459,3 @@ def export_xlsx(session: Session) -> bytes:
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
-
-
-# --- route explanation ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RoutingSnapshot:
-    """The catalogue as routing sees it now (active rules, active units), for ``GET /api/route``."""
-
-    catalogue: Catalogue
-    area_paths: dict[int, list[str]]
-    category_codes: dict[int, str]
-    units_by_code: dict[str, Unit]
-    names: dict[str, dict[str, str]]
-    city_code: str | None
-
-    @classmethod
-    def load(cls, session: Session) -> RoutingSnapshot:
-        categories = list(session.scalars(select(Category).where(Category.active)))
-        areas = list(session.scalars(select(Area)))
-        units = list(session.scalars(select(Unit).where(Unit.active)))
-        by_id = {a.id: a for a in areas}
-        paths: dict[int, list[str]] = {}
-        for a in areas:
-            chain: list[str] = []
-            cur: Area | None = a
-            while cur is not None and len(chain) <= len(AREA_LEVELS) + 2:
-                chain.append(cur.code)
-                cur = by_id.get(cur.parent_id) if cur.parent_id else None
-            paths[a.id] = list(reversed(chain))
-        unit_by_id = {u.id: u for u in units}
-        cat_codes = {c.id: c.code for c in categories}
-        rules = [
-            Rule(
-                id=r.id,
-                category=cat_codes[r.category_id],
-                area=by_id[r.area_id].code,
-                lead=unit_by_id[r.lead_unit_id].code,
-                co=tuple(unit_by_id[u].code for u in r.co_unit_ids or [] if u in unit_by_id),
-                note=r.note,
-            )
-            for r in session.scalars(select(CatalogueRule).where(CatalogueRule.active))
-            if r.category_id in cat_codes and r.lead_unit_id in unit_by_id and r.area_id in by_id
-        ]
-        city = next((a.code for a in areas if a.level == "city" and a.parent_id is None), None)
-        return cls(
-            catalogue=Catalogue(rules, city_bureaus=city_bureau_codes(areas, units)),
-            area_paths=paths,
-            category_codes=cat_codes,
-            units_by_code={u.code: u for u in units},
-            names={
-                "category": {c.code: c.name for c in categories},
-                "area": {a.code: a.name for a in areas},
-                "unit": {u.code: u.name for u in units},
-            },
-            city_code=city,
-        )
-
-    def area_path(self, area_id: int | None) -> list[str]:
-        """The area's path from the city; an unknown place routes as city-wide (as intake does)."""
-        path = self.area_paths.get(area_id, []) if area_id is not None else []
-        return path or ([self.city_code] if self.city_code else [])
-
-    def route(self, category_id: int, area_id: int | None) -> tuple[RouteDecision, list[dict[str, Any]]]:
-        """The decision, and every rule that covers this category × area, best first (the one used is first)."""
-        cat_path = category_path(self.category_codes[category_id])
-        area_path = self.area_path(area_id)
-        decision = self.catalogue.route(
-            cat_path, area_path, category_names=self.names["category"], area_names=self.names["area"],
-            unit_names=self.names["unit"],
-        )
-        index = {(r.category, r.area): r for r in reversed(self.catalogue.rules)}  # lowest id wins
-        candidates: list[dict[str, Any]] = []
-        for ci in range(len(cat_path), 0, -1):
-            for ai in range(len(area_path), 0, -1):
-                rule = index.get((cat_path[ci - 1], area_path[ai - 1]))
-                if rule is None:
-                    continue
-                candidates.append({
-                    "rule_id": rule.id,
-                    "category_code": rule.category,
-                    "category": self.names["category"].get(rule.category, rule.category),
-                    "area_code": rule.area,
-                    "area": self.names["area"].get(rule.area, rule.area),
-                    "lead_code": rule.lead,
-                    "lead": self.names["unit"].get(rule.lead, rule.lead),
-                    "category_depth": ci,
-                    "area_depth": ai,
-                    "used": rule.id == decision.rule_id,
-                })
-        return decision, candidates

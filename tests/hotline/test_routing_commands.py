@@ -1,4 +1,4 @@
-"""``python -m routing.cli calendar ...`` through a real subprocess (no database, no network)."""
+"""``python -m hotline.routing_commands calendar ...`` through a real subprocess (no database, no network)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from routing.cli import main
+from hotline.routing_commands import main
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "routing.cli", *args],
+        [sys.executable, "-m", "hotline.routing_commands", *args],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from hotline.routing_commands import main
 from hotline.settings import get_settings
-from routing.cli import main
 from tests.conftest import City
 
 

@@ -1,0 +1,38 @@
+"""REST: intake."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from sqlalchemy import select
+
+from hotline import intake, views
+from hotline.api.deps import ActorDep, ServicesDep, SessionDep, require
+from hotline.models import (
+    Role,
+    Ticket,
+)
+
+router = APIRouter(prefix="/api")
+
+
+@router.post("/intake", response_model=views.TicketOut, status_code=201, tags=["intake"])
+def submit_intake(
+    body: intake.IntakeRequest, response: Response, session: SessionDep, services: ServicesDep, actor: ActorDep
+) -> views.TicketOut:
+    """The one intake point over HTTP. A repeated (channel, external_id) answers 200 with the same ticket."""
+    if actor.user_id is not None:
+        require(actor, Role.agent, Role.dispatcher, Role.supervisor)
+    ticket, created = intake.submit(
+        session,
+        body,
+        actor,
+        suggester=services.suggester,
+        timing=services.timing,
+        max_text_chars=services.settings.max_text_chars,
+        auto_dispatch=services.settings.auto_dispatch,
+    )
+    session.commit()
+    if not created:
+        response.status_code = 200
+    loaded = session.scalars(select(Ticket).where(Ticket.id == ticket.id).options(*views.ticket_load_options())).one()
+    return views.ticket_out(loaded, actor)

@@ -1,0 +1,171 @@
+"""``CitySuggester``: the nlp package and the dispatch catalogue, fed with this city's directory.
+
+It holds in memory what every intake needs: the classifier (loaded once), the gazetteer, the catalogue rules and
+the near-duplicate index of recent open tickets (segmented with the city dictionary: areas, aliases, unit names,
+domain terms; places matched along the area hierarchy). The directory parts are rebuilt by ``refresh()`` when an
+admin edits them; each API worker keeps its own copy (they are small), and the duplicate index is rebuilt from
+the database at start.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from hotline.models import Area, Ticket
+from hotline.routing_snapshot import RoutingSnapshot
+from hotline.states import IN_PROGRESS_STATES, sorted_states
+from hotline.suggestion import CategorySuggestion, NullSuggester, Suggester, Suggestion
+from nlp.analyzer import TextAnalyzer
+from nlp.classifier import IncompatibleModelError, Model
+from nlp.duplicates import DuplicateIndex
+from nlp.places import user_words
+from nlp.segment import Segmenter
+
+#: (session, query, limit) -> [(article id, score)], the knowledge base search of this process
+KnowledgeSearch = Callable[[Session, str, int], list[tuple[int, float]]]
+
+log = logging.getLogger(__name__)
+DUPLICATE_WINDOW = timedelta(days=7)
+
+
+class CitySuggester:
+    def __init__(self, sessions: sessionmaker[Session], knowledge_search: KnowledgeSearch, model: Model | None) -> None:
+        self._sessions = sessions
+        self._knowledge_search = knowledge_search
+        self._model = model
+        self._lock = threading.Lock()
+        with sessions() as session:
+            self._directory = RoutingSnapshot.load(session)
+            self._analyzer = self._make_analyzer()
+            self._duplicates = self._make_duplicate_index(self._directory)
+            self._load_open_tickets(session)
+
+    @staticmethod
+    def _make_duplicate_index(directory: RoutingSnapshot) -> DuplicateIndex:
+        """Duplicates are looked up with the city's words (place and unit names, 燃气泄漏 …) kept whole, and with
+        the area hierarchy, so a report naming the community matches one naming its street."""
+        words = user_words(directory.gazetteer, [u.name for u in directory.units_by_id.values()])
+        return DuplicateIndex(window=DUPLICATE_WINDOW, segmenter=Segmenter(words), places=directory.area_parents())
+
+    def _make_analyzer(self) -> TextAnalyzer:
+        analyzer = TextAnalyzer(self._model, self._directory.gazetteer)
+        return analyzer
+
+    def _load_open_tickets(self, session: Session) -> None:
+        since = datetime.now().astimezone() - DUPLICATE_WINDOW
+        rows = session.execute(
+            select(Ticket.id, Ticket.title, Ticket.text, Ticket.area_id, Ticket.received_at).where(
+                Ticket.status.in_(sorted_states(IN_PROGRESS_STATES)), Ticket.received_at >= since
+            )
+        ).all()
+        codes = {a.id: code for code, a in self._directory.areas_by_code.items()}
+        self._duplicates.add_many((r.id, f"{r.title} {r.text}", codes.get(r.area_id), r.received_at) for r in rows)
+
+    def refresh(self) -> None:
+        """Reload the directory after an admin changed areas, units, categories or the catalogue."""
+        with self._sessions() as session:
+            directory = RoutingSnapshot.load(session)
+        with self._lock:
+            self._directory = directory
+            self._analyzer = self._make_analyzer()
+            self._duplicates.set_places(directory.area_parents())
+
+    @property
+    def directory(self) -> RoutingSnapshot:
+        return self._directory
+
+    def suggest(self, session: Session, title: str, text: str, location: str | None, now: datetime) -> Suggestion:
+        directory, analyzer = self._directory, self._analyzer
+        analysis = analyzer.analyze(title, f"{text} {location or ''}".strip())
+        categories = []
+        for guess in analysis.categories:
+            found = directory.categories_by_name.get(guess.label)
+            categories.append(
+                CategorySuggestion(
+                    category_id=found[0] if found else None,
+                    code=found[1] if found else None,
+                    label=guess.label,
+                    probability=round(float(guess.probability), 4),
+                )
+            )
+        place = analysis.places[0] if analysis.places else None
+        area = directory.areas_by_code.get(place.code) if place else None
+        suggestion = Suggestion(
+            categories=categories,
+            kind=analysis.kind,
+            urgent=analysis.urgency.urgent,
+            urgency_reason=analysis.urgency.reason,
+            emergency_line=analysis.urgency.emergency_line,
+            area_id=area.id if area else None,
+            area_code=area.code if area else None,
+            area_name=area.name if area else None,
+            auto_dispatch=analysis.auto_dispatch,
+            model_version=getattr(self._model, "version", None),
+        )
+        choice = directory.route(suggestion.category_id, suggestion.area_id)
+        suggestion.unit_id = choice.unit_id
+        suggestion.unit_name = choice.unit_name
+        suggestion.co_unit_ids = choice.co_unit_ids
+        suggestion.route_rule_id = choice.rule_id
+        suggestion.route_explanation = choice.explanation
+        body = f"{title} {text}"
+        dups = self._duplicates.query(body, suggestion.area_code, now, k=5)
+        if dups:
+            rows = session.execute(select(Ticket.id, Ticket.number).where(Ticket.id.in_([d.ticket_id for d in dups])))
+            numbers = {ticket_id: number for ticket_id, number in rows}
+            suggestion.duplicates = [
+                {"ticket_id": d.ticket_id, "number": numbers.get(d.ticket_id), "score": round(float(d.score), 3)}
+                for d in dups
+                if d.ticket_id in numbers
+            ]
+        suggestion.knowledge = [
+            {"article_id": article_id, "score": round(float(score), 3)}
+            for article_id, score in self._knowledge_search(session, body, 3)
+        ]
+        return suggestion
+
+    def remember(self, ticket_id: int, title: str, text: str, area_code: str | None, at: datetime) -> None:
+        """A new open ticket joins the duplicate index (called after intake commits)."""
+        self._duplicates.add(ticket_id, f"{title} {text}", area_code, at)
+
+    def forget(self, ticket_id: int) -> None:
+        self._duplicates.remove(ticket_id)
+
+
+def load_city_suggester(
+    model_dir: Path, sessions: sessionmaker[Session], knowledge_search: KnowledgeSearch
+) -> Suggester:
+    """Load the model from ``HOTLINE_MODEL_DIR``; without one the desk still gets kind, urgency and place."""
+    model: Model | None = None
+    if (model_dir / "metadata.json").exists():
+        try:
+            model = Model.load(model_dir)
+        except IncompatibleModelError as exc:
+            raise SystemExit(f"hotline: {exc}") from exc
+        log.info("loaded text model from %s", model_dir)
+    else:
+        log.warning("no text model in %s: tickets wait unclassified (train one with `hotline nlp train`)", model_dir)
+    try:
+        return CitySuggester(sessions, knowledge_search, model)
+    except Exception:  # an empty database (before seeding) has no directory yet
+        log.exception("could not build the city suggester; falling back to manual classification")
+        return NullSuggester()
+
+
+def remember_ticket(sessions: sessionmaker[Session], suggester: CitySuggester, ticket_id: int) -> None:
+    """A ticket some process created joins this process's duplicate index."""
+    with sessions() as session:
+        row = session.execute(
+            select(Ticket.title, Ticket.text, Area.code, Ticket.received_at)
+            .outerjoin(Area, Area.id == Ticket.area_id)
+            .where(Ticket.id == ticket_id)
+        ).first()
+    if row is not None:
+        suggester.remember(ticket_id, row.title, row.text, row.code, row.received_at)
