@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: install
+	@mkdir -p var && printf '# written by make run: the demo city on this checkout (delete for a real deployment)\nHOTLINE_DEMO=1\n' > var/demo.env
 	$(DEMO_ENV) $(BIN)/hotline migrate
 	$(DEMO_ENV) $(BIN)/hotline nlp starter
 	$(DEMO_ENV) $(BIN)/hotline seed-demo
@@ -27,10 +28,10 @@ test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check hotline routing nlp agent_ui tests bench
+	$(BIN)/ruff check hotline routing nlp agent_ui wechat_bot channels tests bench
 	$(BIN)/mypy
 
 check: lint test
 
 clean:
-	rm -rf var/hotline.db* var/model .pytest_cache test-artifacts
+	rm -rf var/hotline.db* var/model var/demo.env .pytest_cache test-artifacts

@@ -457,3 +457,16 @@ __all__ += [
     "SupervisionOrder",
     "SweepCursor",
 ]
+
+
+class ConfigVersion(Base):
+    """A counter per kind of configuration (directory, timing, knowledge), raised in the transaction of every change.
+
+    Why a row and not only a bus notice: a change made where no bus reaches (the CLI on the embedded SQLite
+    default, a process that was restarting) must still reach every process; each one polls these few rows.
+    """
+
+    __tablename__ = "config_versions"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    changed_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now)

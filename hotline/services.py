@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from hotline import config_changes
 from hotline.db import make_engine, make_sessionmaker
 from hotline.events import EventBus, make_bus
 from hotline.models import KnowledgeArticle
@@ -43,6 +44,10 @@ class Services:
     #: tells this process's own configuration notices apart from other processes' (it applied its own already)
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
+    def __post_init__(self) -> None:
+        # Every process's sessions announce configuration changes, however its Services was put together.
+        config_changes.track(self.sessions, self.instance_id)
+
     def knowledge_search(self, session: Session, query: str, limit: int) -> list[tuple[int, float]]:
         """Best articles for an agent's direct reply (BM25 over segmented words, see nlp.knowledge)."""
         from nlp.knowledge import KnowledgeIndex
@@ -66,60 +71,78 @@ class Services:
             callback()
 
 
-CONFIG_CHANGED = "config_changed"
-
-
 def refresh_routing(services: Services) -> None:
-    """Rebuild the suggester's directory and catalogue from the database (after an admin edit)."""
+    """Rebuild the suggester's directory and catalogue from the database."""
     refresh = getattr(services.suggester, "refresh", None)
     if callable(refresh):
         refresh()
 
 
+def apply_config_change(services: Services, what: str) -> None:
+    """Apply a committed configuration change in this process (``hotline.config_changes`` tells the others)."""
+    if what == "directory":
+        refresh_routing(services)
+    elif what == "timing":
+        _reload_timing(services)
+    elif what == "knowledge":
+        services.knowledge_changed()
+
+
 def directory_changed(services: Services) -> None:
-    """After an admin's commit of areas, units, categories or catalogue rules (API, Excel import, CLI): routing uses
-    the change at once here, and every other process when the bus brings it the notice."""
+    """After an admin's commit of areas, units, categories or catalogue rules: routing uses it here at once."""
     refresh_routing(services)
-    announce_config_change(services, "directory")
 
 
 def timing_changed(services: Services, session: Session) -> None:
-    """After an admin's commit of calendar overrides or deadline policies: reload here, announce to the others."""
+    """After an admin's commit of calendar overrides or deadline policies: deadlines use them here at once."""
     services.timing.reload(session)
-    announce_config_change(services, "timing")
 
 
 def knowledge_changed(services: Services) -> None:
-    """After an admin's commit of knowledge articles: rebuild the search index here and in every other process."""
+    """After an admin's commit of knowledge articles: the search index is rebuilt here at once."""
     services.knowledge_changed()
-    announce_config_change(services, "knowledge")
 
 
-def announce_config_change(services: Services, what: str) -> None:
-    """Tell every API process (through the event bus) that the directory or the timing rules changed.
+async def follow_config_changes(services: Services, poll_seconds: float = 5.0) -> None:
+    """Startup hook: apply every other process's configuration changes here too.
 
-    Called after the admin's commit. The notice has no ``ticket_id``, so desks never see it. Best effort like every
-    publish: a process that misses it keeps the old rules until the next notice or its restart.
+    A bus notice is applied at once; the counters in ``config_versions`` are polled as well, for changes whose
+    notice never reached this process (the CLI beside an embedded server, a lost publish).
     """
-    services.bus.publish([{"type": CONFIG_CHANGED, "what": what, "origin": services.instance_id}])
-
-
-async def follow_config_changes(services: Services) -> None:
-    """Startup hook: apply other processes' admin edits here too (several ``--workers`` behind one database)."""
     import asyncio
 
-    async for message in services.bus.subscribe():
-        if message.get("type") != CONFIG_CHANGED or message.get("origin") == services.instance_id:
-            continue
-        try:
-            if message.get("what") == "directory":
-                await asyncio.to_thread(refresh_routing, services)
-            elif message.get("what") == "timing":
-                await asyncio.to_thread(_reload_timing, services)
-            elif message.get("what") == "knowledge":
-                services.knowledge_changed()
-        except Exception:
-            log.exception("could not apply a configuration change (%s)", message.get("what"))
+    seen = await asyncio.to_thread(_config_versions, services)
+
+    async def catch_up() -> None:
+        nonlocal seen
+        current = await asyncio.to_thread(_config_versions, services)
+        for what, version in current.items():
+            if version > seen.get(what, 0):
+                try:
+                    await asyncio.to_thread(apply_config_change, services, what)
+                except Exception:
+                    log.exception("could not apply a configuration change (%s)", what)
+        seen = current
+
+    async def listen() -> None:
+        async for message in services.bus.subscribe():
+            if message.get("type") == config_changes.CONFIG_CHANGED and message.get("origin") != services.instance_id:
+                await catch_up()
+
+    async def poll() -> None:
+        while True:
+            await asyncio.sleep(poll_seconds)
+            try:
+                await catch_up()
+            except Exception:
+                log.exception("could not read the configuration versions")
+
+    await asyncio.gather(listen(), poll())
+
+
+def _config_versions(services: Services) -> dict[str, int]:
+    with services.sessions() as session:
+        return config_changes.versions(session)
 
 
 def _reload_timing(services: Services) -> None:

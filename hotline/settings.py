@@ -43,6 +43,10 @@ DEMO_CHANNEL_KEYS = {
 }
 CHANNELS = ("phone", "wechat", "forum", "web", "open311", "walk_in", "email")
 ROOT = Path(__file__).resolve().parent.parent
+#: ``make run`` writes the demo switch to var/demo.env, so the README's commands work in a new shell afterwards;
+#: a deployment's own .env (in the working directory) and the environment come after it and win.
+DEMO_ENV_FILE = ROOT / "var" / "demo.env"
+ENV_FILES = (DEMO_ENV_FILE, Path(".env"))
 DEFAULT_SCORE_WEIGHTS: Mapping[str, float] = DEFAULT_WEIGHTS
 DEFAULT_ESCALATE_AFTER_DAYS = 3
 DEFAULT_OFFICE_HOURS = "08:30-12:00,13:30-17:30"
@@ -70,7 +74,7 @@ def parse_office_hours(text: str) -> tuple[tuple[time, time], ...]:
 class RuleSettings(BaseSettings):
     """The city's rule thresholds (see the module docstring); readable without the service's secrets."""
 
-    model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_file=ENV_FILES, extra="ignore")
 
     escalate_after_days: int = Field(default=DEFAULT_ESCALATE_AFTER_DAYS, ge=1, le=60)
     accountability_refusals: int = Field(default=2, ge=1, le=20)
@@ -95,7 +99,7 @@ class RuleSettings(BaseSettings):
 
 
 class Settings(RuleSettings):
-    model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_file=ENV_FILES, extra="ignore")
 
     demo: bool = False
     host: str = "127.0.0.1"

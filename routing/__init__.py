@@ -4,8 +4,9 @@
   admin overrides, office hours).
 - :mod:`routing.deadlines`: deadline policies per kind × urgency × category, reminders, pauses (待补充).
 - :mod:`routing.catalogue`: the dispatch catalogue (派单目录) matcher, category × area → lead unit.
-- :mod:`routing.cli`: ``calendar add`` and friends for the ``hotline`` command line.
+- :mod:`routing.scorecards`: what counts as met, missed or pending for a unit's three rates, the composite score.
+- :mod:`routing.accountability`: which histories open an accountability case (问责), and the case labels.
 
-The lead engineer loads catalogue rules, overrides and policies from the database and passes them in;
-nothing here reads configuration or storage on its own.
+``hotline`` loads catalogue rules, overrides, policies and ticket histories from the database and passes them in;
+nothing here imports the rest of the project, a web framework or a database session (``tests/test_architecture.py``).
 """

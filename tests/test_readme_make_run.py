@@ -52,6 +52,12 @@ def test_make_run_on_a_fresh_clone_serves_healthz_and_agent_login(tmp_path: Path
         tickets = httpx.get(f"{base}/api/tickets?page_size=1", headers=headers, timeout=10).json()
         assert tickets["total"] >= 200, "the demo city should hold a few hundred tickets"
         assert httpx.get(f"{base}/", timeout=10).status_code == 200
+        # The README's commands work as written right after `make run`, in a shell where nothing is exported.
+        for command in (["users", "list"], ["calendar", "add", "--start", "2026-09-30T16:00", "--hours", "8", "--city"],
+                        ["directory", "export", str(tmp_path / "directory.xlsx")]):
+            done = subprocess.run([str(clone / ".venv" / "bin" / "hotline"), *command], cwd=clone, env=env,
+                                  capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, f"hotline {' '.join(command)}: {done.stderr[-2000:]}"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
