@@ -1,9 +1,11 @@
 """The one intake point: every channel turns a message into a ticket through ``submit``.
 
-Steps, all in the caller's transaction: store the raw message under UNIQUE(channel, external_id) so a retried
-delivery returns the same ticket; analyse the text (category, kind, urgency, place, duplicates, knowledge); pick
-the unit from the dispatch catalogue; create the ticket and its first event; auto-dispatch when the classifier is
-confident, the case is not urgent and the catalogue names a unit.
+``submit`` is the synchronous path (an agent on the phone needs the ticket at once): store the raw message under
+UNIQUE(channel, external_id) so a retried delivery returns the same ticket, then ``create_ticket``. Channel webhooks
+take the durable path instead (``hotline.inbound``: accept now, the worker calls ``create_ticket`` later).
+``create_ticket``, in the caller's transaction: analyse the text (category, kind, urgency, place, duplicates,
+knowledge); pick the unit from the dispatch catalogue; create the ticket and its first event; auto-dispatch when the
+classifier is confident, the case is not urgent and the catalogue names a unit.
 """
 
 from __future__ import annotations
@@ -115,6 +117,36 @@ def submit(
                 raise
             return existing, False
 
+    ticket = create_ticket(session, request, actor, suggester=suggester, timing=timing, inbound=inbound,
+                           max_text_chars=max_text_chars, auto_dispatch=auto_dispatch, now=now)
+    if inbound is not None:
+        inbound.state, inbound.processed_at = "done", now
+    return ticket, True
+
+
+def create_ticket(
+    session: Session,
+    request: IntakeRequest,
+    actor: Actor,
+    *,
+    suggester: Suggester,
+    timing: Timing,
+    inbound: InboundMessage | None = None,
+    max_text_chars: int = 10_000,
+    auto_dispatch: bool = True,
+    now: datetime | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Ticket:
+    """Analyse, route and create the ticket with its ``receive`` event (and auto-dispatch when allowed).
+
+    Shared by the agents' synchronous intake (``submit``) and the worker's processing of accepted channel messages
+    (``hotline.inbound``); ``extra`` (attachments, coordinates) is kept on the receive event.
+    """
+    if len(request.text) > max_text_chars:
+        raise Invalid(
+            f"text is {len(request.text)} characters; the limit is {max_text_chars}", field="text", limit=max_text_chars
+        )
+    now = now or datetime.now(UTC)
     suggestion = suggester.suggest(session, request.title or "", request.text, request.location, now)
     ticket = Ticket(
         number=next_number(session, now, timing.zone),
@@ -146,7 +178,7 @@ def submit(
         actor,
         to_status=Status.received,
         note="",
-        data={"channel": request.channel, "external_id": request.external_id, "urgent": ticket.urgent},
+        data={"channel": request.channel, "external_id": request.external_id, "urgent": ticket.urgent, **(extra or {})},
         now=now,
     )
     if auto_dispatch and suggestion.auto_dispatch and suggestion.unit_id is not None and not ticket.urgent:
@@ -163,7 +195,7 @@ def submit(
             timing,
             now=now,
         )
-    return ticket, True
+    return ticket
 
 
 def _existing_ticket(session: Session, channel: str, external_id: str) -> Ticket | None:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
     true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -315,7 +316,9 @@ class TicketEvent(Base):
 
 
 class InboundMessage(Base):
-    """Every raw message a channel delivers, stored before processing; retries hit the unique key."""
+    """Every raw message a channel delivers, committed before any processing (``hotline.inbound.accept``); retries
+    hit the unique key. The worker turns it into a ticket (``state``: accepted → processing → done, or failed with
+    ``last_error`` after its attempts); the raw payload is never changed, so a failed message can be replayed."""
 
     __tablename__ = "inbound_messages"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -324,8 +327,47 @@ class InboundMessage(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
     received_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now)
+    state: Mapped[str] = mapped_column(String(16), default="accepted")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    lease_until: Mapped[datetime | None] = mapped_column(TZDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None] = mapped_column(TZDateTime())
 
-    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_inbound_channel_external_id"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id", name="uq_inbound_channel_external_id"),
+        Index("ix_inbound_pending", "next_attempt_at", postgresql_where=text("state IN ('accepted', 'processing')"),
+              sqlite_where=text("state IN ('accepted', 'processing')")),
+        Index("ix_inbound_state", "state", "id"),
+    )
+
+
+class OutboxMessage(Base):
+    """Whatever goes to a citizen or an outside system (SMS, WeChat message, forum reply, outbound call): written in
+    the transaction of the change that causes it, sent by the worker with retries; ``idempotency_key`` travels to
+    the receiver, so a resend after a crash between sending and marking is recognised there."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(200), default="")
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now)
+    lease_until: Mapped[datetime | None] = mapped_column(TZDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    provider_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now)
+    sent_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+
+    __table_args__ = (
+        Index("ix_outbox_pending", "next_attempt_at", postgresql_where=text("state = 'pending'"),
+              sqlite_where=text("state = 'pending'")),
+    )
 
 
 __all__ = [

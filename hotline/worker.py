@@ -1,4 +1,5 @@
-"""``hotline worker``: the background process (an entry point). It runs the deadline sweeps of ``hotline.sweep``.
+"""``hotline worker``: the background process (an entry point). It turns stored channel messages into tickets
+(``hotline.inbound``) as they arrive and runs the deadline sweeps of ``hotline.sweep``.
 
 ``run_forever`` survives a failed pass (database down, deadlock, a bug in one pass): it logs the error and waits
 ``backoff_seconds`` — the interval doubled per consecutive failure, at most ``MAX_BACKOFF_SECONDS`` — then tries
@@ -13,29 +14,49 @@ import logging
 import time
 from collections.abc import Callable
 
+from hotline import inbound
 from hotline.services import Services, build_services
 from hotline.settings import Settings
 from hotline.sweep import sweep_once
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 300.0
+IDLE_POLL_SECONDS = 0.2  # how soon a stored message is picked up when the worker was idle
+
+
+def process_inbound_once(services: Services) -> inbound.ProcessReport:
+    """One pass over the stored channel messages: each becomes a ticket (or is retried, or parked as failed)."""
+    settings = services.settings
+    report = inbound.process_pending(services.sessions, services.suggester, services.timing,
+                                     auto_dispatch=settings.auto_dispatch, max_text_chars=settings.max_text_chars)
+    if report:
+        log.info("inbound messages: %s", report)
+    return report
 
 
 async def run_embedded(services: Services) -> None:
-    """The sweep inside the server process (embedded mode)."""
+    """The worker inside the server process (embedded mode): stored messages at once, sweeps every interval."""
     interval = services.settings.sweep_interval_seconds
+    next_sweep = 0.0
     while True:
+        busy = False
         try:
-            sent = await asyncio.to_thread(sweep_once, services)
-            if sent:
-                log.info("deadline sweep: %s", sent)
+            busy = bool(await asyncio.to_thread(process_inbound_once, services))
         except Exception:
-            log.exception("deadline sweep failed; retrying in %.0f s", interval)
-        await asyncio.sleep(interval)
+            log.exception("processing inbound messages failed; retrying")
+        if time.monotonic() >= next_sweep:
+            next_sweep = time.monotonic() + interval
+            try:
+                sent = await asyncio.to_thread(sweep_once, services)
+                if sent:
+                    log.info("deadline sweep: %s", sent)
+            except Exception:
+                log.exception("deadline sweep failed; retrying in %.0f s", interval)
+        await asyncio.sleep(0 if busy else IDLE_POLL_SECONDS)
 
 
 def backoff_seconds(failures: int, interval: float) -> float:
-    """Wait after ``failures`` consecutive failed sweeps: the interval doubled each time, at most 5 minutes."""
+    """Wait after ``failures`` consecutive failed passes: the interval doubled each time, at most 5 minutes."""
     base = max(1.0, interval)
     return min(MAX_BACKOFF_SECONDS, base * 2 ** min(failures - 1, 16))
 
@@ -47,28 +68,35 @@ def run_forever(
     sleep: Callable[[float], None] = time.sleep,
     build: Callable[..., Services] = build_services,
 ) -> None:
-    """The worker process: sweep every ``sweep_interval_seconds``; an error is logged and retried with back-off."""
+    """The worker process: stored channel messages as they come, deadline sweeps every ``sweep_interval_seconds``;
+    an error is logged and retried with back-off."""
     services: Services | None = None
     failures = 0
+    next_sweep = 0.0
     while True:
         started = time.monotonic()
+        busy = False
         try:
             if services is None:  # reading the calendar needs the database too
-                services = build(settings, load_model=False)
+                services = build(settings)
                 services.timing.escalate_after_days = settings.escalate_after_days
-            sent = sweep_once(services)
+            busy = bool(process_inbound_once(services))
+            if once or started >= next_sweep:
+                sent = sweep_once(services)
+                next_sweep = started + settings.sweep_interval_seconds
+                log.info("deadline sweep in %.2f s: %s", time.monotonic() - started, sent or "nothing due")
         except Exception:
             if once:
                 raise
             failures += 1
             wait = backoff_seconds(failures, settings.sweep_interval_seconds)
-            log.exception("deadline sweep failed (%d in a row); retrying in %.0f s", failures, wait)
+            log.exception("worker pass failed (%d in a row); retrying in %.0f s", failures, wait)
             sleep(wait)
             continue
         if failures:
-            log.info("deadline sweep works again after %d failure(s)", failures)
+            log.info("the worker works again after %d failure(s)", failures)
             failures = 0
-        log.info("deadline sweep in %.2f s: %s", time.monotonic() - started, sent or "nothing due")
         if once:
             return
-        sleep(max(1.0, settings.sweep_interval_seconds - (time.monotonic() - started)))
+        if not busy:
+            sleep(IDLE_POLL_SECONDS)

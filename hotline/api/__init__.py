@@ -12,6 +12,7 @@ from hotline.api import (
     calendar,
     catalogue,
     directory,
+    inbound,
     intake,
     knowledge,
     policies,
@@ -23,6 +24,6 @@ from hotline.api import (
 
 ROUTERS: tuple[APIRouter, ...] = tuple(
     module.router
-    for module in (auth, intake, tickets, directory, catalogue, users, knowledge, calendar, policies, supervision,
-                   scorecards)
+    for module in (auth, intake, inbound, tickets, directory, catalogue, users, knowledge, calendar, policies,
+                   supervision, scorecards)
 )

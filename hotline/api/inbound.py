@@ -1,0 +1,70 @@
+"""REST: stored channel messages — what came in, what became of it; admins replay the failed ones."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+from sqlalchemy import func, select
+
+from hotline import inbound
+from hotline.api.deps import IdPath, SessionDep, UserDep, require
+from hotline.models import InboundMessage, Role, Ticket
+
+router = APIRouter(prefix="/api")
+
+
+class InboundOut(BaseModel):
+    id: int
+    channel: str
+    external_id: str
+    state: str
+    attempts: int
+    last_error: str | None
+    received_at: datetime
+    processed_at: datetime | None
+    next_attempt_at: datetime | None
+    ticket_id: int | None
+    ticket_number: str | None
+    payload: dict[str, Any]
+
+
+class InboundPage(BaseModel):
+    items: list[InboundOut]
+    counts: dict[str, int]
+
+
+def _out(row: InboundMessage, number: str | None) -> InboundOut:
+    return InboundOut(id=row.id, channel=row.channel, external_id=row.external_id, state=row.state,
+                      attempts=row.attempts, last_error=row.last_error, received_at=row.received_at,
+                      processed_at=row.processed_at, next_attempt_at=row.next_attempt_at, ticket_id=row.ticket_id,
+                      ticket_number=number, payload=row.payload)
+
+
+@router.get("/inbound", response_model=InboundPage, tags=["intake"])
+def list_inbound(
+    session: SessionDep, actor: UserDep,
+    state: Literal["accepted", "processing", "done", "failed"] = "failed",
+    channel: Annotated[str | None, Query(max_length=16)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> InboundPage:
+    """Admins: the stored messages of one state (failed ones by default, newest first) and the count per state."""
+    require(actor, Role.admin)
+    stmt = (select(InboundMessage, Ticket.number).outerjoin(Ticket, Ticket.id == InboundMessage.ticket_id)
+            .where(InboundMessage.state == state).order_by(InboundMessage.id.desc()).limit(limit))
+    if channel:
+        stmt = stmt.where(InboundMessage.channel == channel)
+    counts = dict(session.execute(select(InboundMessage.state, func.count()).group_by(InboundMessage.state)).all())
+    return InboundPage(items=[_out(row, number) for row, number in session.execute(stmt)],
+                       counts={str(k): int(v) for k, v in counts.items()})
+
+
+@router.post("/inbound/{inbound_id}/replay", response_model=InboundOut, tags=["intake"])
+def replay_inbound(inbound_id: IdPath, session: SessionDep, actor: UserDep) -> InboundOut:
+    """Admins: send a failed message through processing again (its payload as it came)."""
+    require(actor, Role.admin)
+    row = inbound.replay(session, inbound_id)
+    session.commit()
+    return _out(row, None)

@@ -1,0 +1,233 @@
+"""The durable half of the one intake point: accept a channel's message fast, turn it into a ticket later.
+
+- ``accept`` (every channel webhook): the message is checked like any intake request, then stored under
+  UNIQUE(channel, external_id) with one ``INSERT … ON CONFLICT DO NOTHING RETURNING id``; the caller commits and
+  acknowledges. A retry of the same message (WeChat resends the same MsgId, Twilio replays a step) finds the row
+  and creates nothing. Nothing is analysed here, so a channel that must answer within 5 s never waits for the model.
+- ``process_pending`` (the worker, or the server itself on the embedded default): claims stored messages (on
+  PostgreSQL ``FOR UPDATE SKIP LOCKED``, so several workers never take the same one; SQLite serialises writers),
+  leases them, and turns each into a ticket through ``intake.create_ticket`` in its own transaction, in which the
+  message is also marked ``done`` with its ticket. A worker killed in the middle leaves its claims to expire
+  (``LEASE``); whoever claims them next finds each either done (its transaction committed) or untouched, so every
+  accepted message becomes exactly one ticket.
+- A message whose processing raises is retried with back-off (``retry_delay``) and after ``MAX_ATTEMPTS`` parked
+  as ``failed`` with its error; the raw payload stays as it came, and an admin can replay it (``replay``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from hotline import intake
+from hotline.auth import channel_actor
+from hotline.db import transaction
+from hotline.errors import Conflict, Invalid, NotFound
+from hotline.models import InboundMessage
+from hotline.suggestion import Suggester
+from hotline.timing import Timing
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=60)
+MAX_ATTEMPTS = 5
+ACCEPTED, PROCESSING, DONE, FAILED = "accepted", "processing", "done", "failed"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file that came with a message: a photo, a voice message, a call recording."""
+
+    kind: str  # image | audio | recording | document
+    url: str | None = None
+    media_id: str | None = None
+    content_type: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """What a channel adapter hands to the core, whatever its protocol."""
+
+    channel: str
+    external_id: str
+    text: str
+    title: str = ""
+    citizen_name: str | None = None
+    citizen_phone: str | None = None
+    wechat_openid: str | None = None
+    place_text: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    attachments: tuple[Attachment, ...] = ()
+    received_at: datetime | None = None
+    confidential: bool = False
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def intake_request(self) -> intake.IntakeRequest:
+        """The request the ticket will be made from; raises ``Invalid`` (422) naming the bad field."""
+        citizen = None
+        if self.citizen_name or self.citizen_phone or self.wechat_openid:
+            citizen = {"name": self.citizen_name, "phone": self.citizen_phone, "wechat_openid": self.wechat_openid}
+        try:
+            return intake.IntakeRequest.model_validate({
+                "channel": self.channel, "external_id": self.external_id, "title": self.title or None,
+                "text": self.text, "citizen": citizen, "location": self.place_text,
+                "confidential": self.confidential, "received_at": self.received_at,
+            })
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            name = ".".join(str(p) for p in first["loc"]) or "message"
+            raise Invalid(f"{name}: {first['msg']}", field=name) from exc
+
+    def payload(self) -> dict[str, Any]:
+        request = self.intake_request().model_dump(mode="json")
+        request["attachments"] = [a.__dict__ for a in self.attachments]
+        request["coordinates"] = (
+            {"latitude": self.latitude, "longitude": self.longitude} if self.latitude is not None else None
+        )
+        request["raw"] = self.raw
+        return request
+
+
+@dataclass(frozen=True)
+class Accepted:
+    inbound_id: int
+    duplicate: bool
+
+
+def _insert(session: Session) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def accept(
+    session: Session, message: Inbound, *, max_text_chars: int = 10_000, now: datetime | None = None
+) -> Accepted:
+    """Store the message for processing (the caller commits, then acknowledges). A repeat is a duplicate."""
+    if len(message.text) > max_text_chars:
+        raise Invalid(f"text is {len(message.text)} characters; the limit is {max_text_chars}", field="text",
+                      limit=max_text_chars)
+    payload = message.payload()
+    now = now or datetime.now(UTC)
+    stmt = (
+        _insert(session)(InboundMessage)
+        .values(channel=message.channel, external_id=message.external_id, payload=payload, state=ACCEPTED,
+                attempts=0, next_attempt_at=now, received_at=message.received_at or now)
+        .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+        .returning(InboundMessage.id)
+    )
+    new_id = session.execute(stmt).scalar_one_or_none()
+    if new_id is not None:
+        return Accepted(int(new_id), duplicate=False)
+    existing = session.scalar(select(InboundMessage.id).where(
+        InboundMessage.channel == message.channel, InboundMessage.external_id == message.external_id))
+    assert existing is not None  # the conflict was on this very key
+    return Accepted(int(existing), duplicate=True)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """5 s, 20 s, 80 s, 5 min 20 s …, at most 30 minutes."""
+    return timedelta(seconds=min(1800, 5 * 4 ** max(0, attempts - 1)))
+
+
+def claim(session: Session, now: datetime, limit: int) -> list[int]:
+    """Take up to ``limit`` messages due for processing (new ones, retries that are due, expired leases)."""
+    due = or_(
+        (InboundMessage.state == ACCEPTED) & (InboundMessage.next_attempt_at <= now),
+        (InboundMessage.state == PROCESSING) & (InboundMessage.lease_until < now),
+    )
+    pick = select(InboundMessage.id).where(due).order_by(InboundMessage.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    ids = list(session.scalars(pick))
+    if ids:
+        session.execute(
+            update(InboundMessage).where(InboundMessage.id.in_(ids))
+            .values(state=PROCESSING, lease_until=now + LEASE, attempts=InboundMessage.attempts + 1)
+        )
+    return ids
+
+
+@dataclass
+class ProcessReport:
+    created: int = 0
+    retried: int = 0
+    failed: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.created or self.retried or self.failed)
+
+
+def process_pending(
+    sessions: sessionmaker[Session], suggester: Suggester, timing: Timing, *, limit: int = 50,
+    auto_dispatch: bool = True, max_text_chars: int = 10_000, now: datetime | None = None,
+) -> ProcessReport:
+    """One pass: claim a batch, make a ticket of each message in its own transaction."""
+    report = ProcessReport()
+    with transaction(sessions) as session:
+        ids = claim(session, now or datetime.now(UTC), limit)
+    for inbound_id in ids:
+        try:
+            with transaction(sessions) as session:
+                _process_one(session, inbound_id, suggester, timing, auto_dispatch=auto_dispatch,
+                             max_text_chars=max_text_chars, now=now)
+            report.created += 1
+        except Exception as exc:
+            log.warning("inbound message %s failed: %s", inbound_id, exc, exc_info=True)
+            with transaction(sessions) as session:
+                if _record_failure(session, inbound_id, exc, now or datetime.now(UTC)):
+                    report.failed += 1
+                else:
+                    report.retried += 1
+    return report
+
+
+def _process_one(session: Session, inbound_id: int, suggester: Suggester, timing: Timing, *, auto_dispatch: bool,
+                 max_text_chars: int, now: datetime | None) -> None:
+    stmt = select(InboundMessage).where(InboundMessage.id == inbound_id)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    row = session.scalar(stmt)
+    if row is None or row.state != PROCESSING or row.ticket_id is not None:
+        return  # another worker finished it after our lease expired
+    request = intake.IntakeRequest.model_validate({k: v for k, v in row.payload.items()
+                                                   if k in intake.IntakeRequest.model_fields})
+    ticket = intake.create_ticket(session, request, channel_actor(row.channel), suggester=suggester, timing=timing,
+                                  inbound=row, max_text_chars=max_text_chars, auto_dispatch=auto_dispatch, now=now,
+                                  extra={k: row.payload.get(k) for k in ("attachments", "coordinates")
+                                         if row.payload.get(k)})
+    row.state, row.lease_until, row.last_error = DONE, None, None
+    row.processed_at = now or datetime.now(UTC)
+    log.debug("inbound %s -> ticket %s", inbound_id, ticket.number)
+
+
+def _record_failure(session: Session, inbound_id: int, exc: Exception, now: datetime) -> bool:
+    """Schedule a retry or park the message; True when it is parked as failed."""
+    row = session.get(InboundMessage, inbound_id)
+    if row is None or row.state == DONE:
+        return False
+    row.last_error = f"{type(exc).__name__}: {exc}"[:4000]
+    row.lease_until = None
+    if row.attempts >= MAX_ATTEMPTS:
+        row.state = FAILED
+        return True
+    row.state, row.next_attempt_at = ACCEPTED, now + retry_delay(row.attempts)
+    return False
+
+
+def replay(session: Session, inbound_id: int, now: datetime | None = None) -> InboundMessage:
+    """An admin sends a parked message through processing again (its raw payload unchanged)."""
+    row = session.get(InboundMessage, inbound_id)
+    if row is None:
+        raise NotFound(f"inbound message {inbound_id} not found")
+    if row.state != FAILED:
+        raise Conflict(f"inbound message {inbound_id} is {row.state}; only failed messages are replayed")
+    row.state, row.attempts, row.next_attempt_at, row.lease_until = ACCEPTED, 0, now or datetime.now(UTC), None
+    return row
