@@ -33,6 +33,7 @@ from sqlalchemy import func, select
 from hotline import views
 from hotline.api import OVERDUE_STATES, ServicesDep, SessionDep, UserDep, require, visible_tickets
 from hotline.errors import Invalid
+from hotline.labels import CHANNEL_LABELS
 from hotline.models import (
     AccountabilityCase,
     Area,
@@ -56,10 +57,6 @@ CALLBACK_STATES = (Status.replied, Status.answered)
 # Answered one way or another: the reply clock has stopped.
 STOPPED_STATES = frozenset({Status.replied, Status.answered, Status.callback, Status.closed, Status.merged,
                             Status.transferred})
-CHANNEL_LABELS = {
-    "phone": "电话", "wechat": "微信", "forum": "网络论坛", "web": "网站", "open311": "Open311",
-    "walk_in": "来访", "email": "邮件",
-}
 _PHONE = re.compile(r"^\+?[0-9]{5,20}$")
 
 
@@ -230,6 +227,8 @@ def triage_queue(session: SessionDep, services: ServicesDep, actor: UserDep) -> 
 
 
 UNIT_OPEN = (Status.dispatched, Status.signed, Status.reopened, Status.awaiting_citizen, Status.returned)
+#: the states each tab of the unit desk lists
+UNIT_VIEWS = {"open": UNIT_OPEN, "replied": (Status.replied,)}
 
 
 @router.get("/unit-queue", response_model=QueueOut)
@@ -242,7 +241,7 @@ def unit_queue(
     """A unit's tickets by deadline (nearest first) with countdown data; ``replied`` = waiting for callback."""
     require(actor, Role.unit_handler, *SUPERVISORS)
     now = datetime.now(UTC)
-    states = UNIT_OPEN if view == "open" else (Status.replied,)
+    states = UNIT_VIEWS[view]
     stmt = (
         visible_tickets(actor)
         .where(Ticket.status.in_(states))

@@ -14,7 +14,7 @@ from fastapi import FastAPI, WebSocket
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from agent_ui import api
+from agent_ui import api, desk_config
 from agent_ui.hub import Hub
 from hotline.services import Services
 
@@ -62,6 +62,7 @@ def mount(app: FastAPI, services: Services) -> Hub:
     app.state.desk_hub = hub
     app.state.startup_hooks.append(hub.run)
     app.include_router(api.router)
+    app.include_router(desk_config.router)
 
     for path, filename in PAGES.items():
         app.add_api_route(path, _page_endpoint(filename), methods=["GET"], include_in_schema=False,

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from hotline import auth, intake, views, workflow
+from hotline import action_forms, auth, intake, views, workflow
 from hotline.errors import Forbidden, Invalid, NotFound, Unauthorized
 from hotline.fields import MAX_ID, Id, NoNul
 from hotline.models import (
@@ -264,29 +264,10 @@ def act_on_ticket(ticket_id: IdPath,
     return views.ticket_detail(session, ticket_id, actor)
 
 
-class ActionOut(BaseModel):
-    name: str
-    label: str
-    from_states: list[str]
-    to_state: str | None
-    roles: list[str]
-    fields: dict[str, Any]
-
-
-@router.get("/actions", response_model=list[ActionOut], tags=["tickets"])
-def list_actions() -> list[ActionOut]:
-    """The transition table, as data: which action leads from which states to which, for whom."""
-    return [
-        ActionOut(
-            name=a.name,
-            label=a.label,
-            from_states=sorted(a.sources),
-            to_state=a.target,
-            roles=sorted(a.roles),
-            fields=a.payload.model_json_schema().get("properties", {}),
-        )
-        for a in workflow.ACTIONS.values()
-    ]
+@router.get("/actions", response_model=list[action_forms.ActionOut], tags=["tickets"])
+def list_actions() -> list[action_forms.ActionOut]:
+    """The transition table, as data: which action leads from which states to which, for whom, with which form."""
+    return action_forms.describe_actions()
 
 
 # --- units, areas, categories -----------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hotline.db import Base
+from hotline.labels import KIND_LABELS, STATUS_LABELS  # re-exported: their home is hotline.labels
 
 
 class Role(StrEnum):
@@ -52,22 +53,6 @@ class Status(StrEnum):
     awaiting_citizen = "awaiting_citizen"  # 待补充
 
 
-STATUS_LABELS: dict[str, str] = {
-    "received": "已受理",
-    "answered": "直接办结",
-    "transferred": "已转警",
-    "merged": "已并案",
-    "dispatched": "已派单",
-    "signed": "已签收",
-    "replied": "已答复",
-    "callback": "已回访",
-    "closed": "已归档",
-    "returned": "已退单",
-    "reopened": "重办",
-    "awaiting_citizen": "待补充",
-}
-
-
 class Kind(StrEnum):
     consultation = "consultation"
     help = "help"
@@ -75,16 +60,6 @@ class Kind(StrEnum):
     report = "report"
     suggestion = "suggestion"
     praise = "praise"
-
-
-KIND_LABELS: dict[str, str] = {
-    "consultation": "咨询",
-    "help": "求助",
-    "complaint": "投诉",
-    "report": "举报",
-    "suggestion": "建议",
-    "praise": "表扬",
-}
 
 
 def _now() -> datetime:
