@@ -1,10 +1,10 @@
 """``GET /api/desk/config``: everything the desk's pages would otherwise copy from the server.
 
 The pages load it once (``static/js/config.js``) before they draw anything: the Chinese labels of every code
-(``hotline.labels``), the home page of each role, the action table with its forms (the same list as
-``GET /api/actions``), the office hours the deadlines are counted in (``HOTLINE_OFFICE_HOURS``, as the server's
-calendar holds them) and the rules the pages apply on their own: which states each list shows, and after how many
-failed callback attempts an unreachable citizen's ticket may be closed.
+(``hotline.labels``), the desk's pages with the roles that may open them, the home page of each role, the action
+table with its forms (the same list as ``GET /api/actions``), the office hours the deadlines are counted in
+(``HOTLINE_OFFICE_HOURS``, as the server's calendar holds them) and the rules the pages apply on their own: which
+states each list shows, and after how many failed callback attempts an unreachable citizen's ticket may be closed.
 """
 
 from __future__ import annotations
@@ -12,13 +12,29 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from agent_ui.api import CALLBACK_STATES, TRIAGE_STATES, UNIT_VIEWS
+from agent_ui.api import CALLBACK_STATES, FRONT_DESK, SUPERVISORS, TRIAGE_STATES, UNIT_VIEWS
 from hotline import labels, workflow
 from hotline.action_forms import ActionOut, describe_actions
 from hotline.api import ServicesDep, UserDep
+from hotline.models import Role
 from routing.scorecards import EVENT_TYPES as SCORECARD_EVENT_TYPES
 
 router = APIRouter(prefix="/api/desk", tags=["desk"])
+
+
+class DeskPage(BaseModel):
+    path: str
+    title: str
+    roles: list[str]  # who may open it: the roles its endpoints serve
+
+
+#: the desk's pages in the order of the top bar's navigation
+DESK_PAGES: tuple[DeskPage, ...] = (
+    DeskPage(path="/desk/agent", title="受理台", roles=list(FRONT_DESK)),
+    DeskPage(path="/desk/callback", title="回访", roles=list(FRONT_DESK)),
+    DeskPage(path="/desk/unit", title="承办台", roles=[Role.unit_handler, *SUPERVISORS]),
+    DeskPage(path="/desk/supervisor", title="督办看板", roles=list(SUPERVISORS)),
+)
 
 #: where each role lands after logging in, and where a page it may not open sends it
 HOME_BY_ROLE: dict[str, str] = {
@@ -60,6 +76,7 @@ class Policies(BaseModel):
 class DeskConfig(BaseModel):
     labels: Labels
     home_by_role: dict[str, str]
+    pages: list[DeskPage]
     actions: list[ActionOut]
     office_hours: OfficeHours
     policies: Policies
@@ -82,6 +99,7 @@ def desk_config(services: ServicesDep, actor: UserDep) -> DeskConfig:
     return DeskConfig(
         labels=desk_labels(),
         home_by_role=HOME_BY_ROLE,
+        pages=list(DESK_PAGES),
         actions=describe_actions(),
         office_hours=OfficeHours(
             periods=[(start.strftime("%H:%M"), end.strftime("%H:%M")) for start, end in calendar.office_hours],

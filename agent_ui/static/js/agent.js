@@ -9,8 +9,8 @@ import { fmtTime } from './time.js';
 import { requireUser, topbar } from './topbar.js';
 import { renderTicket } from './ticket.js';
 
-const me = await requireUser(['agent', 'dispatcher', 'supervisor']);
-topbar(me, '受理台');
+const me = await requireUser();
+topbar(me);
 const [units, categories] = await Promise.all([api('/api/units'), api('/api/categories')]);
 const state = { queue: [], selected: null, open: null, loads: 0 };
 const TRIAGE_STATES = new Set(policies().triage_states);

@@ -13,8 +13,8 @@ import { fmtSpan, fmtTime } from './time.js';
 import { requireUser, topbar } from './topbar.js';
 import { performAction, historyList } from './ticket.js';
 
-const me = await requireUser(['agent', 'dispatcher', 'supervisor']);
-topbar(me, '回访');
+const me = await requireUser();
+topbar(me);
 const state = { items: [], selected: null, version: null, busy: null, loads: 0 };  // busy: a ticket id we are acting on
 const box = $('#cb-detail');
 // Waiting for the callback (the server's callback states), and called back but not yet closed.

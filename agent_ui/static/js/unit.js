@@ -9,8 +9,8 @@ import { WorkClock, fmtSpan, fmtTime } from './time.js';
 import { requireUser, topbar } from './topbar.js';
 import { renderTicket, oversightPanel } from './ticket.js';
 
-const me = await requireUser(['unit_handler', 'supervisor', 'admin']);
-topbar(me, '承办台');
+const me = await requireUser();
+topbar(me);
 const units = await api('/api/units');
 const myUnit = units.find((u) => u.id === me.unit_id);
 const isUnit = me.role === 'unit_handler';
