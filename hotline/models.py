@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hotline.db import Base
+from hotline.labels import CHANNEL_LABELS, KIND_LABELS, STATUS_LABELS  # re-exported: their home is hotline.labels
 
 
 class Role(StrEnum):
@@ -53,22 +54,6 @@ class Status(StrEnum):
     awaiting_citizen = "awaiting_citizen"  # 待补充
 
 
-STATUS_LABELS: dict[str, str] = {
-    "received": "已受理",
-    "answered": "直接办结",
-    "transferred": "已转警",
-    "merged": "已并案",
-    "dispatched": "已派单",
-    "signed": "已签收",
-    "replied": "已答复",
-    "callback": "已回访",
-    "closed": "已归档",
-    "returned": "已退单",
-    "reopened": "重办",
-    "awaiting_citizen": "待补充",
-}
-
-
 class Kind(StrEnum):
     consultation = "consultation"
     help = "help"
@@ -78,25 +63,11 @@ class Kind(StrEnum):
     praise = "praise"
 
 
-KIND_LABELS: dict[str, str] = {
-    "consultation": "咨询",
-    "help": "求助",
-    "complaint": "投诉",
-    "report": "举报",
-    "suggestion": "建议",
-    "praise": "表扬",
-}
-
 #: area levels from the city down; ``nlp.places.LEVELS`` is the gazetteer's copy (a test keeps them equal)
 AreaLevel = Literal["city", "district", "street", "community"]
 AREA_LEVELS: tuple[str, ...] = get_args(AreaLevel)
 UnitKind = Literal["government", "bureau", "street_office", "community", "enterprise", "hotline"]
 UNIT_KINDS: tuple[str, ...] = get_args(UnitKind)
-
-CHANNEL_LABELS: dict[str, str] = {
-    "phone": "电话", "wechat": "微信", "forum": "网络论坛", "web": "网站", "open311": "Open311",
-    "walk_in": "来访", "email": "邮件",
-}
 
 
 def _now() -> datetime:

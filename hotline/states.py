@@ -28,6 +28,9 @@ CALLBACK_STATES: frozenset[S] = frozenset({S.replied, S.answered})
 #: a unit's open work list
 UNIT_OPEN_STATES: frozenset[S] = frozenset({S.dispatched, S.signed, S.reopened, S.awaiting_citizen, S.returned})
 
+#: the states each tab of the unit desk lists
+UNIT_VIEWS: dict[str, frozenset[S]] = {"open": UNIT_OPEN_STATES, "replied": frozenset({S.replied})}
+
 
 def sorted_states(states: frozenset[S]) -> tuple[S, ...]:
     """A stable order for SQL ``IN`` lists and for display."""

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from hotline import workflow
 from hotline.auth import Actor
-from hotline.models import KIND_LABELS, STATUS_LABELS, Area, Category, Role, Ticket, TicketEvent, Unit
+from hotline.labels import KIND_LABELS, STATUS_LABELS
+from hotline.models import Area, Category, Role, Ticket, TicketEvent, Unit
 
 FULL_PHONE_ROLES = frozenset({Role.agent, Role.supervisor})
 

@@ -67,6 +67,7 @@ def run_forever(
     once: bool = False,
     sleep: Callable[[float], None] = time.sleep,
     build: Callable[..., Services] = build_services,
+    clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """The worker process: stored channel messages as they come, deadline sweeps every ``sweep_interval_seconds``;
     an error is logged and retried with back-off."""
@@ -74,7 +75,7 @@ def run_forever(
     failures = 0
     next_sweep = 0.0
     while True:
-        started = time.monotonic()
+        started = clock()
         busy = False
         try:
             if services is None:  # reading the calendar needs the database too
@@ -84,7 +85,7 @@ def run_forever(
             if once or started >= next_sweep:
                 sent = sweep_once(services)
                 next_sweep = started + settings.sweep_interval_seconds
-                log.info("deadline sweep in %.2f s: %s", time.monotonic() - started, sent or "nothing due")
+                log.info("deadline sweep in %.2f s: %s", clock() - started, sent or "nothing due")
         except Exception:
             if once:
                 raise

@@ -512,6 +512,13 @@ CASE_STEPS: dict[str, tuple[frozenset[str], str]] = {
     "uphold": (frozenset({"opened", "explained"}), "upheld"),
     "dismiss": (frozenset({"opened", "explained"}), "dismissed"),
 }
+#: accountability decision -> the one role that takes it (the desk offers each role only its own decisions)
+CASE_DECIDERS: dict[str, Role] = {
+    "open": Role.supervisor,
+    "explain": Role.unit_handler,
+    "uphold": Role.supervisor,
+    "dismiss": Role.supervisor,
+}
 
 
 def _accountability(ctx: Context) -> None:
@@ -525,9 +532,9 @@ def _accountability(ctx: Context) -> None:
     assert isinstance(data, AccountabilityInput)
     decision = data.decision
     t = ctx.ticket
-    if decision == "explain" and ctx.actor.role != Role.unit_handler:
-        raise Forbidden("the unit explains an accountability case; supervisors uphold or dismiss it")
-    if decision != "explain" and ctx.actor.role != Role.supervisor:
+    if ctx.actor.role != CASE_DECIDERS[decision]:
+        if decision == "explain":
+            raise Forbidden("the unit explains an accountability case; supervisors uphold or dismiss it")
         raise Forbidden("only a supervisor opens, upholds or dismisses an accountability case")
     if decision == "open":
         if data.case_id is not None:

@@ -6,8 +6,8 @@ are the REST API's own: a unit handler only ever reads its unit's tickets (lead 
 
 from fastapi import APIRouter
 
-from agent_ui.api import board, citizens, deadlines, hotspots, presence, queues
+from agent_ui.api import board, citizens, deadlines, desk_config, hotspots, presence, queues
 
 ROUTERS: tuple[APIRouter, ...] = tuple(
-    module.router for module in (deadlines, queues, citizens, board, hotspots, presence)
+    module.router for module in (deadlines, queues, citizens, board, hotspots, presence, desk_config)
 )

@@ -14,10 +14,9 @@ from hotline.api.deps import ServicesDep, SessionDep, UserDep, require
 from hotline.countdown import DeadlineInfo, deadline_info, open_flags, with_flags, working_periods
 from hotline.models import (
     Role,
-    Status,
     Ticket,
 )
-from hotline.states import CALLBACK_STATES, TRIAGE_STATES, UNIT_OPEN_STATES, sorted_states
+from hotline.states import CALLBACK_STATES, TRIAGE_STATES, UNIT_VIEWS, sorted_states
 from hotline.visibility import visible_tickets
 
 router = APIRouter(prefix="/api/desk", tags=["desk"])
@@ -69,7 +68,7 @@ def unit_queue(
     """A unit's tickets by deadline (nearest first) with countdown data; ``replied`` = waiting for callback."""
     require(actor, Role.unit_handler, *SUPERVISORS)
     now = datetime.now(UTC)
-    states = sorted_states(UNIT_OPEN_STATES) if view == "open" else (Status.replied,)
+    states = sorted_states(UNIT_VIEWS[view])
     stmt = (
         visible_tickets(actor)
         .where(Ticket.status.in_(states))

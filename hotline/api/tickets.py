@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, or_, select
 
-from hotline import views, workflow
+from hotline import action_forms, views, workflow
 from hotline.api.deps import IdPath, IdQuery, ServicesDep, SessionDep, UserDep
 from hotline.errors import Invalid
 from hotline.models import (
@@ -128,26 +128,7 @@ def act_on_ticket(ticket_id: IdPath,
     return views.ticket_detail(session, ticket_id, actor)
 
 
-class ActionOut(BaseModel):
-    name: str
-    label: str
-    from_states: list[str]
-    to_state: str | None
-    roles: list[str]
-    fields: dict[str, Any]
-
-
-@router.get("/actions", response_model=list[ActionOut], tags=["tickets"])
-def list_actions() -> list[ActionOut]:
-    """The transition table, as data: which action leads from which states to which, for whom."""
-    return [
-        ActionOut(
-            name=a.name,
-            label=a.label,
-            from_states=sorted(a.sources),
-            to_state=a.target,
-            roles=sorted(a.roles),
-            fields=a.payload.model_json_schema().get("properties", {}),
-        )
-        for a in workflow.ACTIONS.values()
-    ]
+@router.get("/actions", response_model=list[action_forms.ActionOut], tags=["tickets"])
+def list_actions() -> list[action_forms.ActionOut]:
+    """The transition table, as data: which action leads from which states to which, for whom, with which form."""
+    return action_forms.describe_actions()

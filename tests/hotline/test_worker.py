@@ -255,19 +255,23 @@ def test_the_worker_survives_database_errors_with_bounded_backoff(services: Serv
         return {}
 
     waits: list[float] = []
+    clock = [0.0]
 
     def sleep(seconds: float) -> None:
         waits.append(seconds)
+        clock[0] += seconds
         if len(swept) == len(outcomes):
             raise Stop
 
     monkeypatch.setattr(worker, "sweep_once", flaky_sweep)
     settings = services.settings.model_copy(update={"sweep_interval_seconds": 30.0})
     with pytest.raises(Stop):
-        worker.run_forever(settings, sleep=sleep, build=lambda *_a, **_k: services)
+        worker.run_forever(settings, sleep=sleep, build=lambda *_a, **_k: services, clock=lambda: clock[0])
     assert len(swept) == len(outcomes)  # it kept sweeping after each failure
-    assert waits[:6] == [30.0, 60.0, 120.0, 240.0, 300.0, 300.0]  # doubling, bounded
-    assert waits[6] <= 30.0 and waits[7] == 30.0  # a success resets the back-off
+    backoffs = [w for w in waits if w != worker.IDLE_POLL_SECONDS]
+    assert backoffs == [30.0, 60.0, 120.0, 240.0, 300.0, 300.0, 30.0]  # doubling, bounded; a success resets it
+    idle = waits[6:waits.index(30.0, 6)]  # after the success: polling for messages until the next sweep is due
+    assert idle and set(idle) == {worker.IDLE_POLL_SECONDS} and 29.5 <= sum(idle) <= 30.5
     outcomes.append(outcomes[0])
     with pytest.raises(OperationalError):  # --once still fails loudly
-        worker.run_forever(settings, once=True, sleep=sleep, build=lambda *_a, **_k: services)
+        worker.run_forever(settings, once=True, sleep=sleep, build=lambda *_a, **_k: services, clock=lambda: clock[0])

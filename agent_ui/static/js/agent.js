@@ -1,16 +1,22 @@
 // Agent/dispatcher desk: the live triage queue, screen-pop of a caller's history, the intake form, and the
 // actions on a ticket pre-filled from its stored analysis.
-import {
-  api, h, clear, $, toast, coalesce, requireUser, refreshSelected, topbar, LiveChannel, statusBadge, badge, fmtTime, KIND_LABELS, CHANNEL_LABELS,
-} from './common.js';
+import { api } from './api.js';
+import { labelOf, labels, policies, statusBadge } from './config.js';
+import { h, clear, $, toast, badge, refreshSelected } from './dom.js';
+import { LiveChannel } from './live.js';
+import { coalesce } from './schedule.js';
+import { fmtTime } from './time.js';
+import { requireUser, topbar } from './topbar.js';
 import { renderTicket } from './ticket.js';
 
-const me = await requireUser(['agent', 'dispatcher', 'supervisor']);
-topbar(me, '受理台');
+const me = await requireUser();
+topbar(me);
 const [units, categories] = await Promise.all([api('/api/units'), api('/api/categories')]);
 const state = { queue: [], selected: null, open: null, loads: 0 };
-const TRIAGE_STATES = new Set(['received', 'returned', 'reopened']);  // agent_ui/api.py TRIAGE_STATES
+const TRIAGE_STATES = new Set(policies().triage_states);
 const ticketBox = $('#ticket');
+// The intake form's kinds: "自动识别" (the analysis decides), then every kind the server knows.
+$('#in-kind').append(...Object.entries(labels().kind).map(([value, text]) => h('option', { value }, text)));
 
 function defaultsFrom(ticket) {
   const a = ticket.analysis || {};
@@ -61,9 +67,9 @@ function queueItem(t) {
   return h('li', { dataset: { id: t.id }, class: `${t.urgent ? 'urgent' : ''} ${state.selected && state.selected.id === t.id ? 'selected' : ''}` },
     h('button', { type: 'button', class: 'item', onclick: () => openTicket(t.id) },
       h('div', { class: 'line1' }, h('span', { class: 'number' }, t.number), statusBadge(t.status),
-        t.urgent ? badge('紧急', 'urgent') : null, badge(KIND_LABELS[t.kind] || t.kind)),
+        t.urgent ? badge('紧急', 'urgent') : null, badge(labelOf('kind', t.kind))),
       h('div', { class: 'line2 title' }, t.title || t.text.slice(0, 30)),
-      h('div', { class: 'line3 muted small' }, `${fmtTime(t.received_at)} · ${CHANNEL_LABELS[t.channel] || t.channel}`,
+      h('div', { class: 'line3 muted small' }, `${fmtTime(t.received_at)} · ${labelOf('channel', t.channel)}`,
         t.analysis && t.analysis.unit_name ? ` · 建议：${t.analysis.unit_name}` : '')));
 }
 

@@ -2,13 +2,12 @@
 // accountability cases (问责) and unit scorecards (考核排名). Each panel loads from the REST API, re-renders on
 // live events (debounced by the caller's schedule()), and opens tickets in the board's dialog. Every text that
 // came from a citizen or a unit goes in through h() (text nodes), never as HTML.
-import { api, h, clear, $, toast, debounce, token, statusBadge, badge, fmtTime } from './common.js';
+import { api, token } from './api.js';
+import { labelOf, labels, statusBadge } from './config.js';
+import { h, clear, $, toast, badge } from './dom.js';
+import { debounce } from './schedule.js';
+import { fmtTime } from './time.js';
 
-const OUTCOME_LABELS = { met: '达标', missed: '未达标', pending: '待定', na: '不适用' };
-const SATISFACTION = { satisfied: '满意', basically_satisfied: '基本满意', unsatisfied: '不满意' };
-const CASE_RULES = {
-  manual: '督办员立案', overdue: '超期未办结', refused_returns: '多次退单被驳回', closed_unsolved: '未解决即归档',
-};
 export const CASE_GROUPS = [
   ['opened', '待单位说明'], ['explained', '已说明待裁定'], ['upheld', '已维持'], ['dismissed', '已撤销'],
 ];
@@ -214,7 +213,7 @@ export function accountabilityPanel({ openDetail, me }) {
     const li = h('li', { class: `ac-case st-${c.state}`, dataset: { caseId: c.id, ticket: c.ticket_id, state: c.state } },
       h('div', { class: 'line1' }, ticketButton(c.ticket_number, c.ticket_id, openDetail),
         h('strong', {}, c.unit_name || `单位#${c.unit_id}`),
-        badge(CASE_RULES[c.rule] || c.rule, c.rule === 'manual' ? '' : 'warn'),
+        badge(labelOf('case_rule', c.rule), c.rule === 'manual' ? '' : 'warn'),
         h('span', { class: 'muted small' }, `立案 ${fmtTime(c.opened_at)} · #${c.id}`)),
       h('p', { class: 'ac-reason' }, h('span', { class: 'k' }, '问责事由：'), h('span', {}, c.reason)),
       h('p', { class: 'ac-explanation' }, h('span', { class: 'k' }, '单位说明：'),
@@ -376,7 +375,7 @@ export function scorecardsPanel({ openDetail }) {
       const what = label === data.label ? label : `${label}（按${data.label}明细）`;
       $('#sc-drill-title').textContent = `${unit.unit_name} · ${what} · ${data.period_from} 至 ${data.period_to} · 共 ${data.tickets.length} 件`;
       const filter = clear($('#sc-drill-filter'));
-      const outcomes = Object.keys(OUTCOME_LABELS).filter((o) => data.counts[o]);
+      const outcomes = Object.keys(labels().outcome).filter((o) => data.counts[o]);
       const rows = clear($('#sc-drill-body'));
       const show = (outcome) => {
         for (const b of filter.querySelectorAll('button')) b.setAttribute('aria-pressed', String(b.dataset.outcome === outcome));
@@ -385,13 +384,13 @@ export function scorecardsPanel({ openDetail }) {
       filter.appendChild(h('button', { type: 'button', class: 'small', dataset: { outcome: 'all' }, onclick: () => show('all') }, '全部'));
       for (const o of outcomes) {
         filter.appendChild(h('button', { type: 'button', class: 'small', dataset: { outcome: o }, onclick: () => show(o) },
-          `${OUTCOME_LABELS[o]} ${data.counts[o]}`));
+          `${labelOf('outcome', o)} ${data.counts[o]}`));
       }
       if (!data.tickets.length) rows.appendChild(h('tr', {}, h('td', { colspan: '5', class: 'muted' }, '没有对应的工单')));
       for (const t of data.tickets) {
         rows.appendChild(h('tr', { class: 'clickable', dataset: { id: t.ticket_id, outcome: t.outcome }, onclick: () => openDetail(t.ticket_id) },
           h('td', {}, ticketButton(t.number, t.ticket_id, openDetail)), h('td', {}, t.title),
-          h('td', {}, badge(OUTCOME_LABELS[t.outcome] || t.outcome, `oc-${t.outcome}`)),
+          h('td', {}, badge(labelOf('outcome', t.outcome), `oc-${t.outcome}`)),
           h('td', {}, figureValue(figure, t.value)), h('td', {}, fmtTime(t.dispatched_at))));
       }
       show('all');
@@ -445,7 +444,7 @@ export function scorecardsPanel({ openDetail }) {
 function figureValue(figure, value) {
   if (value === null || value === undefined) return '—';
   if (figure === 'handling_time') return `${Number(value).toFixed(1)} 工作小时`;
-  if (figure === 'satisfaction_rate') return SATISFACTION[value] || String(value);
+  if (figure === 'satisfaction_rate') return labelOf('satisfaction', value);
   if (figure === 'send_backs' || figure === 'send_backs_refused') return `${value} 次`;
   if (figure === 'dispatched') return fmtTime(value);
   return String(value);

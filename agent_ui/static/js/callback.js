@@ -4,18 +4,23 @@
 //
 // A satisfied callback is two requests (callback, then close). If the close fails the callback is already saved
 // and the ticket sits in "callback": the page says exactly that and keeps it on the list (待归档) until it is closed.
-import {
-  api, h, clear, $, toast, coalesce, requireUser, refreshSelected, topbar, LiveChannel, statusBadge, badge, fmtTime,
-  fmtSpan, SATISFACTION_LABELS,
-} from './common.js';
+import { api } from './api.js';
+import { labelOf, labels, policies, statusBadge } from './config.js';
+import { h, clear, $, toast, badge, refreshSelected } from './dom.js';
+import { LiveChannel } from './live.js';
+import { coalesce } from './schedule.js';
+import { fmtSpan, fmtTime } from './time.js';
+import { requireUser, topbar } from './topbar.js';
 import { performAction, historyList } from './ticket.js';
 
-const me = await requireUser(['agent', 'dispatcher', 'supervisor']);
-topbar(me, '回访');
+const me = await requireUser();
+topbar(me);
 const state = { items: [], selected: null, version: null, busy: null, loads: 0 };  // busy: a ticket id we are acting on
 const box = $('#cb-detail');
-// Waiting for the callback (agent_ui/api.py CALLBACK_STATES), and called back but not yet closed.
-const LISTED_STATES = new Set(['replied', 'answered', 'callback']);
+// Waiting for the callback (the server's callback states), and called back but not yet closed.
+const LATE_STATES = new Set(policies().callback_states);
+const LISTED_STATES = new Set([...LATE_STATES, 'callback']);
+const ATTEMPTS_BEFORE_CLOSE = policies().callback_attempts_before_close;
 const NO_ANSWER = ['无人接听', '关机', '占线', '空号/停机', '拒接'];
 
 const firstLine = (text) => (text || '').split(/\r?\n/).map((l) => l.trim()).find(Boolean) || '';
@@ -24,7 +29,6 @@ const needsClose = (t) => t.status === 'callback' && t.satisfaction && t.satisfa
 
 /** The callback is due within one working day of the reply (callback_due, computed by the server's calendar). */
 const callbackLate = (t) => LATE_STATES.has(t.status) && t.callback_due && Date.now() > Date.parse(t.callback_due);
-const LATE_STATES = new Set(['replied', 'answered']);
 
 function card(t) {
   const waited = t.replied_at ? (Date.now() - Date.parse(t.replied_at)) / 1000 : null;
@@ -85,8 +89,8 @@ async function closeTicket(t) {
 function callbackForm(t) {
   const form = h('form', { class: 'callback-form', 'aria-label': '回访结果' },
     h('fieldset', {}, h('legend', {}, '问题是否解决'), radio('solved', 'true', '已解决'), radio('solved', 'false', '未解决')),
-    h('fieldset', {}, h('legend', {}, '满意度'), radio('satisfaction', 'satisfied', '满意'),
-      radio('satisfaction', 'basically_satisfied', '基本满意'), radio('satisfaction', 'unsatisfied', '不满意')),
+    h('fieldset', {}, h('legend', {}, '满意度'),
+      Object.entries(labels().satisfaction).map(([value, text]) => radio('satisfaction', value, text))),
     h('div', { class: 'field' }, h('label', { for: 'cb-note' }, '回访记录'), h('textarea', { id: 'cb-note', name: 'note', rows: 2 })),
     h('div', { class: 'buttons' }, h('button', { type: 'submit', class: 'primary', accesskey: 's' }, '提交回访 ', h('kbd', {}, 'S'))));
   form.addEventListener('submit', async (e) => {
@@ -109,7 +113,7 @@ function callbackForm(t) {
       if (satisfaction !== 'unsatisfied' && after.allowed_actions.includes('close')) {
         await closeTicket(after);
       } else if (satisfaction !== 'unsatisfied') {
-        toast(`${t.number} 回访结果已保存（${SATISFACTION_LABELS[satisfaction]}），但您无权归档；请督办员归档。`, 'warn');
+        toast(`${t.number} 回访结果已保存（${labelOf('satisfaction', satisfaction)}），但您无权归档；请督办员归档。`, 'warn');
         done('回访已记录。选择下一张工单。');
       } else {
         toast(`${t.number} 回访不满意，已转督办员审核`, 'warn');
@@ -131,7 +135,6 @@ function roundAttempts(t) {
   }
   return n;
 }
-const ATTEMPTS_BEFORE_CLOSE = 3;  // hotline.workflow.CALLBACK_ATTEMPTS_BEFORE_CLOSE
 
 /** 未接通: the call was not answered; the attempt goes into the history and the ticket stays in the queue. */
 function attemptForm(t) {
@@ -198,7 +201,7 @@ function closeForm(t) {
     try { await closeTicket(t); } finally { state.busy = null; button.disabled = false; }
   });
   return h('section', { class: 'to-close-notice', role: 'status' },
-    h('p', {}, `回访已记录（${SATISFACTION_LABELS[t.satisfaction] || t.satisfaction}，${t.solved ? '已解决' : '未解决'}），但工单尚未归档。`),
+    h('p', {}, `回访已记录（${labelOf('satisfaction', t.satisfaction)}，${t.solved ? '已解决' : '未解决'}），但工单尚未归档。`),
     h('div', { class: 'buttons' }, button));
 }
 

@@ -1,5 +1,6 @@
 // Login: exchange username/password for a bearer token, keep it in sessionStorage, go to the role's desk.
-import { api, saveLogin, HOME_BY_ROLE } from './common.js';
+import { STORAGE, api, saveLogin } from './api.js';
+import { homeOf, loadConfig } from './config.js';
 
 const form = document.getElementById('login-form');
 const error = document.getElementById('login-error');
@@ -12,13 +13,12 @@ form.addEventListener('submit', async (e) => {
   try {
     const out = await api('/api/auth/login', { method: 'POST', auth: false, body: {
       username: form.username.value.trim(), password: form.password.value } });
-    sessionStorage.setItem('hotline.token', out.access_token);
-    const me = await api('/api/me');
+    sessionStorage.setItem(STORAGE.token, out.access_token);
+    const [me] = await Promise.all([api('/api/me'), loadConfig()]);
     saveLogin(out.access_token, me);
-    sessionStorage.removeItem('hotline.lastEventId');
+    sessionStorage.removeItem(STORAGE.lastEventId);
     const next = new URLSearchParams(location.search).get('next');
-    const home = HOME_BY_ROLE[me.role] || '/';
-    location.assign(next && next.startsWith('/desk/') ? next : home);
+    location.assign(next && next.startsWith('/desk/') ? next : homeOf(me.role));
   } catch (err) {
     error.textContent = err.status === 401 ? '用户名或密码错误' : `登录失败：${err.message}`;
     error.hidden = false;

@@ -2,15 +2,18 @@
 // reply_due / yellow_at so a deadline passing on an open board turns red without any reload; approvals waiting;
 // hot spots, supervision orders, accountability cases and unit scorecards (board_panels.js); charts by category,
 // area and channel with drill-down; who is online.
-import {
-  api, h, clear, $, toast, debounce, requireUser, topbar, LiveChannel, WorkClock, statusBadge, badge, fmtTime,
-  fmtSpan, ROLE_LABELS,
-} from './common.js';
+import { api } from './api.js';
+import { labelOf, policies, statusBadge } from './config.js';
+import { h, clear, $, toast, badge } from './dom.js';
+import { LiveChannel } from './live.js';
+import { debounce } from './schedule.js';
+import { WorkClock, fmtSpan, fmtTime } from './time.js';
+import { requireUser, topbar } from './topbar.js';
 import { renderTicket, unitName } from './ticket.js';
 import { hotspotsPanel, supervisionPanel, accountabilityPanel, scorecardsPanel } from './board_panels.js';
 
-const me = await requireUser(['supervisor', 'admin']);
-topbar(me, '督办看板');
+const me = await requireUser();
+topbar(me);
 const [units, categories] = await Promise.all([api('/api/units'), api('/api/categories')]);
 const clock = new WorkClock();
 const state = { board: null, stats: null, lights: new Map() };
@@ -224,7 +227,7 @@ function renderPresence(p) {
   const box = clear($('#presence'));
   if (!p.groups.length) { box.appendChild(h('p', { class: 'muted' }, '无人在线')); return; }
   box.appendChild(h('ul', { class: 'presence-list' }, p.groups.map((g) => h('li', {},
-    h('strong', {}, `${ROLE_LABELS[g.role] || g.role}${g.unit_id ? ' · ' + unitName(units, g.unit_id) : ''}`),
+    h('strong', {}, `${labelOf('role', g.role)}${g.unit_id ? ' · ' + unitName(units, g.unit_id) : ''}`),
     h('span', { class: 'muted' }, `（${g.users.length}人）`), ' ',
     g.users.map((u) => h('span', { class: 'person' }, u.name)).flatMap((x, i) => (i ? ['、', x] : [x]))))));
 }
@@ -237,9 +240,8 @@ const panels = {
   scorecards: scorecardsPanel({ openDetail }),
 };
 const SUPERVISION_EVENTS = new Set(['supervise', 'respond_supervision', 'supervision_overdue']);
-// Events that change a scorecard figure (routing/scorecards.py EVENT_TYPES).
-const SCORE_EVENTS = new Set(['dispatch', 'sign', 'return', 'refuse_return', 'reply', 'callback', 'decide_extension',
-  'provide_info']);
+// Events that change a scorecard figure (the server's scorecard event types).
+const SCORE_EVENTS = new Set(policies().scorecard_event_types);
 
 // --- live ---------------------------------------------------------------------------------------------------------
 const live = new LiveChannel({

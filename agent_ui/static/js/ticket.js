@@ -1,58 +1,18 @@
 // One ticket on screen: its text, the front desk's analysis, its history, and a form for every action the server
 // says this user may take now (``allowed_actions``). All citizen text goes in through textContent.
-import {
-  api, h, clear, badge, statusBadge, fmtTime, toast, ApiError, KIND_LABELS, EVENT_LABELS, STATUS_LABELS,
-  SATISFACTION_LABELS, CHANNEL_LABELS,
-} from './common.js';
+import { api, ApiError } from './api.js';
+import { action, labels, labelOf, statusBadge } from './config.js';
+import { h, clear, badge, toast } from './dom.js';
+import { fmtTime } from './time.js';
 
-const LINES = [['110', '110 公安'], ['119', '119 消防'], ['120', '120 急救'], ['122', '122 交通事故']];
-
-// Fields per action, in the order shown. ``key`` is an accesskey (Alt+key in Chromium) opening the form.
-export const ACTION_FORMS = {
-  dispatch: { label: '派单', key: 'd', fields: [
-    { name: 'unit_id', type: 'unit', label: '主办单位', required: true },
-    { name: 'co_unit_ids', type: 'units', label: '协办单位' },
-    { name: 'note', type: 'text', label: '派单说明' }] },
-  answer: { label: '直接答复', key: 'a', fields: [{ name: 'note', type: 'textarea', label: '答复市民的内容', required: true }] },
-  merge: { label: '并案', key: 'm', fields: [
-    { name: 'parent_id', type: 'ticketref', label: '并入工单（编号或ID）', required: true },
-    { name: 'note', type: 'text', label: '说明' }] },
-  transfer: { label: '转警/转急救', key: 't', fields: [
-    { name: 'line', type: 'select', label: '转接线路', options: LINES, required: true },
-    { name: 'note', type: 'text', label: '说明' }] },
-  recategorize: { label: '更正分类', key: 'c', fields: [
-    { name: 'category_id', type: 'category', label: '正确分类', required: true },
-    { name: 'note', type: 'text', label: '说明' }] },
-  refuse_return: { label: '驳回退单', fields: [{ name: 'note', type: 'textarea', label: '驳回理由', required: true }] },
-  sign: { label: '签收', key: 's', primary: true, fields: [] },
-  reply: { label: '办结答复', key: 'r', fields: [
-    { name: 'note', type: 'textarea', label: '办理结果', required: true },
-    { name: 'attachments', type: 'lines', label: '附件说明（每行一项）' }] },
-  return: { label: '退单', key: 'b', fields: [{ name: 'note', type: 'textarea', label: '退单理由（非本单位职责的依据）', required: true }] },
-  request_extension: { label: '申请延期', key: 'e', fields: [
-    { name: 'working_hours', type: 'number', label: '延长工作小时', required: true, min: 0.5, max: 180, step: 0.5 },
-    { name: 'note', type: 'textarea', label: '延期理由', required: true }] },
-  request_info: { label: '一次性告知补充材料', key: 'i', fields: [
-    { name: 'note', type: 'textarea', label: '需要市民补充的全部内容（一次性告知）', required: true }] },
-  provide_info: { label: '市民已补充', fields: [{ name: 'note', type: 'textarea', label: '补充的内容', required: true }] },
-  respond_supervision: { label: '督办回复', key: 'v', fields: [
-    { name: 'order_id', type: 'order', label: '回复的督办件' },
-    { name: 'note', type: 'textarea', label: '督办回复', required: true }] },
-  accountability: { label: '问责', fields: [
-    { name: 'decision', type: 'decision', label: '处理', required: true },
-    { name: 'case_id', type: 'case', label: '问责事项' },
-    { name: 'note', type: 'textarea', label: '说明', required: true }] },
-  decide_extension: { label: '延期审批', fields: [
-    { name: 'approve', type: 'approve', label: '审批结果', required: true },
-    { name: 'note', type: 'textarea', label: '审批意见', required: true }] },
-  remind: { label: '催办', fields: [{ name: 'note', type: 'textarea', label: '催办内容', required: true }] },
-  supervise: { label: '督办', fields: [
-    { name: 'note', type: 'textarea', label: '督办要求', required: true },
-    { name: 'due_at', type: 'datetime', label: '限办时间（可选）' }] },
-  reopen: { label: '重办', fields: [{ name: 'note', type: 'textarea', label: '重办理由', required: true }] },
-  close: { label: '归档', fields: [{ name: 'note', type: 'text', label: '归档说明' }] },
-  comment: { label: '备注', fields: [{ name: 'note', type: 'textarea', label: '备注', required: true }] },
-};
+/**
+ * The form of an action, from the server's action table: its label, access key, and fields (name, label, widget,
+ * required, limits, options) in the order shown. None for actions no desk offers as a form.
+ */
+export function actionForm(name) {
+  const a = action(name);
+  return a && a.form ? { label: a.label, ...a.form } : null;
+}
 
 export function unitName(units, id) {
   const u = units.find((x) => x.id === id);
@@ -63,7 +23,7 @@ function fieldInput(field, ctx, ticket, defaults, formId) {
   const id = `${formId}-${field.name}`;
   const value = defaults[field.name];
   let input;
-  switch (field.type) {
+  switch (field.widget) {
     case 'unit':
       input = h('select', { id, name: field.name, required: field.required },
         h('option', { value: '' }, '— 选择单位 —'),
@@ -81,8 +41,10 @@ function fieldInput(field, ctx, ticket, defaults, formId) {
           `${'　'.repeat(c.level - 1)}${c.code} ${c.name}`)));
       break;
     case 'select':
+      // Options the server reserves for some roles (the accountability decisions) are offered to those only.
       input = h('select', { id, name: field.name, required: field.required },
-        field.options.map(([v, label]) => h('option', { value: v, selected: value === v }, label)));
+        field.options.filter((o) => !o.roles || o.roles.includes(ctx.me.role))
+          .map((o) => h('option', { value: o.value, selected: value === o.value }, o.label)));
       break;
     case 'order': {
       // Only when the page says which orders are open (unit desk) and there is a choice to make; without the
@@ -104,23 +66,17 @@ function fieldInput(field, ctx, ticket, defaults, formId) {
         cases.map((c) => h('option', { value: c.id }, `#${c.id} ${c.reason.slice(0, 40)}`)));
       break;
     }
-    case 'decision': {
-      const options = ctx.me.role === 'unit_handler'
-        ? [['explain', '单位说明']] : [['open', '立案问责'], ['uphold', '维持问责'], ['dismiss', '撤销问责']];
-      input = h('select', { id, name: field.name }, options.map(([v, l]) => h('option', { value: v }, l)));
-      break;
-    }
     case 'approve':
       return h('fieldset', { class: 'field' }, h('legend', {}, field.label),
         h('label', {}, h('input', { type: 'radio', name: field.name, value: 'true', required: true }), '同意'),
         h('label', {}, h('input', { type: 'radio', name: field.name, value: 'false' }), '不同意'));
     case 'textarea':
     case 'lines':
-      input = h('textarea', { id, name: field.name, rows: field.type === 'lines' ? 2 : 3, required: field.required });
+      input = h('textarea', { id, name: field.name, rows: field.widget === 'lines' ? 2 : 3, required: field.required });
       input.value = value || '';
       break;
     case 'number':
-      input = h('input', { id, name: field.name, type: 'number', min: field.min, max: field.max, step: field.step,
+      input = h('input', { id, name: field.name, type: 'number', min: field.minimum, max: field.maximum, step: field.step,
         required: field.required, value: value ?? '' });
       break;
     case 'datetime':
@@ -136,7 +92,7 @@ function fieldInput(field, ctx, ticket, defaults, formId) {
 async function readForm(form, spec) {
   const body = {};
   for (const field of spec.fields) {
-    if (field.type === 'units') {
+    if (field.widget === 'units') {
       body[field.name] = [...form.querySelectorAll(`input[name="${field.name}"]:checked`)].map((i) => Number(i.value));
       continue;
     }
@@ -145,12 +101,12 @@ async function readForm(form, spec) {
     const raw = (el.value ?? '').trim();
     if (raw === '') continue;
     // Opening a case creates a new one: case_id is only for explain/uphold/dismiss.
-    if (field.type === 'case' && form.elements.decision && form.elements.decision.value === 'open') continue;
-    if (['unit', 'category', 'number', 'order', 'case'].includes(field.type)) body[field.name] = Number(raw);
-    else if (field.type === 'approve') body[field.name] = raw === 'true';
-    else if (field.type === 'lines') body[field.name] = raw.split('\n').map((s) => s.trim()).filter(Boolean);
-    else if (field.type === 'datetime') body[field.name] = new Date(raw).toISOString();
-    else if (field.type === 'ticketref') body[field.name] = await resolveTicket(raw);
+    if (field.widget === 'case' && form.elements.decision && form.elements.decision.value === 'open') continue;
+    if (['unit', 'category', 'number', 'order', 'case'].includes(field.widget)) body[field.name] = Number(raw);
+    else if (field.widget === 'approve') body[field.name] = raw === 'true';
+    else if (field.widget === 'lines') body[field.name] = raw.split('\n').map((s) => s.trim()).filter(Boolean);
+    else if (field.widget === 'datetime') body[field.name] = new Date(raw).toISOString();
+    else if (field.widget === 'ticketref') body[field.name] = await resolveTicket(raw);
     else body[field.name] = raw;
   }
   return body;
@@ -170,13 +126,14 @@ export async function performAction(ticket, action, body) {
 
 /** The forms for the actions allowed now; ``ctx.defaults[action]`` pre-fills them (e.g. from the analysis). */
 export function actionPanel(ticket, ctx) {
-  const allowed = (ticket.allowed_actions || []).filter((a) => ACTION_FORMS[a] && !(ctx.hide || []).includes(a));
+  const allowed = (ticket.allowed_actions || []).filter((a) => actionForm(a) && !(ctx.hide || []).includes(a));
   const panel = h('section', { class: 'actions', 'aria-label': '可执行操作' });
   if (!allowed.length) { panel.appendChild(h('p', { class: 'muted' }, '当前状态下没有可执行的操作。')); return panel; }
   const open = ctx.open || null;
   for (const name of allowed) {
     // ``ctx.labels`` renames an action for this page (the unit desk's 问责 is the unit's 问责说明)
-    const spec = ctx.labels && ctx.labels[name] ? { ...ACTION_FORMS[name], label: ctx.labels[name] } : ACTION_FORMS[name];
+    const base = actionForm(name);
+    const spec = ctx.labels && ctx.labels[name] ? { ...base, label: ctx.labels[name] } : base;
     const formId = `f-${name}-${ticket.id}`;
     const defaults = (ctx.defaults && ctx.defaults[name]) || {};
     const form = h('form', { id: formId, class: `action-form act-${name}`, dataset: { action: name } },
@@ -189,7 +146,7 @@ export function actionPanel(ticket, ctx) {
       try {
         const body = await readForm(form, spec);
         const updated = await performAction(ticket, name, body);
-        toast(`${spec.label}成功：${updated.number} → ${STATUS_LABELS[updated.status] || updated.status}`, 'ok');
+        toast(`${spec.label}成功：${updated.number} → ${labelOf('status', updated.status)}`, 'ok');
         ctx.onDone && ctx.onDone(updated, name);
       } catch (err) {
         toast(err.status === 409 ? `操作冲突：${err.message}（已刷新）` : `操作失败：${err.message}`, 'error');
@@ -222,7 +179,7 @@ export function analysisPanel(ticket, ctx) {
       h('span', { class: 'name' }, c.label), h('span', { class: 'bar' }, h('span', { style: { width: `${Math.round(c.probability * 100)}%` } })),
       h('span', { class: 'p' }, `${(c.probability * 100).toFixed(1)}%`)))) : h('span', { class: 'muted' }, '未分类（模型未给出建议）')));
   box.appendChild(h('div', { class: 'row' }, h('span', { class: 'k' }, '诉求类型'),
-    h('span', {}, KIND_LABELS[a.kind] || KIND_LABELS[ticket.kind] || '—')));
+    h('span', {}, labels().kind[a.kind] || labels().kind[ticket.kind] || '—')));
   const urgent = a.urgent || ticket.urgent;
   box.appendChild(h('div', { class: 'row' }, h('span', { class: 'k' }, '紧急程度'),
     urgent ? h('span', { class: 'urgent-text' }, '紧急', a.urgency_reason ? `：${a.urgency_reason}` : '',
@@ -258,11 +215,6 @@ export function analysisPanel(ticket, ctx) {
   return box;
 }
 
-const CASE_RULES = {
-  manual: '督办员立案', overdue: '超期未办结', refused_returns: '多次退单被驳回', closed_unsolved: '未解决即归档',
-};
-const CASE_STATES = { opened: '待单位说明', explained: '已说明，待督办员决定', upheld: '维持问责', dismissed: '撤销问责' };
-
 /**
  * 督办 orders and 问责 cases open on this ticket: the order's demand and due time (``data-due`` lets the page
  * turn it red the moment it passes), the case's reason. ``showUnit``: name the unit (oversight roles see all).
@@ -282,8 +234,8 @@ export function oversightPanel(orders, cases, { units = [], showUnit = false, no
       }),
       cases.map((c) => h('li', { class: `case st-${c.state}`, dataset: { caseId: c.id } },
         h('div', { class: 'line1' }, badge('问责', c.state === 'opened' ? 'danger' : 'warn'),
-          h('span', {}, CASE_STATES[c.state] || c.state), h('span', { class: 'muted small' },
-            `${CASE_RULES[c.rule] || c.rule} · 立案于 ${fmtTime(c.opened_at)} · #${c.id}`), unitLabel(c.unit_id)),
+          h('span', {}, labelOf('case_state', c.state)), h('span', { class: 'muted small' },
+            `${labelOf('case_rule', c.rule)} · 立案于 ${fmtTime(c.opened_at)} · #${c.id}`), unitLabel(c.unit_id)),
         h('p', { class: 'reason' }, h('span', { class: 'k' }, '问责事由：'), h('span', { class: 'text' }, c.reason)),
         c.explanation ? h('p', { class: 'explanation' }, h('span', { class: 'k' }, '单位说明：'),
           h('span', { class: 'text' }, c.explanation)) : null))));
@@ -293,9 +245,9 @@ export function historyList(ticket) {
   return h('section', { class: 'history', 'aria-label': '办理记录' }, h('h3', {}, '办理记录'),
     h('ol', {}, (ticket.events || []).map((e) => h('li', {},
       h('time', { datetime: e.created_at }, fmtTime(e.created_at)),
-      h('span', { class: 'ev' }, EVENT_LABELS[e.type] || e.type),
+      h('span', { class: 'ev' }, labelOf('event', e.type)),
       h('span', { class: 'actor' }, e.actor),
-      e.to_status ? h('span', { class: 'muted' }, ` → ${STATUS_LABELS[e.to_status] || e.to_status}`) : null,
+      e.to_status ? h('span', { class: 'muted' }, ` → ${labelOf('status', e.to_status)}`) : null,
       e.note ? h('div', { class: 'note' }, e.note) : null,
       e.data && e.data.attachments && e.data.attachments.length ? h('div', { class: 'note' }, `附件：${e.data.attachments.join('；')}`) : null))));
 }
@@ -308,9 +260,9 @@ export function renderTicket(container, ticket, ctx) {
     h('h2', {}, h('span', { class: 'number' }, ticket.number), ' ', h('span', { class: 'title' }, ticket.title || '（无标题）')),
     h('div', { class: 'badges' }, statusBadge(ticket.status), ticket.urgent ? badge('紧急', 'urgent') : null,
       ticket.confidential ? badge('保密', 'secret') : null, ticket.extension_pending ? badge('延期审批中', 'warn') : null,
-      badge(KIND_LABELS[ticket.kind] || ticket.kind)));
+      badge(labelOf('kind', ticket.kind))));
   const meta = h('dl', { class: 'meta' },
-    h('dt', {}, '渠道'), h('dd', {}, CHANNEL_LABELS[ticket.channel] || ticket.channel),
+    h('dt', {}, '渠道'), h('dd', {}, labelOf('channel', ticket.channel)),
     h('dt', {}, '受理时间'), h('dd', {}, fmtTime(ticket.received_at, true)),
     h('dt', {}, '地点'), h('dd', {}, ticket.location || '—'),
     h('dt', {}, '分类'), h('dd', {}, ticket.category ? ticket.category.name : '未分类'),
@@ -322,7 +274,7 @@ export function renderTicket(container, ticket, ctx) {
   const body = h('section', { class: 'complaint', 'aria-label': '诉求内容' }, h('h3', {}, '诉求内容'),
     h('p', { class: 'text' }, ticket.text));
   const reply = ticket.reply_text ? h('section', { class: 'reply' }, h('h3', {}, '答复内容'), h('p', { class: 'text' }, ticket.reply_text),
-    ticket.satisfaction ? h('p', {}, `回访：${SATISFACTION_LABELS[ticket.satisfaction] || ticket.satisfaction}，${ticket.solved ? '已解决' : '未解决'}`) : null) : null;
+    ticket.satisfaction ? h('p', {}, `回访：${labelOf('satisfaction', ticket.satisfaction)}，${ticket.solved ? '已解决' : '未解决'}`) : null) : null;
   container.append(head, body, meta);
   if (reply) container.append(reply);
   if (ctx.showAnalysis) container.append(analysisPanel(ticket, ctx));

@@ -1,13 +1,16 @@
 // Unit desk (承办单位): my unit's tickets by deadline with working-time countdowns, and the unit's actions:
 // sign, reply, send back, extension, ask the citizen once for what is missing, answer supervision/accountability.
-import {
-  api, h, clear, $, toast, coalesce, requireUser, topbar, LiveChannel, WorkClock, statusBadge, badge, fmtTime,
-  fmtSpan, refreshSelected, KIND_LABELS,
-} from './common.js';
+import { api } from './api.js';
+import { labelOf, policies, statusBadge } from './config.js';
+import { h, clear, $, toast, badge, refreshSelected } from './dom.js';
+import { LiveChannel } from './live.js';
+import { coalesce } from './schedule.js';
+import { WorkClock, fmtSpan, fmtTime } from './time.js';
+import { requireUser, topbar } from './topbar.js';
 import { renderTicket, oversightPanel } from './ticket.js';
 
-const me = await requireUser(['unit_handler', 'supervisor', 'admin']);
-topbar(me, '承办台');
+const me = await requireUser();
+topbar(me);
 const units = await api('/api/units');
 const myUnit = units.find((u) => u.id === me.unit_id);
 const isUnit = me.role === 'unit_handler';
@@ -18,13 +21,12 @@ const state = {
   loads: 0, openSeq: 0,
 };
 const ticketBox = $('#ticket');
-// The states each tab lists (agent_ui/api.py UNIT_OPEN and view=replied): an event about a ticket now in one of
-// them, or about a ticket on the list, is worth a reload; anything else is not.
-const VIEW_STATES = {
-  open: new Set(['dispatched', 'signed', 'reopened', 'awaiting_citizen', 'returned']),
-  replied: new Set(['replied']),
-};
-const DONE_LABELS = { merged: '已并案', transferred: '已转警' };
+// The states each tab lists (the server's unit views): an event about a ticket now in one of them, or about a
+// ticket on the list, is worth a reload; anything else is not.
+const VIEW_STATES = Object.fromEntries(
+  Object.entries(policies().unit_view_states).map(([view, states]) => [view, new Set(states)]));
+// A stopped clock says 已答复, or how the ticket left without a reply (its status: 已并案, 已转警).
+const LEFT_WITHOUT_REPLY = new Set(['merged', 'transferred']);
 const ctx = {
   me, units, categories: [], showAnalysis: false,
   labels: isUnit ? { accountability: '问责说明' } : {},
@@ -38,10 +40,10 @@ function countdownText(info) {
   if (!info) return ['', ''];
   if (info.stopped) {
     // Answered: the clock has stopped; say so, and whether it was in time.
-    const label = DONE_LABELS[info.status] || '已答复';
-    if (info.on_time === true) return [`${label} · 按时`, 'done'];
-    if (info.on_time === false) return [`${label} · 超期 ${fmtSpan(info.late_s || 0, { working: !info.clock })}`, 'done-late'];
-    return [label, 'done'];
+    const done = labelOf('status', LEFT_WITHOUT_REPLY.has(info.status) ? info.status : 'replied');
+    if (info.on_time === true) return [`${done} · 按时`, 'done'];
+    if (info.on_time === false) return [`${done} · 超期 ${fmtSpan(info.late_s || 0, { working: !info.clock })}`, 'done-late'];
+    return [done, 'done'];
   }
   if (!info.reply_due) return ['', ''];
   if (info.paused) return ['已暂停（待市民补充）', 'paused'];
@@ -78,7 +80,7 @@ function card(t) {
         t.extension_pending ? badge('延期审批中', 'warn') : null),
       h('div', { class: 'line2 title' }, t.title || t.text.slice(0, 30)),
       h('div', { class: 'countdown', dataset: { role: 'countdown' } }, text),
-      h('div', { class: 'line3 muted small' }, `答复时限 ${fmtTime(t.reply_due)}`, ' · ', KIND_LABELS[t.kind] || t.kind,
+      h('div', { class: 'line3 muted small' }, `答复时限 ${fmtTime(t.reply_due)}`, ' · ', labelOf('kind', t.kind),
         signText(info, t) ? h('span', { class: 'sign-due', dataset: { role: 'sign' } }, ` · ${signText(info, t)}`) : null)));
 }
 
