@@ -1,0 +1,1 @@
+"""Channels that bring citizens' requests to the one intake point: each speaks its provider's protocol."""
