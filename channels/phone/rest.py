@@ -110,12 +110,12 @@ class PhoneRest:
     def _ivr(self) -> Ivr:
         return Ivr.from_settings(self.settings)
 
-    def place_survey_call(self, to: str, survey: str, *, key: str) -> str:
+    def place_survey_call(self, to: str, survey: str, number: str, *, key: str) -> str:
         """Call the citizen for the automated 回访; the questions come from ``Paths.SURVEY``. Returns the CallSid."""
         ivr = self._ivr
         with idempotency(key):
             call: Any = self.client.calls.create(
-                to=to, from_=self.settings.caller_id, url=ivr.survey_url(survey), method="POST",
+                to=to, from_=self.settings.caller_id, url=ivr.survey_url(survey, number), method="POST",
                 status_callback=ivr.url(Paths.STATUS, survey=survey), status_callback_method="POST",
                 status_callback_event=["initiated", "ringing", "answered", "completed"], timeout=30,
             )
@@ -132,6 +132,13 @@ class PhoneRest:
                 status_callback_event=["ringing", "answered", "completed"],
             )
         return str(participant.call_sid)
+
+    def move_to_conference(self, call_sid: str, line: str, room: str, *, key: str) -> None:
+        """Redirect a live call (the caller's or the agent's leg) into the three-party conference ``room``."""
+        with idempotency(key):
+            self.client.calls(call_sid).update(
+                url=self._ivr.url(Paths.JOIN_CONFERENCE, line=line, room=room), method="POST",
+            )
 
     def send_sms(self, to: str, body: str, *, key: str) -> str:
         """Send an SMS notice from the hotline's number. Returns the MessageSid."""

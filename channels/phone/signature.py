@@ -9,20 +9,24 @@ default port, as Twilio's own signing is inconsistent about it).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Protocol
+from collections.abc import Iterable, Iterator, Mapping
 
 from twilio.request_validator import SIGNATURE_HEADER, RequestValidator
 
 __all__ = ["SIGNATURE_HEADER", "SignatureRefused", "TwilioSignature", "signed_url"]
 
 
-class FormFields(Protocol):
-    """A form as a web framework gives it: keys, and every value of a key (Starlette's FormData has this)."""
+class _Fields:
+    """Form fields with repeated keys, in the shape ``RequestValidator`` reads (iteration and ``getlist``)."""
 
-    def __iter__(self) -> Iterable[str]: ...
+    def __init__(self, items: Iterable[tuple[str, str]]) -> None:
+        self._items = list(items)
 
-    def getlist(self, key: str) -> list[str]: ...
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(key for key, _ in self._items))
+
+    def getlist(self, key: str) -> list[str]:
+        return [value for k, value in self._items if k == key]
 
 
 class SignatureRefused(Exception):
@@ -58,11 +62,17 @@ class TwilioSignature:
         signature: str = self._validator.compute_signature(url, dict(params))
         return signature
 
-    def verify(self, path: str, query: str, params: FormFields | Mapping[str, str], signature: str | None) -> str:
-        """Return the signed URL if ``signature`` is Twilio's for this request; else raise ``SignatureRefused``."""
+    def verify(
+        self, path: str, query: str, fields: Iterable[tuple[str, str]] | Mapping[str, str], signature: str | None
+    ) -> str:
+        """Return the signed URL if ``signature`` is Twilio's for this request; else raise ``SignatureRefused``.
+
+        ``fields``: the POST form as (name, value) pairs (a name may repeat) or a plain mapping.
+        """
         url = self.url_for(path, query)
         if not signature:
             raise SignatureRefused("unsigned", url)
-        if not self._validator.validate(url, params, signature):
+        items = fields.items() if isinstance(fields, Mapping) else fields
+        if not self._validator.validate(url, _Fields(items), signature):
             raise SignatureRefused("forged", url)
         return url

@@ -9,7 +9,7 @@ The call flow (12345 answers 7×24):
     voice ─ menu ─┬─ 1 describe (speech) ─┬─ emergency detected ─> transfer (Dial)
                   │                       └─ queue (Enqueue, hold messages) ─┬─ bridged to an agent
                   │                                                          └─ timeout / full / night ─> voicemail
-                  ├─ 2 status (ticket number digits) ─> status said
+                  ├─ 2 status (ticket number digits) ─> status said ─ 0 queue
                   ├─ 9 emergency menu ─> transfer (Dial 110/119/120/122)
                   └─ 0 queue
     survey call (回访): solved? 1/2 ─> satisfaction 1/2/3 ─> thanks
@@ -43,6 +43,7 @@ class Paths:
     RECORDED: Final = "/channels/twilio/voice/recorded"
     RECORDING: Final = "/channels/twilio/recording"
     CONFERENCE: Final = "/channels/twilio/conference"
+    JOIN_CONFERENCE: Final = "/channels/twilio/voice/conference"
     SURVEY: Final = "/channels/twilio/survey"
     SURVEY_SOLVED: Final = "/channels/twilio/survey/solved"
     SURVEY_SATISFACTION: Final = "/channels/twilio/survey/satisfaction"
@@ -93,9 +94,10 @@ class Ivr:
     def _say(self, target: VoiceResponse | Gather, text: str) -> None:
         target.say(text, voice=self.voice, language=self.say_language)
 
-    def _menu_gather(self, response: VoiceResponse) -> None:
+    def _menu_gather(self, response: VoiceResponse, tries: int = 0) -> None:
+        action = self.url(Paths.MENU, tries=tries) if tries else self.url(Paths.MENU)
         gather = response.gather(
-            input="dtmf", num_digits=1, timeout=6, action=self.url(Paths.MENU), method="POST",
+            input="dtmf", num_digits=1, timeout=6, action=action, method="POST",
             action_on_empty_result=True,
         )
         self._say(gather, self.prompts.menu)
@@ -109,10 +111,11 @@ class Ivr:
         self._menu_gather(response)
         return response
 
-    def menu_again(self, *, no_input: bool) -> VoiceResponse:
+    def menu_again(self, *, no_input: bool, tries: int) -> VoiceResponse:
+        """The menu once more after no key or a wrong one; ``tries`` counts the failed attempts so far."""
         response = VoiceResponse()
         self._say(response, self.prompts.menu_no_input if no_input else self.prompts.menu_invalid)
-        self._menu_gather(response)
+        self._menu_gather(response, tries)
         return response
 
     def describe(self) -> VoiceResponse:
@@ -125,11 +128,14 @@ class Ivr:
         self._say(gather, self.prompts.describe)
         return response
 
-    def emergency_menu(self) -> VoiceResponse:
+    def emergency_menu(self, tries: int = 0) -> VoiceResponse:
+        """Which emergency line: 1 110, 2 119, 3 120, 4 122."""
         response = VoiceResponse()
+        if tries:
+            self._say(response, self.prompts.menu_invalid)
+        action = self.url(Paths.EMERGENCY, tries=tries) if tries else self.url(Paths.EMERGENCY)
         gather = response.gather(
-            input="dtmf", num_digits=1, timeout=6, action=self.url(Paths.EMERGENCY), method="POST",
-            action_on_empty_result=True,
+            input="dtmf", num_digits=1, timeout=6, action=action, method="POST", action_on_empty_result=True,
         )
         self._say(gather, self.prompts.emergency_menu)
         return response
@@ -185,16 +191,11 @@ class Ivr:
         response.hangup()
         return response
 
-    def enqueue(self, *, received: bool | None = None) -> VoiceResponse:
-        """Queue the caller for the next free agent; the hold messages come from ``HOLD``.
-
-        ``received``: True after a transcript was taken, False when none was heard, None when the caller chose 0.
-        """
+    def queue(self, intro: str | None = None) -> VoiceResponse:
+        """Queue the caller for the next free agent (after ``intro``, if any); hold messages come from ``HOLD``."""
         response = VoiceResponse()
-        if received is True:
-            self._say(response, self.prompts.describe_received)
-        elif received is False:
-            self._say(response, self.prompts.describe_not_heard)
+        if intro:
+            self._say(response, intro)
         response.enqueue(
             QUEUE_NAME, wait_url=self.url(Paths.HOLD), wait_url_method="POST",
             action=self.url(Paths.QUEUE_RESULT), method="POST",
@@ -243,9 +244,10 @@ class Ivr:
 
     # -- survey call (回访) ----------------------------------------------------------------------------------
 
-    def survey_url(self, survey: str) -> str:
-        """The ``url`` of ``calls.create`` for one survey: the first question is asked when the citizen answers."""
-        return self.url(Paths.SURVEY, survey=survey)
+    def survey_url(self, survey: str, number: str) -> str:
+        """The ``url`` of ``calls.create`` for one survey of ticket ``number``: the first question is asked when
+        the citizen answers. ``survey`` is the worker's reference, handed back with the answers."""
+        return self.url(Paths.SURVEY, survey=survey, number=number)
 
     def survey_solved(self, survey: str, number: str, *, again: bool = False) -> VoiceResponse:
         """Solved? 1 yes, 2 no (keyed or said). Asked twice at most."""
