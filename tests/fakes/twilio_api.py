@@ -20,8 +20,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email.utils import format_datetime
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -189,20 +189,17 @@ class FakeTwilioApi:
         )
         if not authorized:
             return 401, TwilioError(401, 20003, "Authenticate").body()
-        for route_method, pattern, name in _ROUTES:
-            m = pattern.match(path)
-            if m and route_method == method:
-                break
-        else:
-            return 404, TwilioError(404, 20404, f"The requested resource {path} was not found").body()
-        if m.group("account") != self.account_sid:
+        route = next(
+            ((name, m) for verb, pattern, name in _ROUTES if verb == method and (m := pattern.match(path))), None
+        )
+        if route is None or route[1].group("account") != self.account_sid:
             return 404, TwilioError(404, 20404, f"The requested resource {path} was not found").body()
         key = (token or "", method, path)
         if token and key in self._answers:
             return self._answers[key]
         values = {name: vals[0] for name, vals in form.items()}
         try:
-            status, payload = getattr(self, f"_{name}")(m, values)
+            status, payload = getattr(self, f"_{route[0]}")(route[1], values)
         except TwilioError as error:
             return error.status, error.body()
         if token:
