@@ -11,7 +11,6 @@ Every request is checked against ``X-Twilio-Signature`` first (URL from ``HOTLIN
 unsigned → 403, logged, nothing stored. The work per request is one insert: Twilio waits 15 s at most.
 """
 
-from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
@@ -227,19 +226,26 @@ def phone_router(
             return _xml(VoiceResponse())
         return _xml(ivr.voicemail(night=settings.is_night(now())))
 
-    @router.post(Paths.RECORDED)
-    def recorded(form: Form) -> Response:
-        recorded = bool(form.get("RecordingUrl")) and _int(form.get("RecordingDuration")) > 0
-        return _xml(ivr.voicemail_done(recorded=recorded))
-
-    @router.post(Paths.RECORDING, status_code=204)
-    def recording(form: Form, db: Db) -> Response:
-        if form.get("RecordingStatus", "completed") != "completed" or not form.get("RecordingUrl"):
-            return Response(status_code=204)
+    def store_voicemail(db: Session, form: dict[str, str]) -> None:
         seconds = _int(form.get("RecordingDuration"))
         text = f"来电人语音留言，时长{seconds}秒，请收听录音。"
         store(db, form, "voicemail", f"{form['CallSid']}:recording:{form.get('RecordingSid', '')}", text,
               recording_url=form["RecordingUrl"])
+
+    @router.post(Paths.RECORDED)
+    def recorded(form: Form, db: Db) -> Response:
+        # The Record's action carries the caller's number; Twilio requests it even when the caller hangs up.
+        recorded = bool(form.get("RecordingUrl")) and _int(form.get("RecordingDuration")) > 0
+        if recorded:
+            store_voicemail(db, form)
+        return _xml(ivr.voicemail_done(recorded=recorded))
+
+    @router.post(Paths.RECORDING, status_code=204)
+    def recording(form: Form, db: Db) -> Response:
+        # The recording status callback names no caller: it is kept in case the action was lost (same external
+        # id, so after the action it is a duplicate); the CallSid links it to the call's other messages.
+        if form.get("RecordingStatus", "completed") == "completed" and form.get("RecordingUrl"):
+            store_voicemail(db, form)
         return Response(status_code=204)
 
     @router.post(Paths.STATUS, status_code=204)

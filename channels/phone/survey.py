@@ -16,7 +16,8 @@ SATISFACTION_KEYS: dict[str, Satisfaction] = {"1": "satisfied", "2": "basically_
 
 # Negations first: "没有解决" contains "解决", "不满意" contains "满意".
 _UNSOLVED = re.compile(r"没有?(得到)?(彻底)?解决|未(能|被)?解决|不解决|还没|没弄好|没有处理|不是|不对|否")
-_SOLVED = re.compile(r"解决|处理好|弄好|修好|好了|是的|是|对")
+_SOLVED = re.compile(r"解决|处理好|处理完|弄好|修好|好了")
+_YES = re.compile(r"^(是|是的|对|对的|嗯|有)[。！!，,]?$")
 _UNSATISFIED = re.compile(r"不(太|很|怎么)?满意|很差|太差|差评")
 _BASICALLY = re.compile(r"基本|还行|一般|还可以|凑合")
 _SATISFIED = re.compile(r"满意|很好|非常好|挺好")
@@ -39,7 +40,7 @@ def solved_of(digits: str = "", speech: str = "") -> bool | None:
         return {"1": True, "2": False}.get(key)
     if _UNSOLVED.search(speech):
         return False
-    if _SOLVED.search(speech):
+    if _SOLVED.search(speech) or _YES.match(speech.strip()):
         return True
     return None
 

@@ -13,7 +13,7 @@ from channels.phone.survey import satisfaction_of, solved_of
         ("1", "", True), ("2", "", False), ("3", "", None), ("", "1", True),
         ("", "解决了", True), ("", "已经处理好了", True), ("", "是的", True),
         ("", "没有解决", False), ("", "还没解决", False), ("", "没解决", False), ("", "不对，问题还在", False),
-        ("", "未能解决", False), ("", "嗯……", None), ("", "", None),
+        ("", "未能解决", False), ("", "嗯……", None), ("", "你们是哪里", None), ("", "", None),
     ],
 )
 def test_solved(digits: str, speech: str, expected: bool | None) -> None:
