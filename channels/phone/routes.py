@@ -11,7 +11,8 @@ Every request is checked against ``X-Twilio-Signature`` first (URL from ``HOTLIN
 unsigned → 403, logged, nothing stored. The work per request is one insert: Twilio waits 15 s at most.
 """
 
-
+# No ``from __future__ import annotations`` here: FastAPI must resolve the dependency aliases defined inside
+# ``phone_router`` (``Form``, ``Db``) when the routes are declared, which string annotations would prevent.
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from channels.phone.settings import PhoneSettings
 from channels.phone.signature import SIGNATURE_HEADER, SignatureRefused, TwilioSignature
 from channels.phone.survey import satisfaction_of, solved_of
 from channels.phone.twiml import EMERGENCY_KEYS, TICKET_NUMBER_DIGITS, Ivr, Paths
+from nlp.signals import detect_urgency
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +67,6 @@ SessionDependency = Callable[..., Iterator[Session]]
 
 def emergency_line_of_text(text: str) -> str | None:
     """The emergency line the urgency detector names for a transcript (None: not an emergency)."""
-    from nlp.signals import detect_urgency
-
     return detect_urgency("", text).emergency_line
 
 
