@@ -104,8 +104,7 @@ def status_answer(tickets: Sequence[TicketStatus], texts: Texts = DEFAULT_TEXTS)
     lines = [texts.status_header]
     shown = 0
     for ticket in ordered[:MAX_LISTED_TICKETS]:
-        summary = f" {ticket.summary}" if ticket.summary else ""
-        entry = [texts.status_line.format(number=ticket.number, status=ticket.status, summary=summary,
+        entry = [texts.status_line.format(number=ticket.number, status=ticket.status, summary=ticket.summary,
                                           updated=ticket.updated_at.astimezone(zone).strftime("%m月%d日 %H:%M"))]
         if ticket.reply:
             entry.append(texts.status_reply_line.format(reply=ticket.reply))
