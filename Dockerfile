@@ -7,6 +7,7 @@ COPY hotline ./hotline
 COPY routing ./routing
 COPY nlp ./nlp
 COPY agent_ui ./agent_ui
+COPY wechat_bot ./wechat_bot
 COPY migrations ./migrations
 COPY alembic.ini ./
 RUN pip install . && useradd --system --home /app hotline && mkdir -p /app/var && chown hotline /app/var

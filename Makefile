@@ -28,11 +28,7 @@ test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install
-<<<<<<< HEAD
 	$(BIN)/ruff check hotline routing nlp agent_ui wechat_bot channels tests bench
-=======
-	$(BIN)/ruff check hotline routing nlp agent_ui channels tests bench
->>>>>>> phone
 	$(BIN)/mypy
 
 check: lint test

@@ -1,7 +1,3 @@
-<<<<<<< HEAD
 """Channel adapters for phone (Twilio), the city forum and Open311: each verifies its sender, parses its protocol
 into one inbound message and hands it to the one intake point (``hotline.inbound``); nothing after that differs
 between channels."""
-=======
-"""Channels that bring citizens' requests to the one intake point: each speaks its provider's protocol."""
->>>>>>> phone
