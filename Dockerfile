@@ -8,6 +8,7 @@ COPY routing ./routing
 COPY nlp ./nlp
 COPY agent_ui ./agent_ui
 COPY wechat_bot ./wechat_bot
+COPY channels ./channels
 COPY migrations ./migrations
 COPY alembic.ini ./
 RUN pip install . && useradd --system --home /app hotline && mkdir -p /app/var && chown hotline /app/var

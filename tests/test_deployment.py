@@ -40,5 +40,5 @@ def test_compose_never_ships_a_default_secret() -> None:
 
 def test_the_image_copies_every_package_it_installs() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
-    for package in ("hotline", "routing", "nlp", "agent_ui", "wechat_bot", "migrations"):
+    for package in ("hotline", "routing", "nlp", "agent_ui", "wechat_bot", "channels", "migrations"):
         assert f"COPY {package} " in dockerfile, package
