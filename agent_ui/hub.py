@@ -56,6 +56,7 @@ from hotline.errors import DomainError
 from hotline.models import Role, Ticket, TicketCoUnit, TicketEvent, User
 from hotline.services import Services
 from hotline.visibility import may_receive, visible_tickets
+from hotline.workflow import event_notice
 
 log = logging.getLogger(__name__)
 
@@ -397,21 +398,7 @@ class Hub:
                 ):
                     co.setdefault(tid, []).append(uid)
             messages = [
-                {
-                    "event_id": e.id,
-                    "type": e.type,
-                    "ticket_id": t.id,
-                    "ticket_number": t.number,
-                    "status": e.to_status or t.status,
-                    "from_status": e.from_status,
-                    "to_status": e.to_status,
-                    "lead_unit_id": t.lead_unit_id,
-                    "co_unit_ids": co.get(t.id, []),
-                    "urgent": t.urgent,
-                    "actor": e.actor_name,
-                    "created_at": e.created_at.isoformat(),
-                    "replayed": True,
-                }
+                {**event_notice(e, t, co.get(t.id, []), status=e.to_status or t.status), "replayed": True}
                 for e, t in rows
             ]
         return max_id, messages, truncated

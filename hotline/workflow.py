@@ -761,24 +761,30 @@ def record_event(
     )
     session.add(event)
     session.flush()
-    queue_event(
-        session,
-        {
-            "event_id": event.id,
-            "type": type_,
-            "ticket_id": ticket.id,
-            "ticket_number": ticket.number,
-            "status": ticket.status,
-            "from_status": from_status,
-            "to_status": to_status,
-            "lead_unit_id": ticket.lead_unit_id,
-            "co_unit_ids": [c.unit_id for c in ticket.co_units] if "co_units" in ticket.__dict__ else [],
-            "urgent": ticket.urgent,
-            "actor": actor.name,
-            "created_at": now.isoformat(),
-        },
-    )
+    co_unit_ids = [c.unit_id for c in ticket.co_units] if "co_units" in ticket.__dict__ else []
+    queue_event(session, event_notice(event, ticket, co_unit_ids, status=ticket.status))
     return event
+
+
+def event_notice(event: TicketEvent, ticket: Ticket, co_unit_ids: list[int], *, status: str) -> dict[str, Any]:
+    """What desks hear of an event, live after the commit and again when a reconnecting desk replays the log.
+
+    It carries the ticket's units at the time, which is what ``hotline.visibility.may_receive`` judges by.
+    """
+    return {
+        "event_id": event.id,
+        "type": event.type,
+        "ticket_id": ticket.id,
+        "ticket_number": ticket.number,
+        "status": status,
+        "from_status": event.from_status,
+        "to_status": event.to_status,
+        "lead_unit_id": ticket.lead_unit_id,
+        "co_unit_ids": co_unit_ids,
+        "urgent": ticket.urgent,
+        "actor": event.actor_name,
+        "created_at": event.created_at.isoformat(),
+    }
 
 
 def _category_code(session: Session, category_id: int | None) -> str | None:
