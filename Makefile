@@ -27,7 +27,7 @@ test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check hotline routing nlp agent_ui tests bench
+	$(BIN)/ruff check hotline routing nlp agent_ui channels tests bench
 	$(BIN)/mypy
 
 check: lint test
