@@ -1,0 +1,63 @@
+"""Forum settings from the environment: ``HOTLINE_FORUM_BOARDS`` (JSON, board slug → board), validated at start-up.
+
+A board: ``{"title": "网络问政", "site_url": "https://bbs.example.cn/forum.php?mod=forumdisplay&fid=2",
+"feed_url": "https://bbs.example.cn/forum.php?mod=rss&fid=2", "encoding": null, "secrets": ["..."]}``.
+``feed_url`` is polled when set; ``secrets`` sign pushes and "marked as posted" requests (two while rotating);
+``encoding`` overrides a wrong declaration in the feed.
+
+Demo value (``HOTLINE_DEMO=1``): one board ``wenzheng`` with the push secret ``demo-forum-secret`` and no feed.
+Outside demo mode the service refuses to start with the demo secret or any secret shorter than 16 characters.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from channels.forum.feeds import FeedConfig
+
+DEMO_FORUM_SECRET = "demo-forum-secret"
+MIN_SECRET_CHARS = 16
+
+
+class Board(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: str = Field(min_length=1, max_length=100)
+    site_url: HttpUrl
+    feed_url: HttpUrl | None = None
+    encoding: str | None = Field(default=None, max_length=40)
+    secrets: tuple[str, ...] = Field(default=(), max_length=2)
+
+
+def _demo_boards() -> dict[str, Board]:
+    site = HttpUrl("http://bbs.example.cn/forum.php?mod=forumdisplay&fid=2")
+    return {"wenzheng": Board(title="网络问政", site_url=site, secrets=(DEMO_FORUM_SECRET,))}
+
+
+class ForumSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOTLINE_FORUM_", env_file=".env", extra="ignore")
+
+    demo: bool = Field(default=False, validation_alias=AliasChoices("HOTLINE_DEMO", "demo"))
+    boards: dict[str, Board] = Field(default_factory=_demo_boards)
+
+    @model_validator(mode="after")
+    def _check(self) -> ForumSettings:
+        bad_slugs = [slug for slug in self.boards if not slug.isascii() or not slug.replace("-", "").isalnum()]
+        if bad_slugs:
+            raise ValueError(f"board slugs are ASCII letters, digits and '-': {', '.join(bad_slugs)}")
+        if self.demo:
+            return self
+        weak = sorted(slug for slug, board in self.boards.items()
+                      if any(s == DEMO_FORUM_SECRET or len(s) < MIN_SECRET_CHARS for s in board.secrets))
+        if weak:
+            raise ValueError(
+                f"HOTLINE_FORUM_BOARDS still holds demo or short secrets for {', '.join(weak)}; "
+                f"give each board a random secret of at least {MIN_SECRET_CHARS} characters"
+            )
+        return self
+
+    def feeds(self) -> list[FeedConfig]:
+        """The boards to poll, for the worker."""
+        return [FeedConfig(board=slug, url=str(board.feed_url), encoding=board.encoding)
+                for slug, board in self.boards.items() if board.feed_url is not None]
