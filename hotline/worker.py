@@ -1,5 +1,6 @@
 """``hotline worker``: the background process (an entry point). It turns stored channel messages into tickets
-(``hotline.inbound``) as they arrive and runs the deadline sweeps of ``hotline.sweep``.
+(``hotline.inbound``) as they arrive, sends the outbox (``hotline.outbox``) through the channels' senders, and runs
+the deadline sweeps of ``hotline.sweep``.
 
 ``run_forever`` survives a failed pass (database down, deadlock, a bug in one pass): it logs the error and waits
 ``backoff_seconds`` — the interval doubled per consecutive failure, at most ``MAX_BACKOFF_SECONDS`` — then tries
@@ -14,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from hotline import inbound
+from hotline import inbound, outbox
 from hotline.services import Services, build_services
 from hotline.settings import Settings
 from hotline.sweep import sweep_once
@@ -22,6 +23,20 @@ from hotline.sweep import sweep_once
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 300.0
 IDLE_POLL_SECONDS = 0.2  # how soon a stored message is picked up when the worker was idle
+
+
+def channel_senders(services: Services) -> dict[str, outbox.Sender]:
+    """The outbox sender of every enabled channel (each channel package provides one); channels without one keep
+    their rows pending until they get one."""
+    senders: dict[str, outbox.Sender] = {}
+    return senders
+
+
+def send_outbox_once(services: Services, senders: dict[str, outbox.Sender]) -> outbox.SendReport:
+    report = outbox.send_pending(services.sessions, senders)
+    if report:
+        log.info("outbox: %s", report)
+    return report
 
 
 def process_inbound_once(services: Services) -> inbound.ProcessReport:
@@ -37,13 +52,15 @@ def process_inbound_once(services: Services) -> inbound.ProcessReport:
 async def run_embedded(services: Services) -> None:
     """The worker inside the server process (embedded mode): stored messages at once, sweeps every interval."""
     interval = services.settings.sweep_interval_seconds
+    senders = channel_senders(services)
     next_sweep = 0.0
     while True:
         busy = False
         try:
             busy = bool(await asyncio.to_thread(process_inbound_once, services))
+            busy = bool(await asyncio.to_thread(send_outbox_once, services, senders)) or busy
         except Exception:
-            log.exception("processing inbound messages failed; retrying")
+            log.exception("processing inbound messages or the outbox failed; retrying")
         if time.monotonic() >= next_sweep:
             next_sweep = time.monotonic() + interval
             try:
@@ -72,6 +89,7 @@ def run_forever(
     """The worker process: stored channel messages as they come, deadline sweeps every ``sweep_interval_seconds``;
     an error is logged and retried with back-off."""
     services: Services | None = None
+    senders: dict[str, outbox.Sender] = {}
     failures = 0
     next_sweep = 0.0
     while True:
@@ -81,7 +99,9 @@ def run_forever(
             if services is None:  # reading the calendar needs the database too
                 services = build(settings)
                 services.timing.escalate_after_days = settings.escalate_after_days
+                senders = channel_senders(services)
             busy = bool(process_inbound_once(services))
+            busy = bool(send_outbox_once(services, senders)) or busy
             if once or started >= next_sweep:
                 sent = sweep_once(services)
                 next_sweep = started + settings.sweep_interval_seconds
