@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,7 +31,7 @@ from hotline import intake
 from hotline.auth import channel_actor
 from hotline.db import transaction
 from hotline.errors import Conflict, Invalid, NotFound
-from hotline.models import InboundMessage
+from hotline.models import InboundMessage, Ticket
 from hotline.suggestion import Suggester
 from hotline.timing import Timing
 
@@ -155,6 +156,31 @@ def claim(session: Session, now: datetime, limit: int) -> list[int]:
     return ids
 
 
+@dataclass(frozen=True)
+class Context:
+    """What a handler needs besides the message: the process's analysis, timing and intake settings."""
+
+    suggester: Suggester
+    timing: Timing
+    auto_dispatch: bool = True
+    max_text_chars: int = 10_000
+    now: datetime | None = None
+
+
+#: a channel's own handling of one stored message, in its transaction: returns the ticket the message belongs to
+#: (a new one, or one it joins — a WeChat photo sent after the text, a phone call's later step)
+Handler = Callable[[Session, InboundMessage, intake.IntakeRequest, Context], Ticket]
+
+
+def new_ticket(session: Session, row: InboundMessage, request: intake.IntakeRequest, ctx: Context) -> Ticket:
+    """The default handler: every message is a new ticket."""
+    return intake.create_ticket(
+        session, request, channel_actor(row.channel), suggester=ctx.suggester, timing=ctx.timing, inbound=row,
+        max_text_chars=ctx.max_text_chars, auto_dispatch=ctx.auto_dispatch, now=ctx.now,
+        extra={k: row.payload.get(k) for k in ("attachments", "coordinates") if row.payload.get(k)},
+    )
+
+
 @dataclass
 class ProcessReport:
     created: int = 0
@@ -168,16 +194,18 @@ class ProcessReport:
 def process_pending(
     sessions: sessionmaker[Session], suggester: Suggester, timing: Timing, *, limit: int = 50,
     auto_dispatch: bool = True, max_text_chars: int = 10_000, now: datetime | None = None,
+    handlers: Mapping[str, Handler] | None = None,
 ) -> ProcessReport:
-    """One pass: claim a batch, make a ticket of each message in its own transaction."""
+    """One pass: claim a batch, hand each message to its channel's handler (default: a new ticket), each in its own
+    transaction."""
     report = ProcessReport()
+    ctx = Context(suggester, timing, auto_dispatch, max_text_chars, now)
     with transaction(sessions) as session:
         ids = claim(session, now or datetime.now(UTC), limit)
     for inbound_id in ids:
         try:
             with transaction(sessions) as session:
-                _process_one(session, inbound_id, suggester, timing, auto_dispatch=auto_dispatch,
-                             max_text_chars=max_text_chars, now=now)
+                _process_one(session, inbound_id, ctx, handlers or {})
             report.created += 1
         except Exception as exc:
             log.warning("inbound message %s failed: %s", inbound_id, exc, exc_info=True)
@@ -189,8 +217,7 @@ def process_pending(
     return report
 
 
-def _process_one(session: Session, inbound_id: int, suggester: Suggester, timing: Timing, *, auto_dispatch: bool,
-                 max_text_chars: int, now: datetime | None) -> None:
+def _process_one(session: Session, inbound_id: int, ctx: Context, handlers: Mapping[str, Handler]) -> None:
     stmt = select(InboundMessage).where(InboundMessage.id == inbound_id)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()
@@ -199,13 +226,10 @@ def _process_one(session: Session, inbound_id: int, suggester: Suggester, timing
         return  # another worker finished it after our lease expired
     request = intake.IntakeRequest.model_validate({k: v for k, v in row.payload.items()
                                                    if k in intake.IntakeRequest.model_fields})
-    ticket = intake.create_ticket(session, request, channel_actor(row.channel), suggester=suggester, timing=timing,
-                                  inbound=row, max_text_chars=max_text_chars, auto_dispatch=auto_dispatch, now=now,
-                                  extra={k: row.payload.get(k) for k in ("attachments", "coordinates")
-                                         if row.payload.get(k)})
+    ticket = handlers.get(row.channel, new_ticket)(session, row, request, ctx)
+    row.ticket_id = row.ticket_id or ticket.id
     row.state, row.lease_until, row.last_error = DONE, None, None
-    row.processed_at = now or datetime.now(UTC)
-    log.debug("inbound %s -> ticket %s", inbound_id, ticket.number)
+    row.processed_at = ctx.now or datetime.now(UTC)
 
 
 def _record_failure(session: Session, inbound_id: int, exc: Exception, now: datetime) -> bool:

@@ -32,6 +32,12 @@ def channel_senders(services: Services) -> dict[str, outbox.Sender]:
     return senders
 
 
+def channel_handlers(services: Services) -> dict[str, inbound.Handler]:
+    """Channels whose stored messages need more than a new ticket each (joining an open ticket, a call's steps)."""
+    handlers: dict[str, inbound.Handler] = {}
+    return handlers
+
+
 def send_outbox_once(services: Services, senders: dict[str, outbox.Sender]) -> outbox.SendReport:
     report = outbox.send_pending(services.sessions, senders)
     if report:
@@ -43,7 +49,8 @@ def process_inbound_once(services: Services) -> inbound.ProcessReport:
     """One pass over the stored channel messages: each becomes a ticket (or is retried, or parked as failed)."""
     settings = services.settings
     report = inbound.process_pending(services.sessions, services.suggester, services.timing,
-                                     auto_dispatch=settings.auto_dispatch, max_text_chars=settings.max_text_chars)
+                                     auto_dispatch=settings.auto_dispatch, max_text_chars=settings.max_text_chars,
+                                     handlers=channel_handlers(services))
     if report:
         log.info("inbound messages: %s", report)
     return report
