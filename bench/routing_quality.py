@@ -22,8 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hotline.analysis import CitySuggester  # noqa: E402
-from hotline.nlp_commands import demo_words  # noqa: E402
-from nlp.classifier import train_from_files  # noqa: E402
+from hotline.nlp_commands import demo_words, train_starter  # noqa: E402
 from tests.hotline.routing_fixture import SEED_CORPUS, demo_city, load_requests, run, summary  # noqa: E402
 
 
@@ -32,7 +31,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     args = parser.parse_args()
     t0 = time.perf_counter()
-    model = train_from_files([SEED_CORPUS], user_words=demo_words())
+    model = train_starter(SEED_CORPUS, demo_words())
     train_s = time.perf_counter() - t0
     requests = load_requests()
     with tempfile.TemporaryDirectory() as tmp:

@@ -29,6 +29,8 @@ from sqlalchemy.orm import Session
 log = logging.getLogger(__name__)
 MIN_CITY_TICKETS = 50
 MIN_HELD_OUT = 20
+#: a category with fewer training examples is learnt as part of its parent (see nlp.taxonomy.coarsen)
+MIN_LABEL_EXAMPLES = 8
 
 
 def city_words(session: Session) -> list[str]:
@@ -55,11 +57,29 @@ def demo_words() -> list[str]:
     return sorted({w for w in words if len(w) >= 2})
 
 
+def coarse_records(records: list[Any]) -> list[Any]:
+    """Records with thin categories merged into their parents, so every label has enough examples to learn."""
+    from dataclasses import replace
+
+    from nlp.taxonomy import coarsen
+
+    target = coarsen([r.label for r in records], MIN_LABEL_EXAMPLES)
+    return [replace(r, label=target[r.label]) for r in records]
+
+
+def train_starter(seed_corpus: Path, words: list[str]) -> Any:
+    """The starter model: the seed corpus's category paths (thin ones merged upwards) and the city's words."""
+    from nlp.classifier import Model, load_records
+
+    records, info = load_records([seed_corpus])
+    return Model.train(coarse_records(records), user_words=words, data_info=info)
+
+
 def cmd_starter(args: argparse.Namespace) -> int:
     """Make sure a model is loaded: train the starter model from the seed corpus if there is none."""
     from hotline.cli import _settings
     from hotline.db import make_engine, make_sessionmaker
-    from nlp.classifier import IncompatibleModelError, Model, train_from_files
+    from nlp.classifier import IncompatibleModelError, Model
 
     settings = _settings()
     model_dir = Path(args.out or settings.model_dir)
@@ -75,7 +95,7 @@ def cmd_starter(args: argparse.Namespace) -> int:
         words = city_words(session)
     if not words and settings.demo:
         words = demo_words()
-    model = train_from_files([settings.seed_corpus], user_words=words)
+    model = train_starter(settings.seed_corpus, words)
     model.save(model_dir)
     val = model.metadata.get("validation", {})
     print(f"starter model trained on {model.metadata['training_data']['records']} seed examples "
