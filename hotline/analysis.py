@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 DUPLICATE_WINDOW = timedelta(days=7)
 #: BM25 score from which the best knowledge article is taken to answer a consultation on the phone
-KNOWLEDGE_ANSWER_SCORE = 5.0
+KNOWLEDGE_ANSWER_SCORE = 10.0
 DUPLICATE_STATES = (Status.received, Status.dispatched, Status.signed, Status.returned, Status.reopened,
                     Status.awaiting_citizen)
 
