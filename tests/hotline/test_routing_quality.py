@@ -75,8 +75,10 @@ def test_a_question_the_knowledge_base_answers_is_offered_for_a_direct_answer_no
     demo: tuple[Services, CitySuggester],
 ) -> None:
     services, suggester = demo
+    question = "请问灵活就业人员怎么交养老保险？在哪里办"
+    assert suggester._analyzer.analyze("", question).auto_dispatch  # the model alone is sure enough to dispatch
     with services.sessions() as session:
-        s = suggester.suggest(session, "", "请问灵活就业人员怎么交养老保险？在哪里办", None, NOW)
+        s = suggester.suggest(session, "", question, None, NOW)
         best = session.get(KnowledgeArticle, s.knowledge[0]["article_id"])
         assert best is not None and "灵活就业" in best.title
     assert s.kind == "consultation" and s.auto_dispatch is False
