@@ -153,7 +153,7 @@ def create_ticket(
         channel=request.channel,
         title=request.title or request.text[:30],
         text=request.text,
-        location=request.location,
+        location=request.location or suggestion.place,
         kind=request.kind or suggestion.kind or Kind.help,
         urgent=suggestion.urgent,
         urgency_reason=suggestion.urgency_reason,

@@ -3,6 +3,10 @@
 ``nlp train`` / ``nlp evaluate`` (in ``nlp.cli``) work on files only; these two read the directory (place and
 unit names for the segmenter's dictionary) and the ticket history.
 
+Labels are category paths ("城市管理/市容秩序/占道经营", see nlp.taxonomy): the seed corpus is written that way and
+a city ticket's final category is turned into its path; categories with fewer than ``MIN_LABEL_EXAMPLES`` examples
+are learnt as part of their parent.
+
 Retraining rule (decided here): train a candidate on the city's finished tickets — with their *final* category,
 so agents' corrections count — plus the seed corpus, compare it with the current model on a held-out slice of the
 city's newest tickets (those received after the current model was trained, when there are enough), and switch
@@ -31,6 +35,8 @@ from hotline.settings import load_settings
 log = logging.getLogger(__name__)
 MIN_CITY_TICKETS = 50
 MIN_HELD_OUT = 20
+#: a category with fewer training examples is learnt as part of its parent (see nlp.taxonomy.coarsen)
+MIN_LABEL_EXAMPLES = 8
 
 
 def city_words(session: Session) -> list[str]:
@@ -57,10 +63,44 @@ def demo_words() -> list[str]:
     return sorted({w for w in words if len(w) >= 2})
 
 
+def coarse_records(records: list[Any]) -> list[Any]:
+    """Records with thin categories merged into their parents, so every label has enough examples to learn."""
+    from dataclasses import replace
+
+    from nlp.taxonomy import coarsen
+
+    target = coarsen([r.label for r in records], MIN_LABEL_EXAMPLES)
+    return [replace(r, label=target[r.label]) for r in records]
+
+
+def within_labels(records: list[Any], labels: list[str]) -> list[Any]:
+    """Records relabelled to their nearest category a model knows (held-out tickets judged at its granularity)."""
+    from dataclasses import replace
+
+    from nlp.taxonomy import parent
+
+    known = set(labels)
+    out = []
+    for r in records:
+        label: str | None = r.label
+        while label is not None and label not in known:
+            label = parent(label)
+        out.append(replace(r, label=label or r.label))
+    return out
+
+
+def train_starter(seed_corpus: Path, words: list[str]) -> Any:
+    """The starter model: the seed corpus's category paths (thin ones merged upwards) and the city's words."""
+    from nlp.classifier import Model, load_records
+
+    records, info = load_records([seed_corpus])
+    return Model.train(coarse_records(records), user_words=words, data_info=info)
+
+
 def cmd_starter(args: argparse.Namespace) -> int:
     """Make sure a model is loaded: train the starter model from the seed corpus if there is none."""
     from hotline.db import make_engine, make_sessionmaker
-    from nlp.classifier import IncompatibleModelError, Model, train_from_files
+    from nlp.classifier import IncompatibleModelError, Model
 
     settings = load_settings()
     model_dir = Path(args.out or settings.model_dir)
@@ -76,7 +116,7 @@ def cmd_starter(args: argparse.Namespace) -> int:
         words = city_words(session)
     if not words and settings.demo:
         words = demo_words()
-    model = train_from_files([settings.seed_corpus], user_words=words)
+    model = train_starter(settings.seed_corpus, words)
     model.save(model_dir)
     val = model.metadata.get("validation", {})
     print(f"starter model trained on {model.metadata['training_data']['records']} seed examples "
@@ -92,23 +132,28 @@ class CityRecord:
 
 
 def city_records(session: Session) -> list[CityRecord]:
-    """Finished tickets with their final first-level category (agents' corrections included), oldest first.
+    """Finished tickets with their final category as a path from the first level (agents' corrections included),
+    oldest first.
 
-    The first level is found by walking ``parent_id`` up, not by cutting the code, so a city whose codes are not
-    two characters per level works as well.
+    The path is found by walking ``parent_id`` up, not by cutting the code, so a city whose codes are not two
+    characters per level works as well.
     """
     from hotline.models import Category, Status, Ticket
     from nlp.classifier import Record
+    from nlp.taxonomy import SEPARATOR
 
     parents = {cid: (parent, name) for cid, parent, name in session.execute(
         select(Category.id, Category.parent_id, Category.name))}
 
-    def root_name(cid: int) -> str | None:
+    def path_name(cid: int) -> str | None:
+        names: list[str] = []
         seen: set[int] = set()
-        while cid in parents and parents[cid][0] is not None and cid not in seen:
-            seen.add(cid)
-            cid = parents[cid][0]  # type: ignore[assignment]
-        return parents[cid][1] if cid in parents else None
+        current: int | None = cid
+        while current is not None and current in parents and current not in seen:
+            seen.add(current)
+            names.append(parents[current][1])
+            current = parents[current][0]
+        return SEPARATOR.join(reversed(names)) if names else None
 
     rows = session.execute(
         select(Ticket.id, Ticket.title, Ticket.text, Ticket.category_id, Ticket.received_at)
@@ -118,7 +163,7 @@ def city_records(session: Session) -> list[CityRecord]:
     )
     records = []
     for ticket_id, title, text, category_id, received_at in rows:
-        label = root_name(category_id) if category_id is not None else None
+        label = path_name(category_id) if category_id is not None else None
         if label:
             records.append(CityRecord(Record(text=text, label=label, title=title or "", form="raw"), ticket_id,
                                       received_at))
@@ -183,12 +228,12 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         created = datetime.fromisoformat(str(current.metadata["created"]))
     train_part, held_out, seen_by_old = split_history(history, args.holdout, created)
     try:
-        candidate = Model.train([*seed, *(r.record for r in train_part)], user_words=words,
+        candidate = Model.train(coarse_records([*seed, *(r.record for r in train_part)]), user_words=words,
                                 data_info=_history_info(train_part, seed_info))
     except DataError as exc:
         print("hotline: " + "; ".join(exc.problems), file=sys.stderr)
         return 2
-    held_records = [r.record for r in held_out]
+    held_records = within_labels([r.record for r in held_out], candidate.labels)
     new = candidate.evaluate(held_records)
     old = None if current is None else current.evaluate(held_records)
     keys = ("macro_f1", "accuracy", "model_version")
@@ -202,7 +247,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     better = old is None or new["macro_f1"] >= old["macro_f1"]
     report["switched"] = bool(better and not args.dry_run)
     if report["switched"]:
-        final = Model.train([*seed, *(r.record for r in history)], user_words=words,
+        final = Model.train(coarse_records([*seed, *(r.record for r in history)]), user_words=words,
                             data_info=_history_info(history, seed_info))
         final.metadata["retrain_report"] = report
         _switch(model_dir, final)

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hotline.models import AREA_LEVELS, Area, CatalogueRule, Category, Unit
+from nlp.evidence import TermEvidence, name_terms, note_terms
 from nlp.places import Gazetteer, PlaceEntry
 from routing.catalogue import Catalogue, RouteDecision, Rule, category_path, city_bureau_codes
 
@@ -30,7 +31,7 @@ class RouteChoice:
 
 @dataclass(frozen=True)
 class RoutingSnapshot:
-    categories_by_name: dict[str, tuple[int, str]]  # first-level name -> (id, code)
+    categories_by_name: dict[str, tuple[int, str]]  # name (any level) -> (id, code)
     category_codes: dict[int, str]
     area_paths: dict[int, list[str]]  # area id -> codes from the city down
     areas_by_code: dict[str, Area]
@@ -40,6 +41,8 @@ class RoutingSnapshot:
     names: dict[str, dict[str, str]]
     gazetteer: Gazetteer
     city_code: str | None
+    category_parents: dict[str, str | None]  # category code -> parent code
+    evidence: TermEvidence  # the words of category names and catalogue notes
 
     @classmethod
     def load(cls, session: Session) -> RoutingSnapshot:
@@ -79,8 +82,14 @@ class RoutingSnapshot:
             )
             for a in areas
         )
+        # The catalogue's own words for each category: its name and the examples in its rules' notes (evidence
+        # where the model is unsure, see nlp.evidence).
+        words: dict[str, list[str]] = {c.code: name_terms(c.name) for c in categories}
+        for rule in rules:
+            words.setdefault(rule.category, []).extend(note_terms(rule.note))
+        by_level = sorted(categories, key=lambda c: (-c.level, c.code))  # on a shared name the higher level wins
         return cls(
-            categories_by_name={c.name: (c.id, c.code) for c in categories if c.parent_id is None},
+            categories_by_name={c.name: (c.id, c.code) for c in by_level},
             category_codes=cat_codes,
             area_paths=paths,
             areas_by_code={a.code: a for a in areas},
@@ -94,6 +103,8 @@ class RoutingSnapshot:
             },
             gazetteer=gazetteer,
             city_code=next((a.code for a in areas if a.level == "city" and a.parent_id is None), None),
+            category_parents={c.code: cat_codes.get(c.parent_id) if c.parent_id else None for c in categories},
+            evidence=TermEvidence(words),
         )
 
     def area_path(self, area_id: int | None) -> list[str]:

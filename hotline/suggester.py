@@ -25,14 +25,18 @@ from hotline.suggestion import CategorySuggestion, NullSuggester, Suggester, Sug
 from nlp.analyzer import TextAnalyzer
 from nlp.classifier import IncompatibleModelError, Model
 from nlp.duplicates import DuplicateIndex
-from nlp.places import user_words
-from nlp.segment import Segmenter
+from nlp.evidence import decode, mix
+from nlp.places import place_phrase, user_words
+from nlp.segment import Segmenter, join_segmented
+from nlp.taxonomy import resolve
 
 #: (session, query, limit) -> [(article id, score)], the knowledge base search of this process
 KnowledgeSearch = Callable[[Session, str, int], list[tuple[int, float]]]
 
 log = logging.getLogger(__name__)
 DUPLICATE_WINDOW = timedelta(days=7)
+#: BM25 score from which the best knowledge article is taken to answer a consultation on the phone
+KNOWLEDGE_ANSWER_SCORE = 10.0
 
 
 class CitySuggester:
@@ -55,8 +59,9 @@ class CitySuggester:
         return DuplicateIndex(window=DUPLICATE_WINDOW, segmenter=Segmenter(words), places=directory.area_parents())
 
     def _make_analyzer(self) -> TextAnalyzer:
-        analyzer = TextAnalyzer(self._model, self._directory.gazetteer)
-        return analyzer
+        # Every label's probability, not only the top three: probability spread over 停水 / 水质 / 供水 adds up.
+        k = len(self._model.labels) if self._model is not None else 3
+        return TextAnalyzer(self._model, self._directory.gazetteer, k=k)
 
     def _load_open_tickets(self, session: Session) -> None:
         since = datetime.now().astimezone() - DUPLICATE_WINDOW
@@ -83,20 +88,33 @@ class CitySuggester:
 
     def suggest(self, session: Session, title: str, text: str, location: str | None, now: datetime) -> Suggestion:
         directory, analyzer = self._directory, self._analyzer
-        analysis = analyzer.analyze(title, f"{text} {location or ''}".strip())
-        categories = []
+        message = f"{text} {location or ''}".strip()
+        analysis = analyzer.analyze(title, message)
+        model_scores: dict[str, float] = {}
         for guess in analysis.categories:
-            found = directory.categories_by_name.get(guess.label)
-            categories.append(
-                CategorySuggestion(
-                    category_id=found[0] if found else None,
-                    code=found[1] if found else None,
-                    label=guess.label,
-                    probability=round(float(guess.probability), 4),
-                )
-            )
+            name = resolve(guess.label, directory.categories_by_name)
+            if name is not None:
+                code = directory.categories_by_name[name][1]
+                model_scores[code] = model_scores.get(code, 0.0) + float(guess.probability)
+        categories: list[CategorySuggestion] = []
+        evidence_words: list[str] = []
+        model_choice: str | None = None
+        if model_scores:
+            model_choice = decode(model_scores, directory.category_parents)[0][0]
+            normalised = join_segmented(f"{title} {message}")
+            evidence = directory.evidence.score(normalised)
+            ranked = decode(mix(model_scores, evidence), directory.category_parents)[:3]
+            names = directory.names["category"]
+            categories = [
+                CategorySuggestion(category_id=directory.categories_by_name[names[code]][0], code=code,
+                                   label=names[code], probability=round(mass, 4))
+                for code, mass in ranked
+            ]
+            if categories and categories[0].code != model_choice:
+                evidence_words = directory.evidence.words(normalised)
         place = analysis.places[0] if analysis.places else None
         area = directory.areas_by_code.get(place.code) if place else None
+        named = next((p for p in analysis.places if p.matched), None)
         suggestion = Suggestion(
             categories=categories,
             kind=analysis.kind,
@@ -106,7 +124,9 @@ class CitySuggester:
             area_id=area.id if area else None,
             area_code=area.code if area else None,
             area_name=area.name if area else None,
-            auto_dispatch=analysis.auto_dispatch,
+            place=place_phrase(f"{title}。{message}", named.matched) if named and named.matched else None,
+            # the model's own choice only: a choice the catalogue's words changed goes to a person
+            auto_dispatch=analysis.auto_dispatch and not evidence_words and bool(categories),
             model_version=getattr(self._model, "version", None),
         )
         choice = directory.route(suggestion.category_id, suggestion.area_id)
@@ -115,6 +135,8 @@ class CitySuggester:
         suggestion.co_unit_ids = choice.co_unit_ids
         suggestion.route_rule_id = choice.rule_id
         suggestion.route_explanation = choice.explanation
+        if evidence_words:
+            suggestion.route_explanation += "；分类参考了目录用词：" + "、".join(evidence_words[:5])
         body = f"{title} {text}"
         dups = self._duplicates.query(body, suggestion.area_code, now, k=5)
         if dups:
@@ -129,6 +151,11 @@ class CitySuggester:
             {"article_id": article_id, "score": round(float(score), 3)}
             for article_id, score in self._knowledge_search(session, body, 3)
         ]
+        if suggestion.kind == "consultation" and suggestion.knowledge and (
+            suggestion.knowledge[0]["score"] >= KNOWLEDGE_ANSWER_SCORE
+        ):
+            # A question the knowledge base answers is answered on the line (直接答复), never dispatched unasked.
+            suggestion.auto_dispatch = False
         return suggestion
 
     def remember(self, ticket_id: int, title: str, text: str, area_code: str | None, at: datetime) -> None:

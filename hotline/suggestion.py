@@ -32,6 +32,7 @@ class Suggestion:
     area_id: int | None = None
     area_code: str | None = None
     area_name: str | None = None
+    place: str | None = None  # the place as the message names it (金桂园小区3栋2单元), for the ticket's 地点
     unit_id: int | None = None
     unit_name: str | None = None
     co_unit_ids: list[int] = field(default_factory=list)

@@ -112,6 +112,25 @@ class Gazetteer:
         return list(self._by_name)
 
 
+_NUMBER = r"[0-9０-９一二三四五六七八九十百零〇]+"
+#: what citizens add after an estate's or road's name: 小区, 二期, 南门, 3栋 / 5号楼, 2单元, 101室
+_ADDRESS_TAIL = re.compile(
+    rf"(?:小区|花园|新村|家园|社区)?(?:{_NUMBER}期)?(?:[东南西北](?:大|侧|小)?门)?"
+    rf"(?:{_NUMBER}(?:号楼|栋|幢|座|号院|号))?(?:{_NUMBER}单元)?(?:{_NUMBER}(?:室|层|楼|号))?"
+)
+
+
+def place_phrase(text: str, matched: str) -> str:
+    """The place as the message names it, from a gazetteer match on: "金桂园" in "金桂园小区3栋2单元的楼道" ->
+    "金桂园小区3栋2单元", "幸福里" in "幸福里小区南门门口" -> "幸福里小区南门". ``matched`` alone if not found."""
+    norm = join_segmented(text or "")
+    at = norm.find(matched)
+    if at < 0:
+        return matched
+    tail = _ADDRESS_TAIL.match(norm, at + len(matched))
+    return matched + (tail.group(0) if tail else "")
+
+
 def user_words(gazetteer: Gazetteer | None = None, unit_names: Iterable[str] = ()) -> list[str]:
     """Words the Segmenter must keep whole: place names and aliases, unit names, and domain terms."""
     words: list[str] = list(DOMAIN_TERMS)

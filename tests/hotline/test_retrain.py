@@ -13,7 +13,7 @@ from nlp.classifier import Record
 from tests.conftest import City, act, submit
 
 
-def test_retraining_reads_the_final_first_level_category_including_corrections(
+def test_retraining_reads_the_final_category_as_its_path_including_corrections(
     client: TestClient, city: City, services: Services
 ) -> None:
     corrected = submit(client, city, text="建设路摊贩占道经营，晚上还很吵")
@@ -24,7 +24,7 @@ def test_retraining_reads_the_final_first_level_category_including_corrections(
     with services.sessions() as session:
         records = city_records(session)
     by_ticket = {r.ticket_id: r.record.label for r in records}
-    assert by_ticket[corrected["id"]] == "城市管理"  # 占道经营 (level 2) rolls up to its first level
+    assert by_ticket[corrected["id"]] == "城市管理/占道经营"  # the corrected category, under its first level
     assert open_one["id"] not in by_ticket
 
 

@@ -1,0 +1,27 @@
+"""Category-path labels: thin categories are learnt as part of their parent; a city resolves the deepest name."""
+
+from __future__ import annotations
+
+from nlp.taxonomy import coarsen, first_level, resolve
+
+
+def test_a_category_with_too_few_examples_is_learnt_as_its_parent() -> None:
+    labels = (["水电气热/排水/下水道堵塞"] * 2 + ["水电气热/排水"] * 2 + ["水电气热/燃气/燃气泄漏"] * 5
+              + ["水电气热"] * 3)
+    target = coarsen(labels, 3)
+    assert target["水电气热/排水/下水道堵塞"] == "水电气热/排水"  # 2 + 2 examples together are enough
+    assert target["水电气热/燃气/燃气泄漏"] == "水电气热/燃气/燃气泄漏"
+    assert target["水电气热"] == "水电气热"
+
+
+def test_merging_climbs_until_enough_examples_but_never_above_the_first_level() -> None:
+    target = coarsen(["城市管理/市政设施/路灯不亮", "城市管理/市政设施/井盖缺失破损", "民政"], 5)
+    assert target["城市管理/市政设施/路灯不亮"] == "城市管理"
+    assert target["民政"] == "民政"
+
+
+def test_a_city_resolves_the_deepest_name_it_knows() -> None:
+    assert resolve("城市管理/市容秩序/占道经营", {"城市管理", "占道经营"}) == "占道经营"
+    assert resolve("城市管理/市容秩序/占道经营", {"城市管理"}) == "城市管理"
+    assert resolve("城市管理/市容秩序", {"民政"}) is None
+    assert first_level("水电气热/燃气/燃气泄漏") == "水电气热"
