@@ -1,0 +1,68 @@
+"""The work per ticket stays small: the SQL statements one intake costs are counted, and may not grow unnoticed.
+
+The ceilings are what the code needs today (2026-12-02: sync intake 16 statements on SQLite, 14 on PostgreSQL; accept 2
+/ 1; processing 9.3 / 8.2 per message in a batch of 10); lower them when an intake gets cheaper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import event
+
+from hotline import inbound
+from hotline.db import transaction
+from hotline.services import Services
+from tests.conftest import City
+
+#: statements of the agents' synchronous POST /api/intake (auth, citizen, number, ticket, event, re-read for the answer)
+SYNC_INTAKE_CEILING = 16
+#: statements of accepting one channel message (the one INSERT, plus the transaction's BEGIN/COMMIT on SQLite)
+ACCEPT_CEILING = 2
+#: statements the worker spends on one stored message (claim share, lock, ticket, event, done)
+PROCESS_CEILING = 10
+
+
+@contextmanager
+def counted(services: Services) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement.split(None, 1)[0].upper())
+
+    event.listen(services.engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(services.engine, "before_cursor_execute", count)
+
+
+def test_one_synchronous_intake_stays_within_its_statements(client: TestClient, city: City,
+                                                            services: Services) -> None:
+    body = {"channel": "phone", "text": "建设路有人占道经营，摊位堵住了人行道", "citizen": {"phone": "13800001234"}}
+    client.post("/api/intake", json=body, headers=city.headers("agent"))  # warm caches (directory, calendar)
+    with counted(services) as statements:
+        response = client.post("/api/intake", json={**body, "external_id": "call-2"}, headers=city.headers("agent"))
+    assert response.status_code == 201
+    assert len(statements) <= SYNC_INTAKE_CEILING, statements
+
+
+def test_accepting_a_channel_message_is_one_insert(services: Services, city: City) -> None:
+    message = inbound.Inbound(channel="wechat", external_id="m1", text="路灯坏了", wechat_openid="o1")
+    with counted(services) as statements, transaction(services.sessions) as session:
+        inbound.accept(session, message)
+    assert statements.count("INSERT") == 1 and len(statements) <= ACCEPT_CEILING, statements
+
+
+def test_processing_a_stored_message_stays_within_its_statements(services: Services, city: City) -> None:
+    with transaction(services.sessions) as session:
+        for n in range(10):
+            inbound.accept(session, inbound.Inbound(channel="wechat", external_id=f"m{n}", text=f"路灯坏了{n}",
+                                                    wechat_openid=f"o{n}"))
+    with counted(services) as statements:
+        report = inbound.process_pending(services.sessions, services.suggester, services.timing)
+    assert report.created == 10
+    assert len(statements) / 10 <= PROCESS_CEILING, statements
