@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
-from hotline import inbound
-from hotline.api.deps import IdPath, SessionDep, UserDep, require
+from hotline import inbound, intake
+from hotline.api.deps import ActorDep, IdPath, ServicesDep, SessionDep, UserDep, require
+from hotline.errors import Forbidden, Invalid
 from hotline.models import InboundMessage, Role, Ticket
 
 router = APIRouter(prefix="/api")
@@ -41,6 +42,36 @@ def _out(row: InboundMessage, number: str | None) -> InboundOut:
                       attempts=row.attempts, last_error=row.last_error, received_at=row.received_at,
                       processed_at=row.processed_at, next_attempt_at=row.next_attempt_at, ticket_id=row.ticket_id,
                       ticket_number=number, payload=row.payload)
+
+
+class AcceptedOut(BaseModel):
+    inbound_id: int
+    duplicate: bool
+
+
+@router.post("/inbound", response_model=AcceptedOut, status_code=202, tags=["intake"])
+def accept_inbound(body: intake.IntakeRequest, response: Response, session: SessionDep, services: ServicesDep,
+                   actor: ActorDep) -> AcceptedOut:
+    """The durable intake over HTTP for a channel's service key (the city portal, an integration): the message is
+    stored and acknowledged at once (202), the worker makes the ticket. The same (channel, external_id) again
+    answers 200 with the same id and stores nothing."""
+    if actor.channel is None:
+        raise Forbidden("POST /api/inbound takes a channel's service key; agents use POST /api/intake")
+    if body.channel != actor.channel:
+        raise Invalid(f"this key belongs to channel '{actor.channel}', not '{body.channel}'", field="channel")
+    if body.external_id is None:
+        raise Invalid("external_id is needed, so that a retried delivery is recognised", field="external_id")
+    citizen = body.citizen
+    accepted = inbound.accept(session, inbound.Inbound(
+        channel=body.channel, external_id=body.external_id, text=body.text, title=body.title or "",
+        citizen_name=citizen.name if citizen else None, citizen_phone=citizen.phone if citizen else None,
+        wechat_openid=citizen.wechat_openid if citizen else None, place_text=body.location,
+        received_at=body.received_at, confidential=body.confidential,
+    ), max_text_chars=services.settings.max_text_chars)
+    session.commit()
+    if accepted.duplicate:
+        response.status_code = 200
+    return AcceptedOut(inbound_id=accepted.inbound_id, duplicate=accepted.duplicate)
 
 
 @router.get("/inbound", response_model=InboundPage, tags=["intake"])

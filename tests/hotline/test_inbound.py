@@ -208,3 +208,18 @@ def test_a_worker_killed_in_the_middle_of_a_batch_loses_and_doubles_nothing(
         tickets = session.scalar(select(func.count()).select_from(Ticket))
         linked = session.scalar(select(func.count(func.distinct(InboundMessage.ticket_id))))
     assert tickets == count and linked == count
+
+
+def test_a_channel_key_posts_to_the_durable_intake_and_a_retry_is_recognised(services: Services, city: City,
+                                                                            client: TestClient) -> None:
+    key = {"Authorization": f"Bearer {services.settings.channel_keys['web']}"}
+    body = {"channel": "web", "external_id": "portal-1", "text": "小区门口的井盖丢了，晚上很危险"}
+    first = client.post("/api/inbound", json=body, headers=key)
+    assert first.status_code == 202 and first.json()["duplicate"] is False
+    again = client.post("/api/inbound", json=body, headers=key)
+    assert again.status_code == 200 and again.json() == {"inbound_id": first.json()["inbound_id"], "duplicate": True}
+    assert client.post("/api/inbound", json=body, headers=city.headers("agent")).status_code == 403
+    assert client.post("/api/inbound", json={**body, "channel": "wechat"}, headers=key).status_code == 422
+    assert client.post("/api/inbound", json={k: v for k, v in body.items() if k != "external_id"},
+                       headers=key).status_code == 422
+    assert process_all(services).created == 1
