@@ -125,3 +125,25 @@ OUTCOME_LABELS: dict[str, str] = {
     "pending": "待定",
     "na": "不适用",
 }
+
+#: states of a message on the ticket's conversation: what came in (inbound) and what went back (outbox)
+DELIVERY_LABELS: dict[str, str] = {
+    "accepted": "已接收，待登记",
+    "processing": "登记中",
+    "done": "已登记",
+    "pending": "待发送",
+    "sending": "发送中",
+    "sent": "已发送",
+    "failed": "发送失败",
+}
+
+#: what a message sent back to the citizen is
+OUTBOX_KIND_LABELS: dict[str, str] = {
+    "accepted": "受理通知",
+    "reply": "办理结果",
+    "closed": "办结通知",
+    "survey": "回访",
+    "status": "进度答复",
+    "answer": "直接答复",
+    "message": "消息",
+}

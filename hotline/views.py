@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 from hotline import workflow
 from hotline.auth import Actor
 from hotline.labels import KIND_LABELS, STATUS_LABELS
-from hotline.models import Area, Category, Role, Ticket, TicketEvent, Unit
+from hotline.models import Area, Category, InboundMessage, OutboxMessage, Role, Ticket, TicketEvent, Unit
 
 FULL_PHONE_ROLES = frozenset({Role.agent, Role.supervisor})
 
@@ -95,8 +95,23 @@ class TicketOut(BaseModel):
     allowed_actions: list[str]
 
 
+class ConversationItem(BaseModel):
+    """One message between the citizen and the hotline on the ticket's channel: what came in, what went back."""
+
+    direction: str  # in | out
+    channel: str
+    kind: str  # in: message; out: the outbox kind (accepted, reply, survey …)
+    text: str
+    at: datetime
+    state: str  # in: accepted/processing/done/failed; out: pending/sending/sent/failed
+    attempts: int
+    recipient: str | None = None
+    last_error: str | None = None
+
+
 class TicketDetail(TicketOut):
     events: list[EventOut]
+    conversation: list[ConversationItem] = []
 
 
 def ticket_load_options() -> list[Any]:
@@ -171,6 +186,7 @@ def ticket_detail(session: Session, ticket_id: int, actor: Actor) -> TicketDetai
     base = ticket_out(ticket, actor)
     return TicketDetail(
         **base.model_dump(),
+        conversation=conversation(session, ticket, actor),
         events=[
             EventOut(
                 id=e.id,
@@ -186,3 +202,25 @@ def ticket_detail(session: Session, ticket_id: int, actor: Actor) -> TicketDetai
             for e in events
         ],
     )
+
+
+def conversation(session: Session, ticket: Ticket, actor: Actor) -> list[ConversationItem]:
+    """The ticket's messages in and out, oldest first, with delivery state. Recipients (phone numbers, openids) are
+    masked for roles that get masked numbers and hidden from units on a confidential ticket."""
+    items: list[ConversationItem] = []
+    for row in session.scalars(select(InboundMessage).where(InboundMessage.ticket_id == ticket.id)):
+        items.append(ConversationItem(direction="in", channel=row.channel, kind="message",
+                                      text=str(row.payload.get("text", "")), at=row.received_at, state=row.state,
+                                      attempts=row.attempts, last_error=row.last_error))
+    for out in session.scalars(select(OutboxMessage).where(OutboxMessage.ticket_id == ticket.id)):
+        if ticket.confidential and actor.is_unit:
+            recipient = None
+        elif actor.role in FULL_PHONE_ROLES:
+            recipient = out.recipient
+        else:
+            recipient = mask_phone(out.recipient) if out.recipient.isdigit() else "（已隐藏）"
+        items.append(ConversationItem(direction="out", channel=out.channel, kind=out.kind,
+                                      text=str(out.payload.get("body") or out.payload.get("text") or ""),
+                                      at=out.sent_at or out.created_at, state=out.state, attempts=out.attempts,
+                                      recipient=recipient, last_error=out.last_error))
+    return sorted(items, key=lambda item: item.at)

@@ -223,3 +223,24 @@ def test_a_channel_key_posts_to_the_durable_intake_and_a_retry_is_recognised(ser
     assert client.post("/api/inbound", json={k: v for k, v in body.items() if k != "external_id"},
                        headers=key).status_code == 422
     assert process_all(services).created == 1
+
+
+def test_the_ticket_shows_its_conversation_with_delivery_state_and_masked_recipients(
+    services: Services, city: City, client: TestClient
+) -> None:
+    from hotline import outbox
+
+    accept_all(services, [inbound.Inbound(channel="web", external_id="p1", text="井盖丢了，晚上很危险",
+                                          citizen_phone="13800001234")])
+    process_all(services)
+    with transaction(services.sessions) as session:
+        ticket = session.scalars(select(Ticket)).one()
+        outbox.enqueue(session, channel="sms", kind="accepted", key=f"sms:accepted:{ticket.id}",
+                       payload={"body": f"您的诉求已受理，工单号{ticket.number}。"}, recipient="13800001234",
+                       ticket_id=ticket.id)
+        ticket_id = ticket.id
+    seen = client.get(f"/api/tickets/{ticket_id}", headers=city.headers("agent")).json()["conversation"]
+    assert [(m["direction"], m["state"]) for m in seen] == [("in", "done"), ("out", "pending")]
+    assert seen[0]["text"] == "井盖丢了，晚上很危险" and seen[1]["recipient"] == "13800001234"
+    masked = client.get(f"/api/tickets/{ticket_id}", headers=city.headers("dispatcher")).json()["conversation"]
+    assert masked[1]["recipient"] == "138****1234"

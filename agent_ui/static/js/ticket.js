@@ -249,7 +249,23 @@ export function historyList(ticket) {
       h('span', { class: 'actor' }, e.actor),
       e.to_status ? h('span', { class: 'muted' }, ` → ${labelOf('status', e.to_status)}`) : null,
       e.note ? h('div', { class: 'note' }, e.note) : null,
-      e.data && e.data.attachments && e.data.attachments.length ? h('div', { class: 'note' }, `附件：${e.data.attachments.join('；')}`) : null))));
+      e.data && e.data.attachments && e.data.attachments.length ? h('div', { class: 'note' },
+        `附件：${e.data.attachments.map((a) => (typeof a === 'string' ? a : a.url || a.media_id || a.kind)).join('；')}`) : null))));
+}
+
+/** What came in from the citizen and what went back, with its delivery state (failed ones stand out). */
+export function conversationList(ticket) {
+  const items = ticket.conversation || [];
+  if (!items.length) return null;
+  return h('section', { class: 'conversation', 'aria-label': '与市民的往来' }, h('h3', {}, '与市民的往来'),
+    h('ol', {}, items.map((m) => h('li', { class: `msg ${m.direction} ${m.state}` },
+      h('time', { datetime: m.at }, fmtTime(m.at)),
+      h('span', { class: 'ev' }, m.direction === 'in' ? `来自${labelOf('channel', m.channel)}`
+        : `${labelOf('outbox_kind', m.kind)} → ${labelOf('channel', m.channel)}${m.recipient ? ` ${m.recipient}` : ''}`),
+      h('span', { class: m.state === 'failed' ? 'badge danger' : 'muted' }, labelOf('delivery', m.state)),
+      m.attempts > 1 ? h('span', { class: 'muted small' }, `（第 ${m.attempts} 次）`) : null,
+      h('div', { class: 'note' }, m.text),
+      m.state === 'failed' && m.last_error ? h('div', { class: 'note muted small' }, `原因：${m.last_error}`) : null))));
 }
 
 /** The whole ticket: header, text, citizen, units, optional analysis, actions, history. */
@@ -280,5 +296,7 @@ export function renderTicket(container, ticket, ctx) {
   if (ctx.showAnalysis) container.append(analysisPanel(ticket, ctx));
   if (ctx.beforeActions) container.append(...ctx.beforeActions(ticket).filter(Boolean));
   container.append(actionPanel(ticket, ctx));
+  const talk = conversationList(ticket);
+  if (talk) container.append(talk);
   if (ticket.events) container.append(historyList(ticket));
 }

@@ -1,0 +1,255 @@
+"""Intake under load: the durable channel intake and the agents' synchronous intake against a plain reference.
+
+Run (one command; needs PostgreSQL on 127.0.0.1:5432 with trust auth, Redis on 127.0.0.1:6379, and Debian's wrk):
+
+    .venv/bin/python bench/intake_load.py                         # 2 rounds × 3 endpoints × 20 s, then processing
+    .venv/bin/python bench/intake_load.py --seconds 10 --rounds 1 # a quicker look
+    .venv/bin/python bench/intake_load.py --sustain 600           # processing sustained for 10 minutes
+
+What it does: creates a fresh PostgreSQL database, migrates it, trains the starter model and seeds the demo city,
+starts ``hotline serve --workers 2`` (Redis bus, no embedded worker) and the plain reference (bench/plain_insert_app.py:
+FastAPI + asyncpg inserting a ticket and an event and publishing to Redis, also 2 workers), then alternates wrk runs
+(32 connections, 2 threads) over the three endpoints, each request a real citizen message of ../shared/data (about
+420 characters) with a new external id:
+
+- plain:   POST /plain (the reference);
+- accept:  POST /api/inbound with the web channel's key (store and acknowledge; the worker makes the ticket later);
+- sync:    POST /api/intake with an agent's token (analysis, routing and the ticket before the answer).
+
+Afterwards it starts two ``hotline worker`` processes and measures how fast the accepted backlog becomes tickets
+(classified, routed, stored with their events, published), then checks that every acknowledged message is exactly
+one ticket. wrk's own CPU share (its user+system time over wall time and cores) is reported, as the load generator
+competes with the servers on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "complaints_labelled.jsonl"
+BIN = Path(sys.executable).parent
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS = "redis://127.0.0.1:6379/0"
+
+WRK_SCRIPT = r"""
+local texts = {}
+for line in io.lines(os.getenv("BENCH_TEXTS")) do texts[#texts + 1] = line end
+local threads = 0
+setup = function(thread) threads = threads + 1; thread:set("tid", threads) end
+local counter = 0
+request = function()
+  counter = counter + 1
+  local text = texts[(counter % #texts) + 1]
+  local body = '{"channel":"' .. os.getenv("BENCH_CHANNEL") .. '","external_id":"' .. os.getenv("BENCH_RUN") ..
+    "-" .. tostring(tid) .. "-" .. counter .. '","text":"' .. text .. '"}'
+  return wrk.format("POST", nil, nil, body)
+end
+done = function(summary, latency, requests)
+  io.write(string.format("TOTAL %d ERRORS %d\n", summary.requests,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status +
+    summary.errors.timeout))
+  for _, p in pairs({50, 99}) do io.write(string.format("P%d %.3f\n", p, latency:percentile(p) / 1000.0)) end
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
+
+
+def texts_file(directory: Path) -> Path:
+    if not DATA.exists():
+        raise SystemExit(f"{DATA} is missing (the benchmark sends real citizen messages)")
+    raw = [json.loads(line)["text"] for line in DATA.open(encoding="utf-8")]
+    chosen = [t.replace("\n", " ") for t in raw if len(t) >= 200][:2000]
+    path = directory / "texts.txt"
+    path.write_text("\n".join(json.dumps(t, ensure_ascii=False)[1:-1] for t in chosen) + "\n", encoding="utf-8")
+    return path
+
+
+def run_wrk(url: str, headers: dict[str, str], channel: str, seconds: int, texts: Path, script: Path,
+            connections: int) -> dict[str, float]:
+    env = {**os.environ, "BENCH_TEXTS": str(texts), "BENCH_CHANNEL": channel, "BENCH_RUN": uuid.uuid4().hex[:8]}
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script), url]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    started = time.monotonic()
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - started
+    output = proc.stdout.read() if proc.stdout else ""
+    if status != 0:
+        raise SystemExit(f"wrk failed:\n{output}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    total, errors = (int(x) for x in re.search(r"TOTAL (\d+) ERRORS (\d+)", output).groups())  # type: ignore[union-attr]
+    non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", output)) else 0
+    p50 = float(re.search(r"P50 ([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p99 = float(re.search(r"P99 ([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    cpu = (usage.ru_utime + usage.ru_stime) / wall / (os.cpu_count() or 1)
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "total": total, "errors": errors, "non2xx": non2xx,
+            "wrk_cpu_share": cpu}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2, help="hotline worker processes for the processing phase")
+    parser.add_argument("--sustain", type=int, default=0,
+                        help="keep accepting at a steady rate for this many seconds while the workers process")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+
+    db = f"hotline_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db}"')
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
+    tmp = Path(tempfile.mkdtemp(prefix="intake-bench-"))
+    env = {**os.environ, "HOTLINE_DEMO": "1", "HOTLINE_DATABASE_URL": url, "HOTLINE_REDIS_URL": REDIS,
+           "HOTLINE_EMBEDDED_WORKER": "false", "HOTLINE_MODEL_DIR": str(tmp / "model"),
+           "HOTLINE_SWEEP_INTERVAL_SECONDS": "3600"}
+    procs: list[subprocess.Popen[bytes]] = []
+    log = (tmp / "servers.log").open("wb")
+
+    def start(command: list[str], extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(command, cwd=ROOT, env={**env, **(extra or {})}, stdout=log, stderr=log,
+                                start_new_session=True)
+        procs.append(proc)
+        return proc
+
+    try:
+        for step in (["migrate"], ["nlp", "starter"], ["seed-demo"]):
+            subprocess.run([str(BIN / "hotline"), *step], cwd=ROOT, env=env, check=True, stdout=log, stderr=log)
+        port, plain_port = free_port(), free_port()
+        start([str(BIN / "hotline"), "serve", "--port", str(port), "--workers", "2"])
+        start([str(BIN / "uvicorn"), "plain_insert_app:app", "--app-dir", str(ROOT / "bench"), "--port",
+               str(plain_port), "--workers", "2", "--log-level", "warning"],
+              {"PLAIN_DSN": f"postgresql://postgres@127.0.0.1:5432/{db}", "PLAIN_REDIS": REDIS})
+        base, plain = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{plain_port}"
+        wait_for(f"{base}/healthz")
+        wait_for(f"{plain}/docs")
+        token = httpx.post(f"{base}/api/auth/login", json={"username": "agent", "password": "agent123"},
+                           timeout=30).json()["access_token"]
+        texts = texts_file(tmp)
+        script = tmp / "intake.lua"
+        script.write_text(WRK_SCRIPT)
+        targets = {
+            "plain": (f"{plain}/plain", {"Content-Type": "application/json"}, "web"),
+            "accept": (f"{base}/api/inbound", {"Content-Type": "application/json",
+                                              "Authorization": "Bearer demo-web-key"}, "web"),
+            "sync": (f"{base}/api/intake", {"Content-Type": "application/json",
+                                           "Authorization": f"Bearer {token}"}, "phone"),
+        }
+        results: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
+        for _ in range(args.rounds):
+            for name, (target, headers, channel) in targets.items():
+                results[name].append(run_wrk(target, headers, channel, args.seconds, texts, script,
+                                             args.connections))
+                print(name, results[name][-1], file=sys.stderr)
+
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{db}") as conn:
+            backlog = conn.execute("SELECT count(*) FROM inbound_messages WHERE state = 'accepted'").fetchone()[0]
+            tickets_before = conn.execute("SELECT count(*) FROM tickets").fetchone()[0]
+        started = time.monotonic()
+        workers = [start([str(BIN / "hotline"), "worker"]) for _ in range(args.workers)]
+        sustain_result: dict[str, float] | None = None
+        if args.sustain:
+            target, headers, channel = targets["accept"]
+            sustain_result = run_wrk(target, headers, channel, args.sustain, texts, script, 4)
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{db}") as conn:
+            while True:
+                left = conn.execute(
+                    "SELECT count(*) FROM inbound_messages WHERE state IN ('accepted', 'processing')").fetchone()[0]
+                if left == 0:
+                    break
+                if time.monotonic() - started > 3600:
+                    raise SystemExit(f"the backlog did not drain within an hour ({left} left)")
+                time.sleep(0.5)
+            elapsed = time.monotonic() - started
+            processed = conn.execute("SELECT count(*) FROM inbound_messages WHERE processed_at IS NOT NULL "
+                                     "AND channel = 'web'").fetchone()[0]
+            accepted_rows = conn.execute("SELECT count(*) FROM inbound_messages WHERE channel = 'web'").fetchone()[0]
+            linked = conn.execute("SELECT count(DISTINCT ticket_id) FROM inbound_messages "
+                                  "WHERE channel = 'web'").fetchone()[0]
+            failed = conn.execute("SELECT count(*) FROM inbound_messages WHERE state = 'failed'").fetchone()[0]
+            tickets_after = conn.execute("SELECT count(*) FROM tickets").fetchone()[0]
+        for proc in workers:
+            os.killpg(proc.pid, signal.SIGTERM)
+        acknowledged = sum(r["total"] - r["non2xx"] - r["errors"] for r in results["accept"])
+        if sustain_result:
+            acknowledged += int(sustain_result["total"] - sustain_result["non2xx"] - sustain_result["errors"])
+        report = {
+            "machine": f"{platform.node()} {os.cpu_count()} cores, {platform.python_version()}",
+            "date": time.strftime("%Y-%m-%d"),
+            "command": " ".join(["bench/intake_load.py", *sys.argv[1:]]),
+            "rounds": results,
+            "processing": {"backlog": backlog, "seconds": round(elapsed, 1),
+                           "tickets_per_s": round(backlog / elapsed, 1) if elapsed else None,
+                           "workers": args.workers, "sustain": sustain_result},
+            "exactly_once": {"acknowledged": acknowledged, "stored": accepted_rows, "processed": processed,
+                             "distinct_tickets": linked, "failed": failed,
+                             "new_tickets": tickets_after - tickets_before},
+        }
+        if args.json:
+            print(json.dumps(report, ensure_ascii=False, indent=2))
+        else:
+            print(f"## Intake under load ({report['machine']}, {report['date']})\n")
+            print(f"`{report['command']}`, {args.connections} connections, {args.seconds} s per run\n")
+            print("| endpoint | round | requests/s | p50 ms | p99 ms | vs plain | wrk CPU share |")
+            print("|---|---|---|---|---|---|---|")
+            for i in range(args.rounds):
+                ref = results["plain"][i]["rps"]
+                for name in targets:
+                    r = results[name][i]
+                    print(f"| {name} | {i + 1} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+                          f"{r['rps'] / ref:.2f} | {r['wrk_cpu_share']:.0%} |")
+            p = report["processing"]
+            print(f"\nProcessing: {p['backlog']} accepted messages → tickets in {p['seconds']} s by {args.workers} "
+                  f"workers = **{p['tickets_per_s']} tickets/s**")
+            print(f"Exactly once: {report['exactly_once']}")
+        return 0
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    sys.exit(main())
