@@ -175,12 +175,15 @@ def main() -> int:
                                            "Authorization": f"Bearer {token}"}, "phone"),
         }
         results: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{db}") as conn:
+            web_before = conn.execute("SELECT count(*) FROM inbound_messages WHERE channel = 'web'").fetchone()[0]
         for _ in range(args.rounds):
             for name, (target, headers, channel) in targets.items():
                 results[name].append(run_wrk(target, headers, channel, args.seconds, texts, script,
                                              args.connections))
                 print(name, results[name][-1], file=sys.stderr)
 
+        time.sleep(10)  # requests still in flight when wrk stopped finish on the server
         with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{db}") as conn:
             backlog = conn.execute("SELECT count(*) FROM inbound_messages WHERE state = 'accepted'").fetchone()[0]
             tickets_before = conn.execute("SELECT count(*) FROM tickets").fetchone()[0]
@@ -201,10 +204,11 @@ def main() -> int:
                 time.sleep(0.5)
             elapsed = time.monotonic() - started
             processed = conn.execute("SELECT count(*) FROM inbound_messages WHERE processed_at IS NOT NULL "
-                                     "AND channel = 'web'").fetchone()[0]
-            accepted_rows = conn.execute("SELECT count(*) FROM inbound_messages WHERE channel = 'web'").fetchone()[0]
+                                     "AND channel = 'web'").fetchone()[0] - web_before
+            accepted_rows = conn.execute(
+                "SELECT count(*) FROM inbound_messages WHERE channel = 'web'").fetchone()[0] - web_before
             linked = conn.execute("SELECT count(DISTINCT ticket_id) FROM inbound_messages "
-                                  "WHERE channel = 'web'").fetchone()[0]
+                                  "WHERE channel = 'web'").fetchone()[0] - web_before
             failed = conn.execute("SELECT count(*) FROM inbound_messages WHERE state = 'failed'").fetchone()[0]
             tickets_after = conn.execute("SELECT count(*) FROM tickets").fetchone()[0]
         for proc in workers:
@@ -240,7 +244,11 @@ def main() -> int:
             p = report["processing"]
             print(f"\nProcessing: {p['backlog']} accepted messages → tickets in {p['seconds']} s by {args.workers} "
                   f"workers = **{p['tickets_per_s']} tickets/s**")
-            print(f"Exactly once: {report['exactly_once']}")
+            once = report["exactly_once"]
+            verdict = ("every acknowledged message is stored and exactly one ticket"
+                       if once["acknowledged"] <= once["stored"] == once["processed"] == once["distinct_tickets"]
+                       and once["new_tickets"] == once["stored"] and not once["failed"] else "MISMATCH")
+            print(f"Exactly once: {once} → {verdict}")
         return 0
     finally:
         for proc in procs:
