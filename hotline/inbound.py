@@ -202,6 +202,9 @@ def process_pending(
     ctx = Context(suggester, timing, auto_dispatch, max_text_chars, now)
     with transaction(sessions) as session:
         ids = claim(session, now or datetime.now(UTC), limit)
+        if ids:  # one model call for the batch instead of one per message
+            payloads = session.scalars(select(InboundMessage.payload).where(InboundMessage.id.in_(ids))).all()
+            suggester.prepare([(p.get("title") or "", str(p.get("text", "")), p.get("location")) for p in payloads])
     for inbound_id in ids:
         try:
             with transaction(sessions) as session:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from hotline.models import Area, Ticket
 from hotline.routing_snapshot import RoutingSnapshot
 from hotline.states import IN_PROGRESS_STATES, sorted_states
 from hotline.suggestion import CategorySuggestion, NullSuggester, Suggester, Suggestion
-from nlp.analyzer import TextAnalyzer
+from nlp.analyzer import Analysis, TextAnalyzer
 from nlp.classifier import IncompatibleModelError, Model
 from nlp.duplicates import DuplicateIndex
 from nlp.evidence import decode, mix
@@ -45,6 +45,7 @@ class CitySuggester:
         self._knowledge_search = knowledge_search
         self._model = model
         self._lock = threading.Lock()
+        self._prepared: dict[tuple[str, str], Analysis] = {}
         with sessions() as session:
             self._directory = RoutingSnapshot.load(session)
             self._analyzer = self._make_analyzer()
@@ -86,10 +87,19 @@ class CitySuggester:
     def directory(self) -> RoutingSnapshot:
         return self._directory
 
+    def prepare(self, messages: Sequence[tuple[str, str, str | None]]) -> None:
+        """Classify a batch in one model call (the worker's batches); ``suggest`` then takes the ready analyses."""
+        items = [(title, f"{text} {location or ''}".strip()) for title, text, location in messages]
+        analyses = self._analyzer.analyze_many(items)
+        with self._lock:
+            self._prepared = dict(zip(items, analyses, strict=True))
+
     def suggest(self, session: Session, title: str, text: str, location: str | None, now: datetime) -> Suggestion:
         directory, analyzer = self._directory, self._analyzer
         message = f"{text} {location or ''}".strip()
-        analysis = analyzer.analyze(title, message)
+        with self._lock:
+            prepared = self._prepared.pop((title, message), None)
+        analysis = prepared or analyzer.analyze(title, message)
         model_scores: dict[str, float] = {}
         for guess in analysis.categories:
             name = resolve(guess.label, directory.categories_by_name)

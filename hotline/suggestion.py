@@ -7,6 +7,7 @@ wires the nlp package and the dispatch catalogue together.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -56,9 +57,15 @@ class Suggester(Protocol):
         self, session: Session, title: str, text: str, location: str | None, now: datetime
     ) -> Suggestion: ...
 
+    def prepare(self, messages: Sequence[tuple[str, str, str | None]]) -> None:
+        """A batch is about to be suggested one by one: analyse its texts in one go (optional speed-up)."""
+
 
 class NullSuggester:
     """No model loaded: nothing is guessed, a person classifies the ticket."""
 
     def suggest(self, session: Session, title: str, text: str, location: str | None, now: datetime) -> Suggestion:
         return Suggestion()
+
+    def prepare(self, messages: Sequence[tuple[str, str, str | None]]) -> None:
+        return None

@@ -58,6 +58,9 @@ class DeskSuggester:
         self.city = city
         self.article_id = article_id
 
+    def prepare(self, messages: object) -> None:
+        return None
+
     def suggest(self, session: Session, title: str, text: str, location: str | None, now: datetime) -> Suggestion:
         ids = self.city.ids
         open_ids = session.execute(
