@@ -7,19 +7,31 @@ A board: ``{"title": "网络问政", "site_url": "https://bbs.example.cn/forum.p
 worker polls each board's feed (a failing feed backs off further on its own).
 
 Demo value (``HOTLINE_DEMO=1``): one board ``wenzheng`` with the push secret ``demo-forum-secret`` and no feed.
-Outside demo mode an unset ``HOTLINE_FORUM_BOARDS`` means no boards (the channel is off), and the service refuses to
-start with the demo secret or any secret shorter than 16 characters.
+Outside demo mode an unset ``HOTLINE_FORUM_BOARDS`` means no boards (the channel is off), and the service refuses
+to start with the demo secret or any secret shorter than 16 characters.
+
+This module imports nothing of ours: ``hotline.settings`` holds these settings, and the core must not pull the
+channel in with them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, HttpUrl, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from channels.forum.feeds import FeedConfig
-
 DEMO_FORUM_SECRET = "demo-forum-secret"
 MIN_SECRET_CHARS = 16
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    """One board's feed. ``encoding`` overrides what the forum declares, for forums that declare it wrongly."""
+
+    board: str
+    url: str
+    encoding: str | None = None
 
 
 class Board(BaseModel):
