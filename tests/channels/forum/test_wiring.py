@@ -24,8 +24,8 @@ BOARD = "wenzheng"
 PUSH = f"/channels/forum/{BOARD}"
 
 
-def post_body(tid: int | str, *, title: str = "小区夜间施工噪音扰民", text: str = "<p>晚上十一点还在施工，吵得睡不着</p>",
-              **extra: Any) -> bytes:
+def post_body(tid: int | str, *, title: str = "小区夜间施工噪音扰民",
+              text: str = "<p>晚上十一点还在施工，吵得睡不着</p>", **extra: Any) -> bytes:
     post = {"thread_id": str(tid), "title": title, "body": text, "author": "张三",
             "link": f"http://bbs.example.cn/forum.php?mod=viewthread&tid={tid}",
             "posted_at": "2025-03-03T09:58:00+08:00", **extra}
