@@ -483,3 +483,18 @@ class ConfigVersion(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, default=0)
     changed_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now)
+
+
+class ChannelCursor(Base):
+    """What a channel's poller remembers between passes, one row a feed (``forum:<board>``): its state as JSON
+    (validators, keys seen, back-off) and when it is next due. A worker claims a due row by moving ``due_at`` on in
+    one UPDATE, so two workers never poll the same feed at once."""
+
+    __tablename__ = "channel_cursors"
+    name: Mapped[str] = mapped_column(String(120), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    due_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now)
+
+
+__all__ += ["ChannelCursor"]

@@ -31,6 +31,8 @@ from pathlib import Path
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from channels.forum.settings import ForumSettings
+from channels.open311.settings import Open311Settings
 from routing.scorecards import DEFAULT_WEIGHTS, check_score_weights
 
 DEMO_SECRET_KEY = "demo-secret-key-do-not-use-in-production"
@@ -117,6 +119,8 @@ class Settings(RuleSettings):
     max_text_chars: int = 10_000
     embedded_worker: bool | None = None  # None: on for SQLite, off otherwise
     sweep_interval_seconds: float = 30.0
+    forum: ForumSettings = Field(default_factory=lambda data: ForumSettings(demo=data["demo"]))  # HOTLINE_FORUM_*
+    open311: Open311Settings = Field(default_factory=lambda data: Open311Settings(demo=data["demo"]))  # OPEN311_*
 
     @model_validator(mode="after")
     def _refuse_demo_secrets_outside_demo(self) -> Settings:

@@ -15,6 +15,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from channels.forum.poll import ForumFeeds
+from channels.open311.backend import open311_handler
 from hotline import inbound, outbox
 from hotline.services import Services, build_services
 from hotline.settings import Settings
@@ -34,7 +36,7 @@ def channel_senders(services: Services) -> dict[str, outbox.Sender]:
 
 def channel_handlers(services: Services) -> dict[str, inbound.Handler]:
     """Channels whose stored messages need more than a new ticket each (joining an open ticket, a call's steps)."""
-    handlers: dict[str, inbound.Handler] = {}
+    handlers: dict[str, inbound.Handler] = {"open311": open311_handler}
     return handlers
 
 
@@ -60,10 +62,12 @@ async def run_embedded(services: Services) -> None:
     """The worker inside the server process (embedded mode): stored messages at once, sweeps every interval."""
     interval = services.settings.sweep_interval_seconds
     senders = channel_senders(services)
+    feeds = ForumFeeds(services)
     next_sweep = 0.0
     while True:
         busy = False
         try:
+            await asyncio.to_thread(feeds.poll_if_due)
             busy = bool(await asyncio.to_thread(process_inbound_once, services))
             busy = bool(await asyncio.to_thread(send_outbox_once, services, senders)) or busy
         except Exception:
@@ -97,6 +101,7 @@ def run_forever(
     an error is logged and retried with back-off."""
     services: Services | None = None
     senders: dict[str, outbox.Sender] = {}
+    feeds: ForumFeeds | None = None
     failures = 0
     next_sweep = 0.0
     while True:
@@ -107,6 +112,8 @@ def run_forever(
                 services = build(settings)
                 services.timing.escalate_after_days = settings.escalate_after_days
                 senders = channel_senders(services)
+            feeds = feeds or ForumFeeds(services)
+            feeds.poll_if_due()
             busy = bool(process_inbound_once(services))
             busy = bool(send_outbox_once(services, senders)) or busy
             if once or started >= next_sweep:

@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 import feedparser
 import httpx
 
+from channels.forum.settings import FeedConfig
 from channels.forum.text import bounded_key, clip, discuz_thread_id, html_to_text, thread_key
 
 log = logging.getLogger(__name__)
@@ -71,15 +72,6 @@ class FeedError(Exception):
     def __init__(self, reason: str, retry_after: timedelta | None = None) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
-
-
-@dataclass(frozen=True)
-class FeedConfig:
-    """One board's feed. ``encoding`` overrides what the forum declares, for forums that declare it wrongly."""
-
-    board: str
-    url: str
-    encoding: str | None = None
 
 
 @dataclass

@@ -3,21 +3,35 @@
 A board: ``{"title": "网络问政", "site_url": "https://bbs.example.cn/forum.php?mod=forumdisplay&fid=2",
 "feed_url": "https://bbs.example.cn/forum.php?mod=rss&fid=2", "encoding": null, "secrets": ["..."]}``.
 ``feed_url`` is polled when set; ``secrets`` sign pushes and "marked as posted" requests (two while rotating);
-``encoding`` overrides a wrong declaration in the feed.
+``encoding`` overrides a wrong declaration in the feed. ``HOTLINE_FORUM_POLL_SECONDS`` (default 300): how often the
+worker polls each board's feed (a failing feed backs off further on its own).
 
 Demo value (``HOTLINE_DEMO=1``): one board ``wenzheng`` with the push secret ``demo-forum-secret`` and no feed.
-Outside demo mode the service refuses to start with the demo secret or any secret shorter than 16 characters.
+Outside demo mode an unset ``HOTLINE_FORUM_BOARDS`` means no boards (the channel is off), and the service refuses
+to start with the demo secret or any secret shorter than 16 characters.
+
+This module imports nothing of ours: ``hotline.settings`` holds these settings, and the core must not pull the
+channel in with them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, HttpUrl, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from channels.forum.feeds import FeedConfig
-
 DEMO_FORUM_SECRET = "demo-forum-secret"
 MIN_SECRET_CHARS = 16
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    """One board's feed. ``encoding`` overrides what the forum declares, for forums that declare it wrongly."""
+
+    board: str
+    url: str
+    encoding: str | None = None
 
 
 class Board(BaseModel):
@@ -39,7 +53,8 @@ class ForumSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOTLINE_FORUM_", env_file=".env", extra="ignore")
 
     demo: bool = Field(default=False, validation_alias=AliasChoices("HOTLINE_DEMO", "demo"))
-    boards: dict[str, Board] = Field(default_factory=_demo_boards)
+    boards: dict[str, Board] = Field(default_factory=lambda data: _demo_boards() if data.get("demo") else {})
+    poll_seconds: float = Field(default=300.0, ge=5.0, le=86_400.0)
 
     @model_validator(mode="after")
     def _check(self) -> ForumSettings:

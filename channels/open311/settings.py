@@ -1,8 +1,9 @@
 """Open311 settings from the environment (prefix ``HOTLINE_OPEN311_``), validated once at start-up.
 
 - ``HOTLINE_OPEN311_KEYS`` (JSON, client name → API key): who may POST requests. Demo value
-  ``{"demo-client": "demo-open311-key"}``; outside demo mode (``HOTLINE_DEMO`` unset) the service refuses to start
-  with the demo key or any key shorter than 16 characters, as it does for the other channel keys.
+  ``{"demo-client": "demo-open311-key"}``; outside demo mode (``HOTLINE_DEMO`` unset) an unset variable means no
+  clients (every POST is refused, the public GETs still answer) and the service refuses to start with the demo key
+  or any key shorter than 16 characters, as it does for the other channel keys.
 - ``HOTLINE_OPEN311_JURISDICTION_ID`` (optional): when set, a request naming another jurisdiction_id gets 404.
 - ``HOTLINE_OPEN311_CONTACT``, ``HOTLINE_OPEN311_KEY_SERVICE``: the discovery document's contact and how to get a
   key (shown to developers, in Chinese by default).
@@ -25,7 +26,7 @@ class Open311Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOTLINE_OPEN311_", env_file=".env", extra="ignore")
 
     demo: bool = Field(default=False, validation_alias=AliasChoices("HOTLINE_DEMO", "demo"))
-    keys: dict[str, str] = Field(default_factory=lambda: dict(DEMO_OPEN311_KEYS))
+    keys: dict[str, str] = Field(default_factory=lambda data: dict(DEMO_OPEN311_KEYS) if data.get("demo") else {})
     jurisdiction_id: str | None = None
     contact: str = "12345政务服务便民热线管理办公室，电话 12345"
     key_service: str = "申请 API key 请联系 12345 热线管理办公室，说明应用名称和用途"
