@@ -15,6 +15,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_ui.web import mount as mount_desk
+from channels.phone.mount import mount_phone
 from hotline.api import ROUTERS as API_ROUTERS
 from hotline.errors import DomainError
 from hotline.services import Services, build_services, follow_config_changes, follow_tickets
@@ -153,6 +154,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         return {"status": "ok"}
 
     mount_desk(app, services)
+    mount_phone(app, services)
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

@@ -31,6 +31,7 @@ from pathlib import Path
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from channels.phone.settings import PhoneSettings
 from routing.scorecards import DEFAULT_WEIGHTS, check_score_weights
 
 DEMO_SECRET_KEY = "demo-secret-key-do-not-use-in-production"
@@ -117,6 +118,8 @@ class Settings(RuleSettings):
     max_text_chars: int = 10_000
     embedded_worker: bool | None = None  # None: on for SQLite, off otherwise
     sweep_interval_seconds: float = 30.0
+    #: the phone channel (HOTLINE_PHONE_ENABLED, HOTLINE_TWILIO_*, HOTLINE_PUBLIC_BASE_URL …; channels.phone.settings)
+    phone: PhoneSettings = Field(default_factory=PhoneSettings)
 
     @model_validator(mode="after")
     def _refuse_demo_secrets_outside_demo(self) -> Settings:
