@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from channels.phone import simulate as phone_commands
 from hotline import nlp_commands, routing_commands
 from hotline.settings import load_settings
 from nlp import cli as nlp_cli
@@ -135,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in (nlp_cli, routing_commands, nlp_commands):
         module.add_commands(sub)
+    phone_commands.add_commands(sub)
     return parser
 
 

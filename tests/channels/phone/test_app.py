@@ -419,3 +419,17 @@ def test_a_survey_call_is_never_placed_outside_calling_hours(
     [postponed] = outbox_rows(services, SURVEY_CALL)
     assert postponed.state == outbox.PENDING and postponed.attempts == 0
     assert postponed.next_attempt_at == datetime(2030, 3, 14, 9, 0, tzinfo=CITY)
+
+
+def test_the_simulator_makes_a_signed_call_that_becomes_a_ticket(client: TestClient, services: Services) -> None:
+    from channels.phone.simulate import SimulatedCall
+
+    heard: list[str] = []
+    SimulatedCall(services.settings.phone, CITIZEN, client, say_line=heard.append).run(
+        "1", "学校门口的红绿灯不亮了", hang_up_in_queue=True)
+    assert f"  «{PROMPTS.describe_received}»" in heard
+    process(services)
+    [ticket] = tickets(services)
+    assert ticket.text == "学校门口的红绿灯不亮了"
+    assert [e.data["reason"] for e in events(services, ticket.id, "missed_call")] == ["排队等候时挂断"]
+    assert events(services, ticket.id, "call")[-1].data["status"] == "completed"
