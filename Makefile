@@ -19,10 +19,11 @@ $(STAMP): pyproject.toml
 
 run: install
 	@mkdir -p var && printf '# written by make run: the demo city on this checkout (delete for a real deployment)\nHOTLINE_DEMO=1\n' > var/demo.env
+	@printf 'HOTLINE_PHONE_ENABLED=1\n' >> var/demo.env
 	$(DEMO_ENV) $(BIN)/hotline migrate
 	$(DEMO_ENV) $(BIN)/hotline nlp starter
 	$(DEMO_ENV) $(BIN)/hotline seed-demo
-	$(DEMO_ENV) $(BIN)/hotline serve
+	$(BIN)/python -m tests.fakes.twilio_api --port 8010 & trap 'kill $$!' EXIT INT TERM; $(DEMO_ENV) $(BIN)/hotline serve
 
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)

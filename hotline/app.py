@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agent_ui.web import mount as mount_desk
 from channels.forum.backend import mount_forum
 from channels.open311.backend import mount_open311
+from channels.phone.mount import mount_phone
 from hotline.api import ROUTERS as API_ROUTERS
 from hotline.errors import DomainError
 from hotline.services import Services, build_services, follow_config_changes, follow_tickets
@@ -157,6 +158,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     mount_desk(app, services)
     mount_forum(app, services)
     mount_open311(app, services)
+    mount_phone(app, services)
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from channels import simulate as channel_simulators
+from channels.phone import simulate as phone_commands
 from hotline import nlp_commands, routing_commands
 from hotline.settings import load_settings
 from nlp import cli as nlp_cli
@@ -134,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name")
     p.set_defaults(func=cmd_users_create)
 
-    for module in (nlp_cli, routing_commands, nlp_commands, channel_simulators):
+    for module in (nlp_cli, routing_commands, nlp_commands, channel_simulators, phone_commands):
         module.add_commands(sub)
     return parser
 

@@ -168,8 +168,9 @@ class Context:
 
 
 #: a channel's own handling of one stored message, in its transaction: returns the ticket the message belongs to
-#: (a new one, or one it joins — a WeChat photo sent after the text, a phone call's later step)
-Handler = Callable[[Session, InboundMessage, intake.IntakeRequest, Context], Ticket]
+#: (a new one, or one it joins — a WeChat photo sent after the text, a phone call's later step), or None when it
+#: belongs to none (a call's status callback when the call made no ticket)
+Handler = Callable[[Session, InboundMessage, intake.IntakeRequest, Context], Ticket | None]
 
 
 def new_ticket(session: Session, row: InboundMessage, request: intake.IntakeRequest, ctx: Context) -> Ticket:
@@ -230,7 +231,7 @@ def _process_one(session: Session, inbound_id: int, ctx: Context, handlers: Mapp
     request = intake.IntakeRequest.model_validate({k: v for k, v in row.payload.items()
                                                    if k in intake.IntakeRequest.model_fields})
     ticket = handlers.get(row.channel, new_ticket)(session, row, request, ctx)
-    row.ticket_id = row.ticket_id or ticket.id
+    row.ticket_id = row.ticket_id or (ticket.id if ticket is not None else None)
     row.state, row.lease_until, row.last_error = DONE, None, None
     row.processed_at = ctx.now or datetime.now(UTC)
 

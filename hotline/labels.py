@@ -77,6 +77,10 @@ EVENT_LABELS: dict[str, str] = {
     "ticket_gone": "已改派他单位",
     "callback_attempt": "回访未接通",
     "supervision_overdue": "督办超期",
+    "call": "通话记录",
+    "missed_call": "未接来电",
+    "voicemail": "语音留言",
+    "survey_call": "自动回访电话",
 }
 
 ROLE_LABELS: dict[str, str] = {

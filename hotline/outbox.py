@@ -8,6 +8,8 @@ call) is a row written in the transaction of the change that causes it, and sent
   ``sent`` with the provider's id. A worker that dies between sending and marking leaves the lease to expire; the row
   is sent again **with the same idempotency key**, which the receiver uses to drop the repeat (Twilio's
   ``I-Twilio-Idempotency-Token``; see each channel's sender for what its receiver offers).
+- A sender may raise ``Postpone(until)`` when the row may not go out yet (an outbound call outside calling hours):
+  it waits until then, and the try is not counted.
 - A failing send is retried with back-off; ``PermanentFailure`` (a 4xx that no retry can fix) or ``MAX_ATTEMPTS``
   parks it as ``failed`` with the error. The state of every row is shown on its ticket.
 """
@@ -41,16 +43,25 @@ class PermanentFailure(Exception):
     """The receiver refused the message for good (bad number, unknown user): do not retry."""
 
 
+class Postpone(Exception):
+    """Not now (e.g. outside calling hours): send the row at ``until``; this try is not counted."""
+
+    def __init__(self, until: datetime, reason: str = "") -> None:
+        super().__init__(reason or f"postponed until {until.isoformat()}")
+        self.until = until
+
+
 def enqueue(
     session: Session, *, channel: str, kind: str, key: str, payload: dict[str, Any], recipient: str = "",
-    ticket_id: int | None = None, now: datetime | None = None,
+    ticket_id: int | None = None, now: datetime | None = None, due: datetime | None = None,
 ) -> None:
-    """Queue a message in the caller's transaction; a second call with the same ``key`` changes nothing."""
+    """Queue a message in the caller's transaction; a second call with the same ``key`` changes nothing.
+    ``due``: not before this moment (default: at once)."""
     insert: Any = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     session.execute(
         insert(OutboxMessage)
         .values(channel=channel, kind=kind, idempotency_key=key[:80], payload=payload, recipient=recipient,
-                ticket_id=ticket_id, state=PENDING, attempts=0, next_attempt_at=now or datetime.now(UTC),
+                ticket_id=ticket_id, state=PENDING, attempts=0, next_attempt_at=due or now or datetime.now(UTC),
                 created_at=now or datetime.now(UTC))
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
     )
@@ -104,6 +115,12 @@ def send_pending(
             continue
         try:
             provider_id = senders[row.channel](row)
+        except Postpone as later:
+            with transaction(sessions) as session:
+                session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(
+                    state=PENDING, next_attempt_at=later.until, lease_until=None,
+                    attempts=OutboxMessage.attempts - 1, last_error=str(later)))
+            continue
         except Exception as exc:
             permanent = isinstance(exc, PermanentFailure)
             log.warning("outbox %s (%s %s) not sent: %s", row_id, row.channel, row.kind, exc)

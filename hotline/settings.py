@@ -33,6 +33,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from channels.forum.settings import ForumSettings
 from channels.open311.settings import Open311Settings
+from channels.phone.settings import PhoneSettings
 from routing.scorecards import DEFAULT_WEIGHTS, check_score_weights
 
 DEMO_SECRET_KEY = "demo-secret-key-do-not-use-in-production"
@@ -121,6 +122,8 @@ class Settings(RuleSettings):
     sweep_interval_seconds: float = 30.0
     forum: ForumSettings = Field(default_factory=lambda data: ForumSettings(demo=data["demo"]))  # HOTLINE_FORUM_*
     open311: Open311Settings = Field(default_factory=lambda data: Open311Settings(demo=data["demo"]))  # OPEN311_*
+    #: the phone channel (HOTLINE_PHONE_ENABLED, HOTLINE_TWILIO_*, HOTLINE_PUBLIC_BASE_URL …; channels.phone.settings)
+    phone: PhoneSettings = Field(default_factory=PhoneSettings)
 
     @model_validator(mode="after")
     def _refuse_demo_secrets_outside_demo(self) -> Settings:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from channels.forum.poll import ForumFeeds
 from channels.open311.backend import open311_handler
+from channels.phone.mount import phone_handlers, phone_senders
 from hotline import inbound, outbox
 from hotline.services import Services, build_services
 from hotline.settings import Settings
@@ -31,12 +32,14 @@ def channel_senders(services: Services) -> dict[str, outbox.Sender]:
     """The outbox sender of every enabled channel (each channel package provides one); channels without one keep
     their rows pending until they get one."""
     senders: dict[str, outbox.Sender] = {}
+    senders.update(phone_senders(services))
     return senders
 
 
 def channel_handlers(services: Services) -> dict[str, inbound.Handler]:
     """Channels whose stored messages need more than a new ticket each (joining an open ticket, a call's steps)."""
     handlers: dict[str, inbound.Handler] = {"open311": open311_handler}
+    handlers.update(phone_handlers(services))
     return handlers
 
 

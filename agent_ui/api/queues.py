@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
+from sqlalchemy import and_, exists, or_
 
 from agent_ui.api.access import FRONT_DESK, SUPERVISORS
 from hotline import views
@@ -14,7 +15,9 @@ from hotline.api.deps import ServicesDep, SessionDep, UserDep, require
 from hotline.countdown import DeadlineInfo, deadline_info, open_flags, with_flags, working_periods
 from hotline.models import (
     Role,
+    Status,
     Ticket,
+    TicketEvent,
 )
 from hotline.states import CALLBACK_STATES, TRIAGE_STATES, UNIT_VIEWS, sorted_states
 from hotline.visibility import visible_tickets
@@ -81,14 +84,21 @@ def unit_queue(
     )
 
 
+#: the phone channel's event for a call nobody took (channels.phone.handler): its ticket waits for a call back
+MISSED_CALL_EVENT = "missed_call"
+
+
 @router.get("/callbacks", response_model=QueueOut)
 def callback_queue(session: SessionDep, services: ServicesDep, actor: UserDep) -> QueueOut:
-    """回访: replied or directly answered tickets waiting for the callback, the longest-waiting first."""
+    """回访: replied or directly answered tickets waiting for the callback, the longest-waiting first; then missed
+    calls to call back (a ticket still received with a ``missed_call`` event)."""
     require(actor, *FRONT_DESK)
     now = datetime.now(UTC)
+    missed = and_(Ticket.status == Status.received,
+                  exists().where(TicketEvent.ticket_id == Ticket.id, TicketEvent.type == MISSED_CALL_EVENT))
     stmt = (
         visible_tickets(actor)
-        .where(Ticket.status.in_(sorted_states(CALLBACK_STATES)))
+        .where(or_(Ticket.status.in_(sorted_states(CALLBACK_STATES)), missed))
         .order_by(Ticket.replied_at.is_(None), Ticket.replied_at.asc(), Ticket.id.asc())
         .limit(200)
     )

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -40,6 +41,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from channels.phone.prompts import EMERGENCY_LINES, PhonePrompts
 from channels.phone.texts import SmsTemplates
 
+#: like hotline.settings: the demo switch ``make run`` writes, then a deployment's own .env (the environment wins)
+ENV_FILES = (Path(__file__).resolve().parents[2] / "var" / "demo.env", Path(".env"))
 DEMO_ACCOUNT_SID = "AC" + "0" * 32
 DEMO_AUTH_TOKEN = "demo-twilio-auth-token"
 DEMO_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
@@ -93,7 +96,7 @@ def in_period(moment: time, period: tuple[time, time]) -> bool:
 
 
 class PhoneSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_file=ENV_FILES, extra="ignore")
 
     demo: bool = False
     phone_enabled: bool = False

@@ -8,10 +8,14 @@ answer and creates nothing), and records every request with its headers and form
 Failures on demand: ``fail_next(n)`` answers the next n requests with an error before doing anything;
 ``lose_next_responses(n)`` does the work and then answers with an error, as when the response is lost on the way
 back — the case idempotency tokens exist for.
+
+``make run`` serves it for the demo city on 127.0.0.1:8010 with the demo account
+(``python -m tests.fakes.twilio_api --port 8010``), where ``HOTLINE_TWILIO_API_BASE`` points in demo mode.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import re
@@ -93,6 +97,7 @@ class FakeTwilioApi:
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     participants: dict[str, dict[str, Any]] = field(default_factory=dict)
     conferences: dict[str, str] = field(default_factory=dict)  # friendly name -> CF sid
+    port: int = 0  # 0: any free port
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -124,7 +129,7 @@ class FakeTwilioApi:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         thread.start()
         try:
@@ -299,3 +304,20 @@ class FakeTwilioApi:
     @staticmethod
     def _public(call: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in call.items() if k not in ("url", "status_callback", "form")}
+
+
+def main() -> None:
+    """Serve the fake for the demo city until interrupted."""
+    parser = argparse.ArgumentParser(description="a fake Twilio REST API for the demo city")
+    parser.add_argument("--port", type=int, default=8010)
+    parser.add_argument("--account-sid", default="AC" + "0" * 32)
+    parser.add_argument("--auth-token", default="demo-twilio-auth-token")
+    args = parser.parse_args()
+    fake = FakeTwilioApi(args.account_sid, args.auth_token, port=args.port)
+    with fake.running():
+        print(f"fake Twilio REST API on {fake.base_url} (account {args.account_sid})", flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

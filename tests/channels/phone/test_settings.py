@@ -128,3 +128,26 @@ def test_night_mode_wraps_past_midnight() -> None:
 def test_a_moment_without_a_time_zone_is_refused() -> None:
     with pytest.raises(ValueError, match="time zone"):
         phone_settings().may_call_at(datetime(2026, 3, 10, 9))
+
+
+def test_the_app_refuses_to_start_with_the_phone_channel_enabled_but_no_twilio_secrets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hotline.settings import Settings
+
+    monkeypatch.setitem(PhoneSettings.model_config, "env_file", None)  # not this checkout's var/demo.env
+    monkeypatch.setenv("HOTLINE_PHONE_ENABLED", "1")
+    for name in ("HOTLINE_DEMO", "HOTLINE_TWILIO_ACCOUNT_SID", "HOTLINE_TWILIO_AUTH_TOKEN", "HOTLINE_PUBLIC_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError, match=r"TWILIO_ACCOUNT_SID.*TWILIO_AUTH_TOKEN.*HOTLINE_PUBLIC_BASE_URL"):
+        Settings(_env_file=None, secret_key="s" * 40, channel_keys={"phone": "k" * 20})
+
+
+def test_the_demo_city_runs_the_phone_channel_against_the_local_fake(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hotline.settings import Settings
+
+    monkeypatch.setenv("HOTLINE_PHONE_ENABLED", "1")
+    monkeypatch.setenv("HOTLINE_DEMO", "1")
+    phone = Settings(_env_file=None, demo=True).phone
+    assert phone.phone_enabled and phone.api_base == "http://127.0.0.1:8010"
+    assert phone.public_base_url == "http://127.0.0.1:8000" and phone.auth_token == "demo-twilio-auth-token"

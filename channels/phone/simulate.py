@@ -1,0 +1,107 @@
+"""``hotline phone simulate``: a call as Twilio would make it, against a running server (the demo, a staging
+city), so a newcomer sees a call arrive: the IVR's TwiML step by step, then the ticket and the SMS it causes.
+
+It signs every request like Twilio (``X-Twilio-Signature`` over the public base URL plus the path, with the
+configured auth token), follows the ``action`` of each ``<Gather>`` it is given, keys 1 (describe a request),
+says the text, and finally posts the call's ``completed`` status. ``--hang-up-in-queue`` leaves the queue
+instead (a missed call to call back); ``--key`` picks another menu key (``0`` an agent, ``9`` the emergency menu).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+from xml.etree.ElementTree import Element
+
+import httpx
+from defusedxml import ElementTree
+
+from channels.phone.numbers import e164
+from channels.phone.settings import PhoneSettings
+from channels.phone.signature import SIGNATURE_HEADER, TwilioSignature
+from channels.phone.twiml import Paths
+
+WAITING = ("Gather", "Enqueue", "Dial", "Record")
+
+
+@dataclass
+class SimulatedCall:
+    settings: PhoneSettings
+    caller: str
+    http: httpx.Client
+    say_line: Callable[[str], None] = print
+    call_sid: str = field(default_factory=lambda: "CA" + uuid.uuid4().hex)
+
+    def fields(self, status: str = "in-progress") -> dict[str, str]:
+        return {"AccountSid": self.settings.twilio_account_sid, "ApiVersion": "2010-04-01", "CallSid": self.call_sid,
+                "CallStatus": status, "Direction": "inbound", "From": self.caller, "To": self.settings.caller_id,
+                "Caller": self.caller, "Called": self.settings.caller_id}
+
+    def post(self, url: str, params: dict[str, str]) -> Element | None:
+        signature = TwilioSignature(self.settings.auth_token, self.settings.public_base_url).sign(url, params)
+        parts = urlsplit(url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        response = self.http.post(target, data=params, headers={SIGNATURE_HEADER: signature})
+        if response.status_code >= 300:
+            raise SystemExit(f"hotline: {target} answered {response.status_code}: {response.text[:200]}")
+        self.say_line(f"> POST {target} → {response.status_code}")
+        if not response.text.strip():
+            return None
+        root: Element = ElementTree.fromstring(response.text)
+        for say in root.iter("Say"):
+            self.say_line(f"  «{say.text or ''}»")
+        self.say_line("  " + " ".join(verb.tag for verb in root))
+        return root
+
+    @staticmethod
+    def waiting(root: Element | None) -> Element | None:
+        return next((verb for verb in (() if root is None else root) if verb.tag in WAITING), None)
+
+    def run(self, key: str, words: str, hang_up_in_queue: bool) -> None:
+        root = self.post(self.settings.public_base_url + Paths.VOICE, self.fields("ringing"))
+        gather = self.waiting(root)
+        if gather is None or gather.tag != "Gather":
+            raise SystemExit("hotline: the voice URL did not ask for a menu key")
+        root = self.post(gather.get("action", ""), {**self.fields(), "Digits": key})
+        verb = self.waiting(root)
+        if verb is not None and verb.tag == "Gather" and "speech" in verb.get("input", ""):
+            root = self.post(verb.get("action", ""), {**self.fields(), "SpeechResult": words,
+                                                      "Confidence": "0.93", "Language": verb.get("language", "")})
+            verb = self.waiting(root)
+        if verb is not None and verb.tag == "Enqueue" and hang_up_in_queue:
+            self.post(verb.get("action", ""), {**self.fields(), "QueueResult": "hangup", "QueueTime": "40"})
+        self.post(self.settings.public_base_url + Paths.STATUS, {**self.fields("completed"), "CallDuration": "60"})
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from hotline.settings import load_settings
+
+    settings = load_settings().phone
+    if not settings.phone_enabled:
+        print("hotline: the phone channel is off (HOTLINE_PHONE_ENABLED)", file=sys.stderr)
+        return 2
+    caller = e164(args.from_)
+    if caller is None:
+        print(f"hotline: --from {args.from_!r} is not a phone number (13812345678)", file=sys.stderr)
+        return 2
+    base = args.server or settings.public_base_url
+    with httpx.Client(base_url=base, timeout=15.0) as http:
+        SimulatedCall(settings, caller, http).run(args.key, args.say, args.hang_up_in_queue)
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    phone = sub.add_parser("phone", help="the phone channel (Twilio)")
+    phone_sub = phone.add_subparsers(dest="phone_command", required=True)
+    p = phone_sub.add_parser("simulate", help="make a signed call to the running server as Twilio would")
+    p.add_argument("--from", dest="from_", required=True, help="the caller's number, e.g. 13812345678")
+    p.add_argument("--say", default="小区门口的路灯坏了一个星期了", help="what the caller says")
+    p.add_argument("--key", default="1", choices=["0", "1", "2", "9"], help="the menu key (1: describe)")
+    p.add_argument("--hang-up-in-queue", action="store_true", help="hang up while waiting (a missed call)")
+    p.add_argument("--server", help="where to send the requests (default HOTLINE_PUBLIC_BASE_URL)")
+    p.set_defaults(func=cmd_simulate)
