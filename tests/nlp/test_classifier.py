@@ -173,17 +173,23 @@ def _error_code_records() -> list[Record]:
     return [Record(f"{place}小区门禁报警代码{code}请处理", f"故障{code}") for place in places for code in "123"]
 
 
-def test_training_chooses_the_configuration_that_validates_best_and_records_every_score():
-    model = Model.train(_error_code_records(), n_jobs=1)
+def test_training_records_every_candidates_validation_score_and_keeps_the_best():
+    model = Model.train([Record(**r) for r in tiny_records()], n_jobs=1)
     selection = model.metadata["selection"]
     scores = {c["name"]: c["macro_f1"] for c in selection["candidates"]}
-    assert set(scores) == {c.name for c in CANDIDATES}
-    assert selection["chosen"] == max(scores, key=lambda name: scores[name])
-    assert not next(c for c in CANDIDATES if c.name == selection["chosen"]).words
+    assert list(scores) == [c.name for c in CANDIDATES]
+    assert scores[selection["chosen"]] == max(scores.values())
+    assert model.metadata["pipeline"]["candidate"] == selection["chosen"]
+    assert model.evaluate([Record(**r) for r in tiny_records()])["selection"] == selection
+
+
+def test_a_taxonomy_the_word_features_cannot_see_gets_the_plain_baseline():
+    words_only = Candidate("words", words=True, raw_chars=False, balanced=True, decide="svm")
+    model = Model.train(_error_code_records(), n_jobs=1, candidates=[CANDIDATES[0], words_only])
+    scores = {c["name"]: c["macro_f1"] for c in model.metadata["selection"]["candidates"]}
     assert scores["words"] < 0.6 < scores["plain"]
+    assert model.metadata["selection"]["chosen"] == "plain"
     assert model.predict("", "西山小区门禁报警代码2请处理")[0][0] == "故障2"
-    result = model.evaluate(_error_code_records())
-    assert result["selection"] == selection
 
 
 def test_ties_go_to_the_earlier_candidate():
