@@ -1,16 +1,29 @@
 """First-level category classifier: which bureau's domain a citizen's message belongs to.
 
-Pipeline (chosen by cross-validation on raw messages, see bench/nlp_quality.py and BENCHMARKS.md):
+Training chooses its configuration on the data it is given (``CANDIDATES``, ``fit_candidates``, ``select``):
+a city retrains on its own categories, and what cross-validation tuned on the government data (head block,
+stop words, domain terms, balanced weights, the stacker) did not carry over to another taxonomy, where the
+pipeline fell below the plain baseline (issue #15). So every candidate of a small fixed set is fitted, scored
+by macro-F1 on its out-of-fold predictions (raw records when the data mixes forms), and the best one is kept;
+the set starts with the plain baseline itself (char 1-3-gram TF-IDF of the raw text + unweighted LinearSVC,
+argmax), so a model is never chosen over it unless it validates better. The choice and every candidate's
+score go into the metadata and ``evaluate``'s JSON. ``bench/nlp_selection.py`` checks that the choice
+generalises by nested cross-validation over seven taxonomies (BENCHMARKS.md).
 
-* Segment title + text with the city dictionary (rjieba, same dictionary as jieba), drop punctuation, single
-  Latin letters/digits (anonymised "A市" -> "市") and common function words. Training data comes both raw and
-  already segmented with stop words removed; this normalisation makes both forms give the same features.
-* Character 1-3-grams of the joined words (robust to segmentation differences and typos) + word unigrams and
-  bigrams + character 1-3-grams of the message's first 40 characters at weight 0.7; TF-IDF with sublinear tf.
-* Linear SVM with balanced class weights; its out-of-fold scores feed a multinomial logistic regression (a 7 x 7
-  stacker) that gives the probabilities, because dispatch decisions need probabilities that mean what they say
-  (the auto-dispatch gate is a probability threshold). The stacker also corrects systematic confusions between
-  neighbouring categories, which per-class Platt scaling cannot (CV macro-F1 0.9308 -> 0.9346).
+The candidates' building blocks:
+
+* Word blocks: segment title + text with the city dictionary (rjieba, same dictionary as jieba), drop
+  punctuation, single Latin letters/digits (anonymised "A市" -> "市") and common function words; training data
+  comes both raw and already segmented with stop words removed, and this normalisation makes both forms give
+  the same features. Then char 1-3-grams of the joined words + word unigrams and bigrams + char 1-3-grams of
+  the message's first 40 characters at weight 0.7; TF-IDF with sublinear tf. The SVM is class-balanced.
+* Raw-character block: char 1-3-grams of the text as written, the plain baseline's features (digits, Latin
+  letters and punctuation kept, which the word blocks drop).
+* Linear SVM; its out-of-fold scores feed either one temperature (the SVM's argmax decides, probabilities
+  calibrated without moving it) or a multinomial logistic regression over all k scores (a k x k stacker) that
+  gives both, because dispatch decisions need probabilities that mean what they say (the auto-dispatch gate is
+  a probability threshold). The stacker also corrects systematic confusions between neighbouring categories,
+  which per-class Platt scaling cannot (CV macro-F1 0.9308 -> 0.9346 on the word blocks).
 
 What was tried and not kept (5-fold CV macro-F1 of the SVM's argmax on the shared raw messages, before the head
 block's weight was tuned on the calibrated pipeline, which scored 0.931 with Platt scaling and 0.935 now):
@@ -22,11 +35,13 @@ training time). With the stacker (0.935), not kept either: a one-hidden-layer ML
 (0.927), LR averaged in (0.928), stacking per-block SVMs (<= 0.930) or NB / ridge scores beside the SVM's
 (<= 0.935), 5-fold out-of-fold scores (0.934), fastText stacked beside the SVM (0.934), self-training on
 unlabelled messages (0.934). Linear models on these features level off near 0.935; see
-BENCHMARKS.md for the gap to 0.94.
+BENCHMARKS.md for the gap to 0.94. In the candidate round: the word blocks alone as a third fit (best on the
+government data by 0.003 in nested CV, worse on five of the other six taxonomies, and over the time budget
+as a third fit).
 
 A model is a directory: ``pipeline.joblib`` + ``metadata.json`` (labels, training data hash, library versions,
-validation metrics, auto-dispatch threshold). Loading checks the scikit-learn version *before* unpickling,
-because a pickle from another scikit-learn release can load and then predict garbage silently.
+the selection, validation metrics, auto-dispatch threshold). Loading checks the scikit-learn version *before*
+unpickling, because a pickle from another scikit-learn release can load and then predict garbage silently.
 """
 
 from __future__ import annotations
