@@ -57,7 +57,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import joblib
 import numpy as np
@@ -203,6 +203,7 @@ STOP_WORDS = frozenset(
     }
 )
 # Tokens the word blocks drop: the stop words and single Latin letters or digits (anonymised "A市" -> "市").
+Decide = Literal["svm", "stacker"]  # who turns the SVM scores into the decision (see CalibratedLinearSVC)
 _DROP_TOKENS = STOP_WORDS | frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
 
@@ -472,7 +473,7 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
         n_jobs: int | None = None,
         random_state: int = 0,
         balanced: bool = True,
-        decide: str = "stacker",
+        decide: Decide = "stacker",
     ) -> None:
         self.C = C
         self.folds = folds
@@ -481,7 +482,7 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
         self.balanced = balanced
         self.decide = decide
 
-    def fit(self, X: csr_matrix, y: Sequence[str]) -> CalibratedLinearSVC:
+    def fit(self, X: csr_matrix, y: Sequence[str] | np.ndarray) -> CalibratedLinearSVC:
         y_arr = np.asarray(y)
         self.classes_ = np.unique(y_arr)
         k = len(self.classes_)
@@ -511,7 +512,7 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
         self.intercept_ = intercept_svm
         return self
 
-    def oof_proba(self, decide: str | None = None) -> np.ndarray:
+    def oof_proba(self, decide: Decide | None = None) -> np.ndarray:
         """Out-of-fold probabilities under ``decide`` (default: this estimator's)."""
         if (decide or self.decide) == "stacker":
             return self.oof_stacker_proba_
@@ -541,7 +542,7 @@ class Candidate:
     words: bool  # the rjieba word blocks (joined-word chars, word 1-2-grams, head block)
     raw_chars: bool  # char 1-3-grams of the text as written
     balanced: bool
-    decide: str  # "svm" (argmax of the SVM, temperature probabilities) or "stacker"
+    decide: Decide  # "svm" (argmax of the SVM, temperature probabilities) or "stacker"
 
     @property
     def fit_key(self) -> tuple[bool, bool, bool]:

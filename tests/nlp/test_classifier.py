@@ -194,7 +194,7 @@ def test_a_taxonomy_the_word_features_cannot_see_gets_the_plain_baseline():
 
 def test_ties_go_to_the_earlier_candidate():
     trials = [
-        Trial(CANDIDATES[i], None, np.zeros((1, 1)), {"name": CANDIDATES[i].name, "macro_f1": f})  # type: ignore[arg-type]
+        Trial(CANDIDATES[i], None, np.zeros((1, 1)), {"name": CANDIDATES[i].name, "macro_f1": f})
         for i, f in enumerate([0.9, 0.95, 0.95, 0.94])
     ]
     assert select(trials).candidate == CANDIDATES[1]
