@@ -1,9 +1,11 @@
 """Cross-validated quality of the category classifier on raw messages (../shared/data).
 
 Protocol: 5-fold stratified CV over the rows with form == "raw"; each fold trains on every other row (the other
-raw rows and all segmented rows) and predicts its raw rows. Prints markdown tables: macro-F1 per fold, per-label
-figures, the reliability table of the pooled out-of-fold predictions, and the auto-dispatch threshold chosen on
-them (>= 97 % correct). ``--baseline`` adds the floor (sklearn char 1-3-gram TF-IDF + LinearSVC).
+raw rows and all segmented rows) with ``Model.train`` (so the configuration is chosen inside the fold, as
+``hotline nlp train`` chooses it) and predicts its raw rows. Prints markdown tables: macro-F1 per fold and the
+configuration each fold chose, per-label figures, the reliability table of the pooled out-of-fold predictions,
+and the auto-dispatch threshold chosen on them (>= 97 % correct). ``--baseline`` adds the floor (sklearn char
+1-3-gram TF-IDF + LinearSVC).
 
     .venv/bin/python bench/nlp_quality.py [--folds 5] [--baseline]
 """
@@ -26,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nlp.classifier import (  # noqa: E402
-    build_pipeline,
+    Model,
     choose_threshold,
     classification_metrics,
     load_records,
@@ -51,16 +53,17 @@ def main() -> None:
     skf = StratifiedKFold(args.folds, shuffle=True, random_state=0)
     proba = np.zeros((len(records), len(labels)))
     base_pred = np.empty(len(records), dtype=object)
-    fold_f1, base_f1, seconds = [], [], []
+    fold_f1, base_f1, seconds, chosen = [], [], [], []
     for _, te_raw in skf.split(raw, y[raw]):
         test = raw[te_raw]
         mask = np.ones(len(records), dtype=bool)
         mask[test] = False
         train = np.nonzero(mask)[0]
         t0 = time.perf_counter()
-        pipe = build_pipeline(n_jobs=2).fit([items[i] for i in train], y[train])
+        model = Model.train([records[i] for i in train], n_jobs=2)
         seconds.append(time.perf_counter() - t0)
-        p = pipe.predict_proba([items[i] for i in test])
+        chosen.append(model.metadata["selection"]["chosen"])
+        p = model.predict_proba([items[i] for i in test])
         proba[test] = p
         fold_f1.append(f1_score(y[test], np.array(labels)[p.argmax(1)], average="macro"))
         if args.baseline:
@@ -79,7 +82,7 @@ def main() -> None:
     print("| model | macro-F1 (mean of folds) | per fold | macro-F1 pooled | accuracy pooled |")
     print("|---|---|---|---|---|")
     print(
-        "| nlp pipeline (char 1-3 + word 1-2 + head TF-IDF, balanced LinearSVC, multinomial stacker) | "
+        f"| `hotline nlp train` (chose: {', '.join(chosen)}) | "
         f"{np.mean(fold_f1):.4f} | "
         f"{' '.join(f'{f:.3f}' for f in fold_f1)} | {metrics['macro_f1']:.4f} | {metrics['accuracy']:.4f} |"
     )
@@ -90,7 +93,7 @@ def main() -> None:
             f"{' '.join(f'{f:.3f}' for f in base_f1)} | {f1_score(y[raw], bp, average='macro'):.4f} | "
             f"{float(np.mean(bp == y[raw])):.4f} |"
         )
-    print(f"\nmean training time per fold (2 cores): {np.mean(seconds):.1f} s\n")
+    print(f"\nmean training time per fold (2 cores, every candidate): {np.mean(seconds):.1f} s\n")
     print("| label | precision | recall | F1 | support |\n|---|---|---|---|---|")
     for label, m in metrics["per_label"].items():
         print(f"| {label} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |")
@@ -101,8 +104,8 @@ def main() -> None:
         print(f"| {row['lo']:.2f}-{row['hi']:.2f} | {row['count']} | {acc} | {mp} |")
     high = top >= 0.9
     print(f"\nprobability >= 0.9: {int(high.sum())} predictions ({high.mean():.1%}), {correct[high].mean():.1%} right")
-    threshold, share, acc = choose_threshold(top, correct, 0.97)
-    print(f"auto-dispatch threshold for >= 97 % correct: {threshold:.4f}; share {share:.1%}; accuracy {acc}")
+    threshold, share, gate_acc = choose_threshold(top, correct, 0.97)
+    print(f"auto-dispatch threshold for >= 97 % correct: {threshold:.4f}; share {share:.1%}; accuracy {gate_acc}")
 
 
 if __name__ == "__main__":

@@ -1,16 +1,29 @@
 """First-level category classifier: which bureau's domain a citizen's message belongs to.
 
-Pipeline (chosen by cross-validation on raw messages, see bench/nlp_quality.py and BENCHMARKS.md):
+Training chooses its configuration on the data it is given (``CANDIDATES``, ``fit_candidates``, ``select``):
+a city retrains on its own categories, and what cross-validation tuned on the government data (head block,
+stop words, domain terms, balanced weights, the stacker) did not carry over to another taxonomy, where the
+pipeline fell below the plain baseline (issue #15). So every candidate of a small fixed set is fitted, scored
+by macro-F1 on its out-of-fold predictions (raw records when the data mixes forms), and the best one is kept;
+the set starts with the plain baseline itself (char 1-3-gram TF-IDF of the raw text + unweighted LinearSVC,
+argmax), so a model is never chosen over it unless it validates better. The choice and every candidate's
+score go into the metadata and ``evaluate``'s JSON. ``bench/nlp_selection.py`` checks that the choice
+generalises by nested cross-validation over seven taxonomies (BENCHMARKS.md).
 
-* Segment title + text with the city dictionary (rjieba, same dictionary as jieba), drop punctuation, single
-  Latin letters/digits (anonymised "A市" -> "市") and common function words. Training data comes both raw and
-  already segmented with stop words removed; this normalisation makes both forms give the same features.
-* Character 1-3-grams of the joined words (robust to segmentation differences and typos) + word unigrams and
-  bigrams + character 1-3-grams of the message's first 40 characters at weight 0.7; TF-IDF with sublinear tf.
-* Linear SVM with balanced class weights; its out-of-fold scores feed a multinomial logistic regression (a 7 x 7
-  stacker) that gives the probabilities, because dispatch decisions need probabilities that mean what they say
-  (the auto-dispatch gate is a probability threshold). The stacker also corrects systematic confusions between
-  neighbouring categories, which per-class Platt scaling cannot (CV macro-F1 0.9308 -> 0.9346).
+The candidates' building blocks:
+
+* Word blocks: segment title + text with the city dictionary (rjieba, same dictionary as jieba), drop
+  punctuation, single Latin letters/digits (anonymised "A市" -> "市") and common function words; training data
+  comes both raw and already segmented with stop words removed, and this normalisation makes both forms give
+  the same features. Then char 1-3-grams of the joined words + word unigrams and bigrams + char 1-3-grams of
+  the message's first 40 characters at weight 0.7; TF-IDF with sublinear tf. The SVM is class-balanced.
+* Raw-character block: char 1-3-grams of the text as written, the plain baseline's features (digits, Latin
+  letters and punctuation kept, which the word blocks drop).
+* Linear SVM; its out-of-fold scores feed either one temperature (the SVM's argmax decides, probabilities
+  calibrated without moving it) or a multinomial logistic regression over all k scores (a k x k stacker) that
+  gives both, because dispatch decisions need probabilities that mean what they say (the auto-dispatch gate is
+  a probability threshold). The stacker also corrects systematic confusions between neighbouring categories,
+  which per-class Platt scaling cannot (CV macro-F1 0.9308 -> 0.9346 on the word blocks).
 
 What was tried and not kept (5-fold CV macro-F1 of the SVM's argmax on the shared raw messages, before the head
 block's weight was tuned on the calibrated pipeline, which scored 0.931 with Platt scaling and 0.935 now):
@@ -22,11 +35,13 @@ training time). With the stacker (0.935), not kept either: a one-hidden-layer ML
 (0.927), LR averaged in (0.928), stacking per-block SVMs (<= 0.930) or NB / ridge scores beside the SVM's
 (<= 0.935), 5-fold out-of-fold scores (0.934), fastText stacked beside the SVM (0.934), self-training on
 unlabelled messages (0.934). Linear models on these features level off near 0.935; see
-BENCHMARKS.md for the gap to 0.94.
+BENCHMARKS.md for the gap to 0.94. In the candidate round: the word blocks alone as a third fit (best on the
+government data by 0.003 in nested CV, worse on five of the other six taxonomies, and over the time budget
+as a third fit).
 
 A model is a directory: ``pipeline.joblib`` + ``metadata.json`` (labels, training data hash, library versions,
-validation metrics, auto-dispatch threshold). Loading checks the scikit-learn version *before* unpickling,
-because a pickle from another scikit-learn release can load and then predict garbage silently.
+the selection, validation metrics, auto-dispatch threshold). Loading checks the scikit-learn version *before*
+unpickling, because a pickle from another scikit-learn release can load and then predict garbage silently.
 """
 
 from __future__ import annotations
@@ -42,15 +57,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import joblib
 import numpy as np
 import scipy
 import sklearn
 from joblib import Parallel, delayed
+from scipy.optimize import minimize_scalar
 from scipy.sparse import csr_matrix, hstack
-from scipy.special import softmax
+from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
@@ -61,10 +77,11 @@ from sklearn.svm import LinearSVC
 from nlp.segment import DOMAIN_TERMS, Segmenter
 from nlp.vectorize import CharNgramTfidf, WordNgramTfidf
 
-FORMAT_VERSION = 3  # 2: head block and balanced class weights; 3: multinomial stacker instead of Platt
+FORMAT_VERSION = 4  # 2: head block, balanced weights; 3: multinomial stacker; 4: configuration chosen at training
 PIPELINE_FILE = "pipeline.joblib"
 METADATA_FILE = "metadata.json"
 AUTO_DISPATCH_TARGET = 0.97
+PREDICT_CHUNK = 256  # messages per vectorisation step in Model.predict_proba
 RELIABILITY_BINS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 
 # Common function words: removed from both forms so raw text matches text whose stop words were stripped.
@@ -185,7 +202,9 @@ STOP_WORDS = frozenset(
         "呀",
     }
 )
-_NOISE_TOKEN = re.compile(r"^(?:[A-Za-z]|\d)$")
+# Tokens the word blocks drop: the stop words and single Latin letters or digits (anonymised "A市" -> "市").
+Decide = Literal["svm", "stacker"]  # who turns the SVM scores into the decision (see CalibratedLinearSVC)
+_DROP_TOKENS = STOP_WORDS | frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
 
 class DataError(ValueError):
@@ -298,29 +317,48 @@ def check_labels(labels: Sequence[str]) -> None:
 # Features
 # ---------------------------------------------------------------------------------------------------------
 def clean_tokens(tokens: Iterable[str]) -> list[str]:
-    return [t for t in tokens if t not in STOP_WORDS and not _NOISE_TOKEN.match(t)]
+    drop = _DROP_TOKENS
+    return [t for t in tokens if t not in drop]
+
+
+_WHITESPACE_RUN = re.compile(r"\s\s+")
+
+
+def plain_text(title: str, text: str) -> str:
+    """The text the plain baseline reads: title + text as written, lower-cased, whitespace runs as one space
+    (what scikit-learn's ``TfidfVectorizer(analyzer="char")`` does to a document before taking n-grams)."""
+    return _WHITESPACE_RUN.sub(" ", f"{title or ''} {text or ''}".lower())
 
 
 class TextFeatures(TransformerMixin, BaseEstimator):
-    """(title, text) pairs -> char 1-3-gram TF-IDF of the joined words | word uni+bigram TF-IDF | head block.
+    """(title, text) pairs -> TF-IDF blocks; which blocks is a training-time choice (see ``CANDIDATES``).
 
-    The head block is the char 1-3-grams of the first ``head_chars`` characters (the title, or the opening
-    sentence where the title was merged into the text), weighted ``head_weight``: citizens say what the matter
-    is first and then tell the story. In 5-fold CV on the shared raw messages (calibrated pipeline) the block
-    lifted macro-F1 from 0.926 (none) to 0.9308 at weight 0.7 (0.35: 0.926, 0.5: 0.929, 0.85: 0.929,
+    ``words=True`` gives three blocks over the rjieba words (stop words, punctuation and single letters/digits
+    removed, so raw and pre-segmented messages give the same features): char 1-3-grams of the joined words,
+    word uni+bigrams, and the head block, the char 1-3-grams of the first ``head_chars`` characters (the
+    title, or the opening sentence where the title was merged into the text) weighted ``head_weight``:
+    citizens say what the matter is first and then tell the story. On the shared government messages the head
+    block lifted 5-fold CV macro-F1 from 0.926 to 0.9308 at weight 0.7 (0.35: 0.926, 0.5: 0.929, 0.85: 0.929,
     1.0: 0.928; 30 characters: 0.930; 80 characters did worse); see BENCHMARKS.md.
-    Segmenting once per message and feeding all blocks keeps prediction fast (segmentation dominates).
+    ``raw_chars=True`` adds the plain baseline's block: char 1-3-grams of the text as written (``plain_text``),
+    all n-grams kept (min_df=1), no segmentation.
+    Segmenting once per message and feeding all word blocks keeps prediction fast (segmentation dominates).
     """
 
     def __init__(
         self,
         segmenter: Segmenter | None = None,
+        *,
+        words: bool = True,
+        raw_chars: bool = False,
         char_ngram_range: tuple[int, int] = (1, 3),
         min_df: int = 2,
         head_chars: int = 40,
         head_weight: float = 0.7,
     ) -> None:
         self.segmenter = segmenter
+        self.words = words
+        self.raw_chars = raw_chars
         self.char_ngram_range = char_ngram_range
         self.min_df = min_df
         self.head_chars = head_chars
@@ -330,45 +368,56 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         if self.segmenter is None:
             self.segmenter = Segmenter()
         cut = self.segmenter.cut
-        return [clean_tokens(cut(f"{title or ''} {text or ''}")) for title, text in items]
+        drop = _DROP_TOKENS
+        return [[t for t in cut(f"{title or ''} {text or ''}") if t not in drop] for title, text in items]
 
     def fit(self, X: Sequence[tuple[str, str]], y: Any = None) -> TextFeatures:
         self.fit_transform(X, y)
         return self
 
     def fit_transform(self, X: Sequence[tuple[str, str]], y: Any = None, **fit_params: Any) -> csr_matrix:
-        tokens = self.tokens(X)
-        small = len(tokens) < 20
+        if not (self.words or self.raw_chars):
+            raise ValueError("TextFeatures needs words=True or raw_chars=True")
+        small = len(X) < 20
         min_df, max_df = (1, 1.0) if small else (self.min_df, 0.9)
-        self.char_ = CharNgramTfidf(self.char_ngram_range, min_df=min_df, max_df=max_df)
-        self.word_ = WordNgramTfidf(min_df=min_df)
-        self.head_ = CharNgramTfidf(self.char_ngram_range, min_df=min_df, max_df=max_df)
-        joined = ["".join(t) for t in tokens]
-        return hstack(
-            [
+        blocks: list[csr_matrix] = []
+        if self.words:
+            tokens = self.tokens(X)
+            self.char_ = CharNgramTfidf(self.char_ngram_range, min_df=min_df, max_df=max_df)
+            self.word_ = WordNgramTfidf(min_df=min_df)
+            self.head_ = CharNgramTfidf(self.char_ngram_range, min_df=min_df, max_df=max_df)
+            joined = ["".join(t) for t in tokens]
+            blocks += [
                 self.char_.fit_transform(joined),
                 self.word_.fit_transform(tokens),
                 self.head_.fit_transform([j[: self.head_chars] for j in joined]) * np.float32(self.head_weight),
-            ],
-            format="csr",
-            dtype=np.float32,
-        )
+            ]
+        if self.raw_chars:
+            self.raw_ = CharNgramTfidf(self.char_ngram_range, min_df=1, max_df=1.0)
+            blocks.append(self.raw_.fit_transform([plain_text(title, text) for title, text in X]))
+        return hstack(blocks, format="csr", dtype=np.float32)
 
-    def blocks(self, X: Sequence[tuple[str, str]]) -> tuple[csr_matrix, ...]:
+    def blocks(self, X: Sequence[tuple[str, str]]) -> list[csr_matrix]:
         """The feature blocks unstacked (prediction multiplies each by its slice of the weights)."""
-        tokens = self.tokens(X)
-        joined = ["".join(t) for t in tokens]
-        head = self.head_.transform([j[: self.head_chars] for j in joined]) * np.float32(self.head_weight)
-        return self.char_.transform(joined), self.word_.transform(tokens), head
+        out: list[csr_matrix] = []
+        if self.words:
+            tokens = self.tokens(X)
+            joined = ["".join(t) for t in tokens]
+            head = self.head_.transform([j[: self.head_chars] for j in joined]) * np.float32(self.head_weight)
+            out += [self.char_.transform(joined), self.word_.transform(tokens), head]
+        if self.raw_chars:
+            out.append(self.raw_.transform([plain_text(title, text) for title, text in X]))
+        return out
 
     def transform(self, X: Sequence[tuple[str, str]]) -> csr_matrix:
-        return hstack(list(self.blocks(X)), format="csr", dtype=np.float32)
+        return hstack(self.blocks(X), format="csr", dtype=np.float32)
 
 
-def _fit_svc(X: csr_matrix, y: np.ndarray, C: float) -> LinearSVC:
+def _fit_svc(X: csr_matrix, y: np.ndarray, C: float, balanced: bool) -> LinearSVC:
     # Balanced class weights: macro-F1 weighs a small category (交通运输, 7 % of the data) like a big one, and
-    # unweighted the SVM gives small categories up to the big ones (CV macro-F1 0.924 -> 0.926 with them).
-    return LinearSVC(C=C, class_weight="balanced").fit(X, y)
+    # unweighted the SVM gives small categories up to the big ones (CV macro-F1 0.924 -> 0.926 with them on the
+    # word features; the plain baseline is unweighted).
+    return LinearSVC(C=C, class_weight="balanced" if balanced else None).fit(X, y)
 
 
 def _decision(model: LinearSVC, X: csr_matrix, n_classes: int) -> np.ndarray:
@@ -378,46 +427,81 @@ def _decision(model: LinearSVC, X: csr_matrix, n_classes: int) -> np.ndarray:
     return d
 
 
-class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
-    """Linear SVM whose out-of-fold decision values are turned into probabilities by a multinomial logistic
-    regression over all classes' scores (a k x k stacker).
+def _stacker(scores: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression over the k SVM scores -> (k x k weights, k intercepts)."""
+    # C=1 (the default L2 strength): in CV, 0.1 lost 0.005 macro-F1, 3 and 10 were no better.
+    lr = LogisticRegression(C=1.0, max_iter=2000).fit(scores, y)
+    coef = np.asarray(lr.coef_, dtype=np.float64)
+    intercept = np.asarray(lr.intercept_, dtype=np.float64)
+    if coef.shape[0] == 1:  # binary LR has one logit for the second class; softmax over (0, z) is the same sigmoid
+        coef = np.vstack([np.zeros_like(coef), coef])
+        intercept = np.concatenate([[0.0], intercept])
+    return np.ascontiguousarray(coef.T), intercept
 
-    Why the stacker and not per-class Platt scaling: Platt maps each class's score on its own, so it can
-    rescale but never learn that a high 城乡建设 score next to a fair 商贸旅游 score usually means 商贸旅游.
-    The stacker sees the whole score vector. In 5-fold CV on the shared raw messages it moved macro-F1 from
-    0.9308 to 0.9346 (outer seeds 1 and 2: 0.9297 -> 0.9327, 0.9293 -> 0.9330; better in 12 of 15 folds)
-    and predictions at p >= 0.9 stay 97.5 % right (the top bin is slightly overconfident, see BENCHMARKS.md).
-    It stays one weight matrix, so a single prediction is one
-    sparse mat-mul plus a 7 x 7 product (CalibratedClassifierCV costs ~6 ms per call), and the out-of-fold
-    probabilities are kept (``oof_proba_``) so training gets validation figures without a second fit.
+
+def _temperature(scores: np.ndarray, y_index: np.ndarray) -> float:
+    """The scale a minimising the log loss of softmax(a * scores): calibrates without moving the argmax."""
+
+    def loss(log_a: float) -> float:
+        logp = log_softmax(scores * np.exp(log_a), axis=1)
+        return float(-logp[np.arange(len(y_index)), y_index].mean())
+
+    return float(np.exp(minimize_scalar(loss, bounds=(-5.0, 5.0), method="bounded").x))
+
+
+class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
+    """Linear SVM whose out-of-fold decision values are turned into probabilities, in one of two ways.
+
+    ``decide="stacker"``: a multinomial logistic regression over all classes' scores (a k x k stacker) gives
+    the probabilities and the decision. Per-class Platt scaling maps each class's score on its own, so it can
+    rescale but never learn that a high 城乡建设 score next to a fair 商贸旅游 score usually means 商贸旅游;
+    the stacker sees the whole score vector. On the shared government messages it moved 5-fold CV macro-F1 from
+    0.9308 to 0.9346 (better in 12 of 15 folds over three outer seeds).
+    ``decide="svm"``: the SVM's argmax decides (as in the plain baseline) and one temperature, fitted on the
+    out-of-fold scores, turns the scores into probabilities without changing which label wins.
+    Both calibrators are fitted; training picks one by validation (``Model.train``), ``decide`` applies it.
+    Either way a prediction is one sparse mat-mul plus a k x k product (CalibratedClassifierCV costs ~6 ms
+    per call). The out-of-fold scores are kept (``oof_scores_``), and the stacker's probabilities for them
+    are cross-validated too (``oof_stacker_proba_``), so training gets honest validation figures without a
+    second fit.
     """
 
-    def __init__(self, C: float = 1.0, folds: int = 3, n_jobs: int | None = None, random_state: int = 0) -> None:
+    def __init__(
+        self,
+        C: float = 1.0,
+        folds: int = 3,
+        n_jobs: int | None = None,
+        random_state: int = 0,
+        balanced: bool = True,
+        decide: Decide = "stacker",
+    ) -> None:
         self.C = C
         self.folds = folds
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.balanced = balanced
+        self.decide = decide
 
-    def fit(self, X: csr_matrix, y: Sequence[str]) -> CalibratedLinearSVC:
+    def fit(self, X: csr_matrix, y: Sequence[str] | np.ndarray) -> CalibratedLinearSVC:
         y_arr = np.asarray(y)
         self.classes_ = np.unique(y_arr)
         k = len(self.classes_)
+        y_index = np.searchsorted(self.classes_, y_arr)
         folds = max(2, min(self.folds, int(min(Counter(y_arr.tolist()).values()))))
         splits = list(StratifiedKFold(folds, shuffle=True, random_state=self.random_state).split(X, y_arr))
         jobs = [(X[tr], y_arr[tr]) for tr, _ in splits] + [(X, y_arr)]
-        models = Parallel(n_jobs=self.n_jobs)(delayed(_fit_svc)(Xa, ya, self.C) for Xa, ya in jobs)
+        models = Parallel(n_jobs=self.n_jobs)(delayed(_fit_svc)(Xa, ya, self.C, self.balanced) for Xa, ya in jobs)
         oof = np.zeros((X.shape[0], k))
         for (_, te), model in zip(splits, models[:-1], strict=True):
             oof[te] = _decision(model, X[te], k)
-        # C=1 (the default L2 strength): in CV, 0.1 lost 0.005 macro-F1, 3 and 10 were no better.
-        stacker = LogisticRegression(C=1.0, max_iter=2000).fit(oof, y_arr)
-        coef = np.asarray(stacker.coef_, dtype=np.float64)
-        intercept = np.asarray(stacker.intercept_, dtype=np.float64)
-        if k == 2:  # binary LR has one logit for the second class; softmax over (0, z) is the same sigmoid
-            coef = np.vstack([np.zeros_like(coef), coef])
-            intercept = np.concatenate([[0.0], intercept])
-        self.calib_W_ = np.ascontiguousarray(coef.T)
-        self.calib_b_ = intercept
+        self.oof_scores_ = oof
+        self.calib_W_, self.calib_b_ = _stacker(oof, y_arr)
+        self.temperature_ = _temperature(oof, y_index)
+        # The stacker's own out-of-fold probabilities: fitted on the other folds' scores, like at prediction.
+        self.oof_stacker_proba_ = np.zeros_like(oof)
+        for tr, te in splits:
+            W, b = _stacker(oof[tr], y_arr[tr])
+            self.oof_stacker_proba_[te] = softmax(oof[te] @ W + b, axis=1)
         final = models[-1]
         coef_svm = np.asarray(final.coef_, dtype=np.float32)
         intercept_svm = np.asarray(final.intercept_, dtype=np.float32)
@@ -426,11 +510,19 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
             intercept_svm = np.concatenate([-intercept_svm, intercept_svm])
         self.coef_T_ = np.ascontiguousarray(coef_svm.T)
         self.intercept_ = intercept_svm
-        self.oof_proba_ = self._calibrate(oof)
         return self
 
+    def oof_proba(self, decide: Decide | None = None) -> np.ndarray:
+        """Out-of-fold probabilities under ``decide`` (default: this estimator's)."""
+        if (decide or self.decide) == "stacker":
+            return self.oof_stacker_proba_
+        return np.asarray(softmax(self.oof_scores_ * self.temperature_, axis=1))
+
     def _calibrate(self, d: np.ndarray) -> np.ndarray:
-        return np.asarray(softmax(np.asarray(d, dtype=np.float64) @ self.calib_W_ + self.calib_b_, axis=1))
+        d = np.asarray(d, dtype=np.float64)
+        if self.decide == "stacker":
+            return np.asarray(softmax(d @ self.calib_W_ + self.calib_b_, axis=1))
+        return np.asarray(softmax(d * self.temperature_, axis=1))
 
     def decision_function(self, X: csr_matrix) -> np.ndarray:
         return np.asarray(X @ self.coef_T_) + self.intercept_
@@ -439,17 +531,65 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
         return self._calibrate(self.decision_function(X))
 
     def predict(self, X: csr_matrix) -> np.ndarray:
-        return np.asarray(self.classes_[self.decision_function(X).argmax(axis=1)])
+        return np.asarray(self.classes_[self.predict_proba(X).argmax(axis=1)])
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One configuration training may choose: which feature blocks, class weights, and who decides."""
+
+    name: str
+    words: bool  # the rjieba word blocks (joined-word chars, word 1-2-grams, head block)
+    raw_chars: bool  # char 1-3-grams of the text as written
+    balanced: bool
+    decide: Decide  # "svm" (argmax of the SVM, temperature probabilities) or "stacker"
+
+    @property
+    def fit_key(self) -> tuple[bool, bool, bool]:
+        """Candidates with the same key share one fit (they differ only in how the scores are read)."""
+        return (self.words, self.raw_chars, self.balanced)
+
+    def describe(self) -> str:
+        blocks = []
+        if self.words:
+            blocks.append("rjieba words: char 1-3 of the joined words + word 1-2 + head (40 chars, x0.7)")
+        if self.raw_chars:
+            blocks.append("char 1-3 of the raw text")
+        weights = "balanced" if self.balanced else "unweighted"
+        decision = "multinomial logistic stacker" if self.decide == "stacker" else "SVM argmax, temperature"
+        return f"{' | '.join(blocks)} TF-IDF (sublinear); LinearSVC(C=1, {weights}); {decision}"
+
+
+# The fixed set training chooses from, simplest first (ties go to the earlier one). Two fits: the plain
+# baseline, and the rjieba word blocks with the raw-character block beside them; each read two ways. Why not
+# the word blocks alone (the previous pipeline): in nested CV over seven taxonomies (BENCHMARKS.md) adding the
+# raw characters won on five, by up to 0.013 macro-F1 (titles only, the seed corpus's 16 categories), and lost
+# 0.003 on the government data; a third fit would not fit the training-time budget.
+CANDIDATES: tuple[Candidate, ...] = (
+    Candidate("plain", words=False, raw_chars=True, balanced=False, decide="svm"),
+    Candidate("plain+stacker", words=False, raw_chars=True, balanced=False, decide="stacker"),
+    Candidate("words+raw", words=True, raw_chars=True, balanced=True, decide="svm"),
+    Candidate("words+raw+stacker", words=True, raw_chars=True, balanced=True, decide="stacker"),
+)
 
 
 def build_pipeline(
-    segmenter: Segmenter | None = None, *, C: float = 1.0, n_jobs: int | None = None, calibration_folds: int = 3
+    segmenter: Segmenter | None = None,
+    *,
+    candidate: Candidate | None = None,
+    C: float = 1.0,
+    n_jobs: int | None = None,
+    calibration_folds: int = 3,
 ) -> Pipeline:
-    """Unfitted pipeline: features -> calibrated linear SVM."""
+    """Unfitted pipeline for ``candidate`` (default: the last, richest candidate)."""
+    c = candidate or CANDIDATES[-1]
     return Pipeline(
         [
-            ("features", TextFeatures(segmenter=segmenter)),
-            ("clf", CalibratedLinearSVC(C=C, folds=calibration_folds, n_jobs=n_jobs)),
+            ("features", TextFeatures(segmenter=segmenter, words=c.words, raw_chars=c.raw_chars)),
+            (
+                "clf",
+                CalibratedLinearSVC(C=C, folds=calibration_folds, n_jobs=n_jobs, balanced=c.balanced, decide=c.decide),
+            ),
         ]
     )
 
@@ -517,6 +657,52 @@ def classification_metrics(y_true: Any, y_pred: Any, labels: Sequence[str]) -> d
     }
 
 
+@dataclass
+class Trial:
+    """A candidate fitted on the training data, with its out-of-fold probabilities and validation score."""
+
+    candidate: Candidate
+    pipeline: Pipeline  # shared by the candidates with the same fit_key; set clf.decide before predicting
+    oof_proba: np.ndarray
+    score: dict[str, Any]
+
+
+def fit_candidates(
+    items: Sequence[tuple[str, str]],
+    y: np.ndarray,
+    pool: np.ndarray,
+    candidates: Sequence[Candidate] = CANDIDATES,
+    *,
+    segmenter: Segmenter | None = None,
+    n_jobs: int | None = 2,
+) -> list[Trial]:
+    """Fit each candidate (one fit per ``fit_key``) and score its out-of-fold predictions on ``pool``."""
+    fits: dict[tuple[bool, bool, bool], Pipeline] = {}
+    trials: list[Trial] = []
+    for candidate in candidates:
+        t0 = time.perf_counter()
+        if candidate.fit_key not in fits:
+            fits[candidate.fit_key] = build_pipeline(segmenter, candidate=candidate, n_jobs=n_jobs).fit(items, y)
+        pipe = fits[candidate.fit_key]
+        clf = pipe.named_steps["clf"]
+        proba = clf.oof_proba(candidate.decide)
+        pred = clf.classes_[proba.argmax(1)]
+        score = {
+            "name": candidate.name,
+            "description": candidate.describe(),
+            "macro_f1": _round(f1_score(y[pool], pred[pool], average="macro")),
+            "accuracy": _round(accuracy_score(y[pool], pred[pool])),
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+        trials.append(Trial(candidate, pipe, proba, score))
+    return trials
+
+
+def select(trials: Sequence[Trial]) -> Trial:
+    """The trial with the best validation macro-F1; ties go to the earlier one (the plain baseline is first)."""
+    return max(trials, key=lambda t: float(t.score["macro_f1"]))  # max keeps the first of equals
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Model
 # ---------------------------------------------------------------------------------------------------------
@@ -578,16 +764,21 @@ class Model:
         user_words: Iterable[str] = (),
         target: float = AUTO_DISPATCH_TARGET,
         n_jobs: int | None = 2,
+        candidates: Sequence[Candidate] = CANDIDATES,
     ) -> Model:
-        """Fit on ``records``; validation metrics and the auto-dispatch threshold come from out-of-fold predictions.
+        """Fit every candidate configuration, keep the one with the best validation macro-F1.
 
-        Validation uses the records marked ``form == "raw"`` when the data mixes forms, because production
-        messages are raw. The final weights are fitted on all records; the threshold chosen on out-of-fold
-        predictions (models trained on 2/3 of the data) is therefore slightly conservative, the safe side.
+        Validation = out-of-fold predictions (3 folds) over the records marked ``form == "raw"`` when the data
+        mixes forms, because production messages are raw, else over all records. Ties go to the earlier
+        candidate (the plain baseline comes first). The auto-dispatch threshold is chosen on the winner's
+        out-of-fold probabilities; the final weights are fitted on all records, so the threshold (chosen on
+        models trained on 2/3 of the data) is slightly conservative, the safe side.
         """
         records = list(records)
         if not records:
             raise DataError(["no training records"])
+        if not candidates:
+            raise ValueError("no candidate configurations to train")
         labels_all = [r.label for r in records]
         check_labels(labels_all)
         started = time.perf_counter()
@@ -595,21 +786,22 @@ class Model:
         segmenter = Segmenter([*DOMAIN_TERMS, *user_words])
         items = [(r.title, r.text) for r in records]
         y = np.array(labels_all)
-
-        pipe = build_pipeline(segmenter, n_jobs=n_jobs)
-        pipe.fit(items, y)
-        # Validation = out-of-fold calibrated probabilities of the raw messages (all records if no form is
-        # given): every figure comes from a model that did not see the message's label.
-        proba = pipe.named_steps["clf"].oof_proba_
-        classes = pipe.classes_
         raw = np.array([r.form == "raw" for r in records])
         pool = raw if raw.any() and not raw.all() else np.ones(len(records), dtype=bool)
+
+        trials = fit_candidates(items, y, pool, candidates, segmenter=segmenter, n_jobs=n_jobs)
+        best = select(trials)
+        chosen, proba = best.candidate, best.oof_proba
+        final = best.pipeline
+        final.named_steps["clf"].decide = chosen.decide
+        classes = final.classes_
         pred = classes[proba.argmax(1)][pool]
         top = proba.max(1)[pool]
         correct = pred == y[pool]
+        folds = final.named_steps["clf"].folds
         validation: dict[str, Any] = {
             "n": int(pool.sum()),
-            "method": f"out-of-fold ({pipe.named_steps['clf'].folds} folds) over "
+            "method": f"out-of-fold ({folds} folds) over "
             + ("raw records" if pool.sum() < len(records) else "all records"),
             **classification_metrics(y[pool], pred, [str(c) for c in classes]),
             "reliability": reliability_table(top, correct),
@@ -621,20 +813,26 @@ class Model:
             "share": round(share, 4),
             "accuracy_at_threshold": None if acc is None else round(acc, 4),
         }
-        final = pipe
         created = datetime.now(UTC)
         metadata = {
             "format_version": FORMAT_VERSION,
             "model_version": created.strftime("%Y%m%dT%H%M%SZ"),
             "created": created.isoformat(timespec="seconds"),
-            "labels": [str(c) for c in final.classes_],
+            "labels": [str(c) for c in classes],
             "label_counts": dict(sorted(Counter(labels_all).items())),
             "training_data": data_info or {"records": len(records)},
             "libraries": _versions(),
             "pipeline": {
-                "features": "char 1-3 + word 1-2-gram + head (40 chars, x0.7) TF-IDF (sublinear) over rjieba words",
-                "classifier": "LinearSVC(C=1, balanced) + multinomial logistic stacker on 3-fold out-of-fold scores",
+                "candidate": chosen.name,
+                "description": chosen.describe(),
                 "user_words": len(segmenter.words),
+            },
+            "selection": {
+                "chosen": chosen.name,
+                "method": f"macro-F1 of out-of-fold predictions ({folds} folds) over "
+                + ("raw records" if pool.sum() < len(records) else "all records")
+                + "; ties go to the earlier candidate",
+                "candidates": [t.score for t in trials],
             },
             "validation": validation,
             "auto_dispatch": auto,
@@ -648,17 +846,25 @@ class Model:
 
         Fast path for our own pipeline: each feature block is multiplied by its slice of the weights, which
         avoids stacking sparse matrices and sklearn's per-call checks (~0.5 ms of a ~1.5 ms single prediction).
+        Large batches go in chunks of ``PREDICT_CHUNK`` messages: a whole evaluation set at once builds
+        temporaries of ~25 MB per array (3 n-gram keys per character), which the allocator takes fresh from
+        the kernel and hands back after each step, so the batch paid a page fault per 4 KB touched; chunks
+        keep the temporaries small and reused (see BENCHMARKS.md, speed).
         """
+        items = list(items)
         features = self.pipeline.named_steps.get("features")
         clf = self.pipeline.named_steps.get("clf")
-        if isinstance(features, TextFeatures) and isinstance(clf, CalibratedLinearSVC):
-            d = np.zeros((len(items), len(clf.classes_)), dtype=np.float32) + clf.intercept_
+        if not (isinstance(features, TextFeatures) and isinstance(clf, CalibratedLinearSVC)):
+            return np.asarray(self.pipeline.predict_proba(items))
+        d = np.empty((len(items), len(clf.classes_)), dtype=np.float32)
+        for lo in range(0, len(items), PREDICT_CHUNK):
+            chunk = d[lo : lo + PREDICT_CHUNK]
+            chunk[:] = clf.intercept_
             start = 0
-            for block in features.blocks(list(items)):
-                d += block @ clf.coef_T_[start : start + block.shape[1]]
+            for block in features.blocks(items[lo : lo + PREDICT_CHUNK]):
+                chunk += block @ clf.coef_T_[start : start + block.shape[1]]
                 start += block.shape[1]
-            return clf._calibrate(np.asarray(d))
-        return np.asarray(self.pipeline.predict_proba(list(items)))
+        return clf._calibrate(d)
 
     def predict_many(self, items: Sequence[tuple[str, str]], k: int = 3) -> list[list[tuple[str, float]]]:
         """Top-``k`` (label, calibrated probability) for each (title, text), best first."""
@@ -693,6 +899,7 @@ class Model:
         high = top >= 0.9
         return {
             "model_version": self.version,
+            "selection": self.metadata.get("selection"),
             "n": len(records),
             **classification_metrics(y, pred, labels),
             "msgs_per_s": round(len(records) / seconds, 1) if seconds > 0 else None,

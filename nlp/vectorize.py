@@ -23,10 +23,18 @@ def _idf(df: np.ndarray, n_docs: int) -> np.ndarray:
 
 
 def _weight(doc_ids: np.ndarray, feat_ids: np.ndarray, n_docs: int, n_feats: int, idf: np.ndarray) -> csr_matrix:
-    """Counts -> (1 + log tf) * idf -> rows scaled to unit L2 norm (CSR built directly, no COO round trip)."""
+    """(document, feature) occurrences -> TF-IDF rows (see ``_tfidf``)."""
     keys, counts = np.unique(doc_ids.astype(np.int64) * n_feats + feat_ids.astype(np.int64), return_counts=True)
     rows = keys // n_feats
-    indices = (keys - rows * n_feats).astype(np.int32)
+    return _tfidf(rows, keys - rows * n_feats, counts, n_docs, n_feats, idf)
+
+
+def _tfidf(
+    rows: np.ndarray, indices: np.ndarray, counts: np.ndarray, n_docs: int, n_feats: int, idf: np.ndarray
+) -> csr_matrix:
+    """Counts of distinct (row, feature) pairs sorted by row then feature -> (1 + log tf) * idf -> rows
+    scaled to unit L2 norm (CSR built directly, no COO round trip)."""
+    indices = indices.astype(np.int32)
     data = (np.log(counts.astype(np.float32)) + np.float32(1.0)) * idf[indices]
     norms = np.sqrt(np.bincount(rows, weights=data.astype(np.float64) ** 2, minlength=n_docs))
     inv = np.where(norms > 0, 1.0 / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
@@ -76,15 +84,19 @@ class KeyTable:
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Positions of ``keys`` in the original key array, -1 where absent."""
         keys = np.asarray(keys, dtype=np.uint64)
-        out = np.full(len(keys), -1, dtype=np.int64)
         slots = self._hash(keys)
-        pending = np.arange(len(keys))
+        # First probe for every key at once (most keys end here), then walk on for the few that collided.
+        stored = self.keys[slots]
+        found = stored == keys
+        out = np.where(found, self.values[slots], -1)
+        pending = np.flatnonzero(~found & (stored != _EMPTY))
         while pending.size:
-            stored = self.keys[slots[pending]]
+            slots_p = (slots[pending] + np.uint64(1)) & self.mask
+            slots[pending] = slots_p
+            stored = self.keys[slots_p]
             found = stored == keys[pending]
-            out[pending[found]] = self.values[slots[pending[found]]]
+            out[pending[found]] = self.values[slots_p[found]]
             pending = pending[~found & (stored != _EMPTY)]
-            slots[pending] = (slots[pending] + np.uint64(1)) & self.mask
         return out
 
 
@@ -126,24 +138,30 @@ class CharNgramTfidf:
     def fit_transform(self, docs: Sequence[str]) -> csr_matrix:
         doc_ids, keys = self._keys(docs)
         n_docs = len(docs)
-        # Document frequency: drop repeated (doc, key) pairs, then count keys.
-        order = np.lexsort((keys, doc_ids))
-        k_sorted, d_sorted = keys[order], doc_ids[order]
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = (k_sorted[1:] != k_sorted[:-1]) | (d_sorted[1:] != d_sorted[:-1])
-        uniq, df = np.unique(k_sorted[first], return_counts=True)
+        # Number the distinct n-grams, count distinct (document, n-gram) pairs: document frequencies and the
+        # training matrix come from the same two sorts (no hash lookups for the training documents).
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        n_uniq = max(len(uniq), 1)
+        pairs, counts = np.unique(doc_ids * n_uniq + inverse.reshape(-1), return_counts=True)
+        rows, feat = np.divmod(pairs, n_uniq)
+        df = np.bincount(feat, minlength=len(uniq))
         keep = (df >= self.min_df) & (df <= self.max_df * n_docs)
         self.keys_ = uniq[keep]
         self.idf_ = _idf(df[keep], n_docs)
         self.table_ = KeyTable(self.keys_)
-        return self.transform(docs, _prepared=(doc_ids, keys))
+        n_feats = len(self.keys_)
+        if n_feats == 0:
+            return csr_matrix((n_docs, 1), dtype=np.float32)
+        position = np.cumsum(keep) - 1
+        sel = keep[feat]
+        return _tfidf(rows[sel], position[feat[sel]], counts[sel], n_docs, n_feats, self.idf_)
 
     def fit(self, docs: Sequence[str]) -> CharNgramTfidf:
         self.fit_transform(docs)
         return self
 
-    def transform(self, docs: Sequence[str], _prepared: tuple[np.ndarray, np.ndarray] | None = None) -> csr_matrix:
-        doc_ids, keys = _prepared if _prepared is not None else self._keys(docs)
+    def transform(self, docs: Sequence[str]) -> csr_matrix:
+        doc_ids, keys = self._keys(docs)
         n_feats = len(self.keys_)
         if n_feats == 0 or len(keys) == 0:
             return csr_matrix((len(docs), max(n_feats, 1)), dtype=np.float32)

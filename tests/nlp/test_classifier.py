@@ -4,17 +4,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy.sparse import csr_matrix
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from nlp.classifier import (
+    CANDIDATES,
+    FORMAT_VERSION,
     CalibratedLinearSVC,
+    Candidate,
     DataError,
     IncompatibleModelError,
     Model,
     Record,
+    TextFeatures,
+    Trial,
     choose_threshold,
     load_records,
     parse_records,
     reliability_table,
+    select,
 )
 
 from .conftest import tiny_records
@@ -148,4 +155,71 @@ def test_the_stacker_turns_svm_scores_into_probabilities_of_the_right_class(n_cl
     proba = clf.predict_proba(csr_matrix(dense))
     assert np.allclose(proba.sum(axis=1), 1.0)
     assert (clf.classes_[proba.argmax(axis=1)] == y).mean() >= 0.95
-    assert np.allclose(clf.oof_proba_.sum(axis=1), 1.0)
+    assert np.allclose(clf.oof_proba("stacker").sum(axis=1), 1.0)
+
+
+def test_the_plain_candidate_is_the_reference_baseline_char_tfidf():
+    docs = [("标题", "小区  燃气泄漏了，请处理！"), ("", "公交车 G2 班次太少"), ("", "学校乱收费")] * 2
+    ours = TextFeatures(words=False, raw_chars=True).fit_transform(docs).toarray()
+    ref = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
+    expected = ref.fit_transform([f"{title} {text}" for title, text in docs]).toarray()
+    assert np.allclose(np.sort(ours, 1), np.sort(expected, 1), atol=1e-5)
+    assert CANDIDATES[0].name == "plain" and not CANDIDATES[0].words and not CANDIDATES[0].balanced
+
+
+def _error_code_records() -> list[Record]:
+    # The label is the error code, a single digit: the word features drop single digits, raw characters keep them.
+    places = ["东湖", "西山", "南岭", "北城", "中和", "新华", "人民", "解放", "建设", "光明"]
+    return [Record(f"{place}小区门禁报警代码{code}请处理", f"故障{code}") for place in places for code in "123"]
+
+
+def test_training_records_every_candidates_validation_score_and_keeps_the_best():
+    model = Model.train([Record(**r) for r in tiny_records()], n_jobs=1)
+    selection = model.metadata["selection"]
+    scores = {c["name"]: c["macro_f1"] for c in selection["candidates"]}
+    assert list(scores) == [c.name for c in CANDIDATES]
+    assert scores[selection["chosen"]] == max(scores.values())
+    assert model.metadata["pipeline"]["candidate"] == selection["chosen"]
+    assert model.evaluate([Record(**r) for r in tiny_records()])["selection"] == selection
+
+
+def test_a_taxonomy_the_word_features_cannot_see_gets_the_plain_baseline():
+    words_only = Candidate("words", words=True, raw_chars=False, balanced=True, decide="svm")
+    model = Model.train(_error_code_records(), n_jobs=1, candidates=[CANDIDATES[0], words_only])
+    scores = {c["name"]: c["macro_f1"] for c in model.metadata["selection"]["candidates"]}
+    assert scores["words"] < 0.6 < scores["plain"]
+    assert model.metadata["selection"]["chosen"] == "plain"
+    assert model.predict("", "西山小区门禁报警代码2请处理")[0][0] == "故障2"
+
+
+def test_ties_go_to_the_earlier_candidate():
+    trials = [
+        Trial(CANDIDATES[i], None, np.zeros((1, 1)), {"name": CANDIDATES[i].name, "macro_f1": f})
+        for i, f in enumerate([0.9, 0.95, 0.95, 0.94])
+    ]
+    assert select(trials).candidate == CANDIDATES[1]
+
+
+def test_training_can_be_limited_to_one_candidate():
+    only = Candidate("words", words=True, raw_chars=False, balanced=True, decide="svm")
+    model = Model.train([Record(**r) for r in tiny_records()], n_jobs=1, candidates=[only])
+    assert model.metadata["selection"]["chosen"] == "words"
+    proba = model.predict_proba([("", "东湖公司拖欠工资半年不发")])
+    assert model.labels[int(proba.argmax())] == "劳动和社会保障"
+
+
+def test_a_model_of_an_older_format_is_refused_with_retrain(tiny_model: Model, tmp_path: Path):
+    tiny_model.save(tmp_path / "m")
+    meta_path = tmp_path / "m" / "metadata.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["format_version"] = FORMAT_VERSION - 1
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(IncompatibleModelError, match="retrain"):
+        Model.load(tmp_path / "m")
+
+
+def test_batches_larger_than_a_chunk_give_the_same_probabilities(tiny_model: Model, monkeypatch: pytest.MonkeyPatch):
+    items = [(r["title"], r["text"]) for r in tiny_records()]
+    whole = tiny_model.predict_proba(items)
+    monkeypatch.setattr("nlp.classifier.PREDICT_CHUNK", 5)
+    assert np.allclose(tiny_model.predict_proba(items), whole, atol=1e-6)

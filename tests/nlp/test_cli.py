@@ -23,6 +23,9 @@ def test_train_then_evaluate_round_trip(tiny_corpus: Path, tmp_path: Path):
     assert {"macro_f1", "accuracy", "per_label", "msgs_per_s", "reliability"} <= set(result)
     assert set(result["per_label"]["教育文体"]) == {"precision", "recall", "f1", "support"}
     assert result["accuracy"] > 0.9
+    chosen = json.loads(trained.stdout)["chosen"]
+    assert result["selection"]["chosen"] == chosen
+    assert chosen in {c["name"] for c in result["selection"]["candidates"]}
 
 
 def test_bad_records_exit_2_with_one_line(tmp_path: Path):

@@ -34,3 +34,9 @@ def test_key_table_finds_every_key_and_nothing_else():
     table = KeyTable(keys)
     assert (table.lookup(keys) == np.arange(len(keys))).all()
     assert (table.lookup(np.array([0, 3, 2**63], dtype=np.uint64)) == -1).all()
+
+
+def test_fitting_gives_the_same_rows_as_transforming_the_training_documents():
+    ours = CharNgramTfidf((1, 3), min_df=2, max_df=0.9)
+    fitted = ours.fit_transform(DOCS)
+    assert np.allclose(fitted.toarray(), ours.transform(DOCS).toarray(), atol=1e-6)
