@@ -38,6 +38,8 @@ def test_the_labels_are_the_servers_tables(client: TestClient, city: City) -> No
         "emergency_line": labels.EMERGENCY_LINE_LABELS, "case_rule": labels.CASE_RULE_LABELS,
         "case_state": labels.CASE_STATE_LABELS, "case_decision": labels.CASE_DECISION_LABELS,
         "outcome": labels.OUTCOME_LABELS,
+        "delivery": labels.DELIVERY_LABELS,
+        "outbox_kind": labels.OUTBOX_KIND_LABELS,
     }
     # the ticket views word a status and a kind with the same tables
     assert got["status"]["dispatched"] == "已派单" and got["kind"]["complaint"] == "投诉"
