@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_ui.web import mount as mount_desk
 from hotline.api import ROUTERS as API_ROUTERS
-from hotline.errors import DomainError
+from hotline.errors import DomainError, TooManyRequests
 from hotline.services import Services, build_services, follow_config_changes, follow_tickets
 from hotline.settings import Settings, get_settings
 
@@ -79,6 +79,8 @@ async def _empty_receive() -> Message:
 def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    if isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after)}
     return JSONResponse({"detail": exc.message, **exc.detail}, status_code=exc.status_code, headers=headers)
 
 

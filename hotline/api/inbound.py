@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
-from hotline import inbound, intake
+from hotline import audit, inbound, intake
 from hotline.api.deps import ActorDep, IdPath, ServicesDep, SessionDep, UserDep, require
 from hotline.errors import Forbidden, Invalid
 from hotline.models import InboundMessage, Role, Ticket
@@ -96,6 +96,9 @@ def list_inbound(
 def replay_inbound(inbound_id: IdPath, session: SessionDep, actor: UserDep) -> InboundOut:
     """Admins: send a failed message through processing again (its payload as it came)."""
     require(actor, Role.admin)
-    row = inbound.replay(session, inbound_id)
+    row = inbound.replay(session, inbound_id)  # only a failed message is replayed
+    audit.record(session, actor, "replay", "inbound", row.id, before={"state": inbound.FAILED},
+                 after={"state": row.state, "attempts": row.attempts},
+                 summary=f"重新处理{row.channel}渠道消息 #{row.id}")
     session.commit()
     return _out(row, None)
