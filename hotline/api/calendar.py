@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
@@ -146,3 +146,28 @@ def unmark_year(year: int, session: SessionDep, services: ServicesDep, actor: Us
     session.commit()
     timing_changed(services, session)
     return _calendar_out(session, services, year)
+
+
+class DayOut(BaseModel):
+    day: date
+    working: bool  # as deadlines count it: the State Council schedule with the city's overrides applied
+    overridden: bool  # the city's own override decides this day
+
+
+class MonthOut(BaseModel):
+    year: int
+    month: int
+    known: bool  # the year's schedule is known (package or loaded): otherwise weekends only
+    days: list[DayOut]
+
+
+@router.get("/calendar/month", response_model=MonthOut, tags=["calendar"])
+def get_month(services: ServicesDep, actor: UserDep, year: Annotated[int, Query(ge=1900, le=2200)],
+              month: Annotated[int, Query(ge=1, le=12)]) -> MonthOut:
+    """Every day of one month as the deadlines count it, for the admin's calendar view."""
+    cal = services.timing.calendar
+    first = date(year, month, 1)
+    days = [first + timedelta(days=i) for i in range(31) if (first + timedelta(days=i)).month == month]
+    overrides = cal.overrides
+    return MonthOut(year=year, month=month, known=cal.is_year_known(year),
+                    days=[DayOut(day=d, working=cal.is_working_day(d), overridden=d in overrides) for d in days])
