@@ -71,6 +71,7 @@ export function knowledgeTab(ctx) {
   return { load };
 }
 
+const SOURCES = { default: '按诉求类型的时限', urgent: '紧急件时限', category: '分类专门时限' };
 const WEEKDAYS = ['一', '二', '三', '四', '五', '六', '日'];
 
 function minutesText(days, minutes, clock) {
@@ -148,7 +149,7 @@ export function calendarTab(ctx) {
         h('dt', {}, '受理时间'), h('dd', {}, fmtTime(p.start, true)),
         h('dt', {}, '签收时限'), h('dd', { dataset: { role: 'sign-due' } }, fmtTime(p.sign_due, true)),
         h('dt', {}, '办结时限'), h('dd', { dataset: { role: 'reply-due', value: p.reply_due } }, fmtTime(p.reply_due, true)),
-        h('dt', {}, '依据'), h('dd', {}, `${p.source}${p.category ? ` · 分类 ${p.category}` : ''}`),
+        h('dt', {}, '依据'), h('dd', { dataset: { role: 'source' } }, `${SOURCES[p.source] || p.source}${p.category ? ` · 分类 ${p.category}` : ''}`),
         p.warnings.length ? h('dd', { class: 'error small' }, p.warnings.join('；')) : null));
     } catch (err) { box.replaceChildren(h('p', { class: 'error' }, err.message)); }
   }
