@@ -25,6 +25,8 @@ PAGES = {
     "/desk/unit": "unit.html",
     "/desk/callback": "callback.html",
     "/desk/supervisor": "supervisor.html",
+    "/desk/admin": "admin.html",
+    "/public": "public.html",  # the citizen's own page: no account
 }
 SECURITY_HEADERS = {
     "Content-Security-Policy": (

@@ -19,7 +19,7 @@ from channels.forum.backend import mount_forum
 from channels.open311.backend import mount_open311
 from channels.phone.mount import mount_phone
 from hotline.api import ROUTERS as API_ROUTERS
-from hotline.errors import DomainError
+from hotline.errors import DomainError, TooManyRequests
 from hotline.services import Services, build_services, follow_config_changes, follow_tickets
 from hotline.settings import Settings, get_settings
 
@@ -82,6 +82,8 @@ async def _empty_receive() -> Message:
 def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    if isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after)}
     return JSONResponse({"detail": exc.message, **exc.detail}, status_code=exc.status_code, headers=headers)
 
 

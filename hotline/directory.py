@@ -67,9 +67,23 @@ Row = tuple[int, dict[str, str]]  # (row number as shown in Excel, field -> text
 
 
 @dataclass
+class Change:
+    """One row an import adds, changes or deactivates ("removed": imports never delete), as the export shows it
+    (Chinese headers → values) before and after, with its row number in the file."""
+
+    kind: str
+    change: str  # added | changed | removed
+    key: str
+    row: int | None
+    before: dict[str, Any] | None
+    after: dict[str, Any]
+
+
+@dataclass
 class ImportReport:
     created: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     updated: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    changes: list[Change] = field(default_factory=list)
 
 
 class _Errors:
@@ -333,6 +347,7 @@ def import_directory(session: Session, tables: Mapping[str, list[Row]], *, dry_r
     errors.raise_if_any()
 
     report = ImportReport()
+    before = _export_rows(session)
     # write areas top-down so parents have ids
     for level in AREA_LEVELS:
         for code, (number, cells) in area_rows.items():
@@ -397,9 +412,46 @@ def import_directory(session: Session, tables: Mapping[str, list[Row]], *, dry_r
             rule.note = cells["note"]
         rule.active = flags[("rules", number)]
     session.flush()
+    numbers = {
+        "areas": {code: number for code, (number, _) in area_rows.items()},
+        "units": {code: number for code, (number, _) in unit_rows.items()},
+        "rules": {f"{cat}×{where}": number for (cat, where), (number, _) in rule_rows.items()},
+    }
+    report.changes = _changes(before, _export_rows(session), numbers)
     if dry_run:
         session.rollback()
     return report
+
+
+def _keyed(kind: str, rows: list[list[Any]]) -> dict[str, dict[str, Any]]:
+    labels = [label for _, label in TABLES[kind][1]]
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        values = dict(zip(labels, row, strict=True))
+        key = f"{row[1]}×{row[2]}" if kind == "rules" else str(row[0])
+        if kind == "rules" and key in out and out[key]["启用"] == "是":
+            continue  # an older inactive rule of the same pair stays out of the picture
+        out[key] = values
+    return out
+
+
+def _changes(before: dict[str, list[list[Any]]], after: dict[str, list[list[Any]]],
+             numbers: dict[str, dict[str, int]]) -> list[Change]:
+    changes: list[Change] = []
+    for kind in KINDS:
+        old, new = _keyed(kind, before[kind]), _keyed(kind, after[kind])
+        for key, row in new.items():
+            was = old.get(key)
+            if was == row:
+                continue
+            if was is None:
+                change = "added"
+            elif was.get("启用") == "是" and row.get("启用") == "否":
+                change = "removed"
+            else:
+                change = "changed"
+            changes.append(Change(kind, change, key, numbers[kind].get(key), was, row))
+    return changes
 
 
 # --- export --------------------------------------------------------------------------------------------------

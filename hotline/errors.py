@@ -32,3 +32,13 @@ class Invalid(DomainError):
 
 class Unauthorized(DomainError):
     status_code = 401
+
+
+class TooManyRequests(DomainError):
+    """429: the answer carries ``Retry-After`` (seconds)."""
+
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.retry_after = retry_after

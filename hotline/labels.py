@@ -151,3 +151,19 @@ OUTBOX_KIND_LABELS: dict[str, str] = {
     "answer": "直接答复",
     "message": "消息",
 }
+
+#: a ticket's state as the citizen's own page says it (``GET /api/public/tickets/…``): plainer than the desk's words
+PUBLIC_STATUS_LABELS: dict[str, str] = {
+    "received": "已受理，正在分派",
+    "answered": "已答复办结",
+    "transferred": "已转交110/119/120/122等紧急部门",
+    "merged": "已与同一问题的其他诉求合并办理",
+    "dispatched": "已转交承办单位",
+    "signed": "承办单位正在办理",
+    "replied": "承办单位已答复，等待回访",
+    "callback": "已回访",
+    "closed": "已办结",
+    "returned": "正在重新确定承办单位",
+    "reopened": "正在重新办理",
+    "awaiting_citizen": "需要您补充信息，请留意来电或短信",
+}

@@ -131,6 +131,7 @@ class User(Base):
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now)
+    last_active_at: Mapped[datetime | None] = mapped_column(TZDateTime())  # login or request, to a few minutes
 
 
 class Citizen(Base):
@@ -498,3 +499,23 @@ class ChannelCursor(Base):
 
 
 __all__ += ["ChannelCursor"]
+
+class AuditEvent(Base):
+    """An admin's change to the city's configuration (users, directory, catalogue, knowledge, calendar, policies,
+    channels): who, when, what, the row before and after. Written by ``hotline.audit.record`` in the transaction of
+    the change itself, so a change without its audit event cannot commit. Append-only."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now, index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor_name: Mapped[str] = mapped_column(String(100), default="")
+    action: Mapped[str] = mapped_column(String(32))  # create, update, deactivate, delete, import, reset_password …
+    entity: Mapped[str] = mapped_column(String(32), index=True)  # user, unit, area, rule, article, …
+    entity_id: Mapped[str] = mapped_column(String(64), default="")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+__all__ += ["AuditEvent"]

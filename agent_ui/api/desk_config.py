@@ -35,6 +35,7 @@ DESK_PAGES: tuple[DeskPage, ...] = (
     DeskPage(path="/desk/callback", title="回访", roles=list(FRONT_DESK)),
     DeskPage(path="/desk/unit", title="承办台", roles=[Role.unit_handler, *SUPERVISORS]),
     DeskPage(path="/desk/supervisor", title="督办看板", roles=list(SUPERVISORS)),
+    DeskPage(path="/desk/admin", title="系统管理", roles=[Role.admin]),
 )
 
 #: where each role lands after logging in, and where a page it may not open sends it
@@ -43,7 +44,7 @@ HOME_BY_ROLE: dict[str, str] = {
     "dispatcher": "/desk/agent",
     "unit_handler": "/desk/unit",
     "supervisor": "/desk/supervisor",
-    "admin": "/desk/supervisor",
+    "admin": "/desk/admin",
 }
 
 

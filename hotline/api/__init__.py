@@ -8,6 +8,7 @@ unit's, 409 illegal transition or stale version, 422 bad payload naming the fiel
 from fastapi import APIRouter
 
 from hotline.api import (
+    audit,
     auth,
     calendar,
     catalogue,
@@ -16,6 +17,7 @@ from hotline.api import (
     intake,
     knowledge,
     policies,
+    public,
     scorecards,
     supervision,
     tickets,
@@ -25,5 +27,5 @@ from hotline.api import (
 ROUTERS: tuple[APIRouter, ...] = tuple(
     module.router
     for module in (auth, intake, inbound, tickets, directory, catalogue, users, knowledge, calendar, policies,
-                   supervision, scorecards)
+                   supervision, scorecards, audit, public)
 )

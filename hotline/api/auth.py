@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from hotline import auth
+from hotline import accounts, auth
 from hotline.api.deps import ServicesDep, SessionDep, UserDep
 from hotline.fields import NoNul
 
@@ -37,6 +37,7 @@ class MeOut(BaseModel):
 @router.post("/auth/login", response_model=TokenOut, tags=["auth"])
 def login(body: LoginIn, session: SessionDep, services: ServicesDep) -> TokenOut:
     user = auth.authenticate(session, body.username, body.password)
+    accounts.touch(session, user)
     token, ttl = auth.issue_token(services.settings, user)
     return TokenOut(access_token=token, expires_in=ttl)
 

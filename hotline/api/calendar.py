@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hotline import audit
 from hotline.api.deps import ADMIN, Note, ServicesDep, SessionDep, UserDep, require
 from hotline.errors import Invalid, NotFound
 from hotline.models import (
@@ -77,10 +78,15 @@ def put_override(day: date, body: OverrideIn, session: SessionDep, services: Ser
     require(actor, *ADMIN)
     _check_day(day)
     row = session.get(CalendarOverride, day)
+    before = audit.row_dict(row) if row is not None else None
     if row is None:
-        session.add(CalendarOverride(day=day, working=body.working, note=body.note))
+        row = CalendarOverride(day=day, working=body.working, note=body.note)
+        session.add(row)
     else:
         row.working, row.note = body.working, body.note
+    audit.record(session, actor, "update" if before else "create", "calendar_override", day.isoformat(),
+                 before=before, after=audit.row_dict(row),
+                 summary=f"{day.isoformat()} 设为{'工作日' if body.working else '休息日'}")
     session.commit()
     timing_changed(services, session)
     return _calendar_out(session, services, day.year)
@@ -93,6 +99,8 @@ def delete_override(day: date, session: SessionDep, services: ServicesDep, actor
     row = session.get(CalendarOverride, day)
     if row is None:
         raise NotFound(f"no override for {day.isoformat()}")
+    audit.record(session, actor, "delete", "calendar_override", day.isoformat(), before=audit.row_dict(row),
+                 summary=f"删除 {day.isoformat()} 的调整")
     session.delete(row)
     session.commit()
     timing_changed(services, session)
@@ -112,10 +120,15 @@ def mark_year_loaded(year: int, session: SessionDep, services: ServicesDep, acto
     if not 1900 <= year <= 2200:
         raise Invalid("year must be between 1900 and 2200", field="year")
     row = session.get(CalendarYear, year)
+    before = audit.row_dict(row) if row is not None else None
     if row is None:
-        session.add(CalendarYear(year=year, note=(body.note if body else "")))
+        row = CalendarYear(year=year, note=(body.note if body else ""))
+        session.add(row)
     elif body is not None:
         row.note = body.note
+    session.flush()
+    audit.record(session, actor, "update" if before else "create", "calendar_year", year, before=before,
+                 after=audit.row_dict(row), summary=f"{year}年节假日安排标记为已录入")
     session.commit()
     timing_changed(services, session)
     return _calendar_out(session, services, year)
@@ -127,7 +140,34 @@ def unmark_year(year: int, session: SessionDep, services: ServicesDep, actor: Us
     row = session.get(CalendarYear, year) if 1900 <= year <= 2200 else None
     if row is None:
         raise NotFound(f"year {year} is not marked as loaded")
+    audit.record(session, actor, "delete", "calendar_year", year, before=audit.row_dict(row),
+                 summary=f"取消{year}年节假日安排的已录入标记")
     session.delete(row)
     session.commit()
     timing_changed(services, session)
     return _calendar_out(session, services, year)
+
+
+class DayOut(BaseModel):
+    day: date
+    working: bool  # as deadlines count it: the State Council schedule with the city's overrides applied
+    overridden: bool  # the city's own override decides this day
+
+
+class MonthOut(BaseModel):
+    year: int
+    month: int
+    known: bool  # the year's schedule is known (package or loaded): otherwise weekends only
+    days: list[DayOut]
+
+
+@router.get("/calendar/month", response_model=MonthOut, tags=["calendar"])
+def get_month(services: ServicesDep, actor: UserDep, year: Annotated[int, Query(ge=1900, le=2200)],
+              month: Annotated[int, Query(ge=1, le=12)]) -> MonthOut:
+    """Every day of one month as the deadlines count it, for the admin's calendar view."""
+    cal = services.timing.calendar
+    first = date(year, month, 1)
+    days = [first + timedelta(days=i) for i in range(31) if (first + timedelta(days=i)).month == month]
+    overrides = cal.overrides
+    return MonthOut(year=year, month=month, known=cal.is_year_known(year),
+                    days=[DayOut(day=d, working=cal.is_working_day(d), overridden=d in overrides) for d in days])

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hotline import audit
 from hotline.api.deps import ADMIN, DESK, IdPath, IdQuery, Note, ServicesDep, SessionDep, UserDep, require
 from hotline.errors import Conflict, Invalid, NotFound
-from hotline.fields import Id
+from hotline.fields import Id, NoNul
 from hotline.models import (
     Area,
     CatalogueRule,
@@ -112,6 +114,9 @@ def create_rule(body: RuleIn, session: SessionDep, services: ServicesDep, actor:
     _check_rule(session, body, None)
     rule = CatalogueRule(**body.model_dump())
     session.add(rule)
+    session.flush()
+    audit.record(session, actor, "create", "rule", rule.id, after=audit.row_dict(rule),
+                 summary=f"新建派单规则 #{rule.id}")
     session.commit()
     directory_changed(services)
     return _rule_out(session, [rule])[0]
@@ -124,8 +129,12 @@ def update_rule(rule_id: IdPath, body: RuleIn, session: SessionDep, services: Se
     if rule is None:
         raise NotFound(f"catalogue rule {rule_id} not found")
     _check_rule(session, body, rule_id)
+    before = audit.row_dict(rule)
     for key, value in body.model_dump().items():
         setattr(rule, key, value)
+    session.flush()
+    audit.record(session, actor, "update", "rule", rule.id, before=before, after=audit.row_dict(rule),
+                 summary=f"修改派单规则 #{rule.id}")
     session.commit()
     directory_changed(services)
     return _rule_out(session, [rule])[0]
@@ -138,7 +147,10 @@ def deactivate_rule(rule_id: IdPath, session: SessionDep, services: ServicesDep,
     rule = session.get(CatalogueRule, rule_id)
     if rule is None:
         raise NotFound(f"catalogue rule {rule_id} not found")
+    before = audit.row_dict(rule)
     rule.active = False
+    audit.record(session, actor, "deactivate", "rule", rule.id, before=before, after=audit.row_dict(rule),
+                 summary=f"停用派单规则 #{rule.id}")
     session.commit()
     directory_changed(services)
     return _rule_out(session, [rule])[0]
@@ -195,3 +207,18 @@ def explain_route(session: SessionDep, actor: UserDep, category_id: Annotated[in
         explanation=decision.explanation,
         candidates=candidates,
     )
+
+
+class SuggestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000), NoNul]
+    location: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300), NoNul] | None = None
+
+
+@router.post("/route/suggest", tags=["directory"])
+def suggest_route(body: SuggestIn, session: SessionDep, services: ServicesDep, actor: UserDep) -> dict[str, Any]:
+    """"Which unit would get this?": the analysis intake would make of a typed request (category, place, unit and
+    the catalogue rule chosen), without creating anything."""
+    require(actor, *DESK)
+    suggestion = services.suggester.suggest(session, "", body.text, body.location, datetime.now(UTC))
+    return suggestion.to_json()

@@ -11,12 +11,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import StringConstraints
 from sqlalchemy.orm import Session
 
-from hotline import auth
+from hotline import accounts, auth
 from hotline.errors import Forbidden, Unauthorized
 from hotline.fields import MAX_ID, NoNul
-from hotline.models import (
-    Role,
-)
+from hotline.models import Role, User
 from hotline.services import Services
 
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -51,7 +49,12 @@ def get_actor(
 ) -> auth.Actor:
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthorized("请先登录 (missing bearer token)")
-    return auth.actor_from_token(session, services.settings, credentials.credentials)
+    actor = auth.actor_from_token(session, services.settings, credentials.credentials)
+    if actor.user_id is not None:
+        user = session.get(User, actor.user_id)
+        if user is not None:
+            accounts.touch(session, user)
+    return actor
 
 
 ActorDep = Annotated[auth.Actor, Depends(get_actor)]

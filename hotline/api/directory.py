@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hotline import directory
+from hotline import audit, directory
 from hotline.api.deps import ADMIN, DESK, XLSX, Code, IdPath, Name, ServicesDep, SessionDep, UserDep, require
+from hotline.auth import Actor
 from hotline.errors import Conflict, Invalid, NotFound
 from hotline.fields import Id, NoNul
 from hotline.models import (
@@ -121,6 +122,8 @@ def create_area(body: AreaIn, session: SessionDep, services: ServicesDep, actor:
     _check_area(session, body, None)
     area = Area(**body.model_dump())
     session.add(area)
+    session.flush()
+    audit.record(session, actor, "create", "area", area.id, after=audit.row_dict(area), summary=f"新建地区 {area.name}")
     session.commit()
     directory_changed(services)
     return AreaOut.model_validate(area, from_attributes=True)
@@ -136,8 +139,12 @@ def update_area(area_id: IdPath, body: AreaIn, session: SessionDep, services: Se
     children = session.scalar(select(func.count()).where(Area.parent_id == area_id)) or 0
     if children and body.level != area.level:
         raise Conflict(f"area {area.code} has {children} sub-areas; its level cannot change")
+    before = audit.row_dict(area)
     for key, value in body.model_dump().items():
         setattr(area, key, value)
+    session.flush()
+    audit.record(session, actor, "update", "area", area.id, before=before, after=audit.row_dict(area),
+                 summary=f"修改地区 {area.name}")
     session.commit()
     directory_changed(services)
     return AreaOut.model_validate(area, from_attributes=True)
@@ -153,7 +160,10 @@ def deactivate_area(area_id: IdPath, session: SessionDep, services: ServicesDep,
     children = list(session.scalars(select(Area.code).where(Area.parent_id == area_id, Area.active)))
     if children:
         raise Conflict(f"deactivate the sub-areas first: {', '.join(children[:20])}", sub_areas=children)
+    before = audit.row_dict(area)
     area.active = False
+    audit.record(session, actor, "deactivate", "area", area.id, before=before, after=audit.row_dict(area),
+                 summary=f"停用地区 {area.name}")
     session.commit()
     directory_changed(services)
     return AreaOut.model_validate(area, from_attributes=True)
@@ -202,6 +212,8 @@ def create_unit(body: UnitIn, session: SessionDep, services: ServicesDep, actor:
     _check_unit(session, body, None)
     unit = Unit(**body.model_dump())
     session.add(unit)
+    session.flush()
+    audit.record(session, actor, "create", "unit", unit.id, after=audit.row_dict(unit), summary=f"新建单位 {unit.name}")
     session.commit()
     directory_changed(services)
     return UnitOut.model_validate(unit, from_attributes=True)
@@ -216,8 +228,12 @@ def update_unit(unit_id: IdPath, body: UnitIn, session: SessionDep, services: Se
     _check_unit(session, body, unit_id)
     if not body.active and unit.active and (rules := _lead_rules(session, unit_id)):
         raise Conflict(f"unit leads active catalogue rules {rules}; reassign them first", rule_ids=rules)
+    before = audit.row_dict(unit)
     for key, value in body.model_dump().items():
         setattr(unit, key, value)
+    session.flush()
+    audit.record(session, actor, "update", "unit", unit.id, before=before, after=audit.row_dict(unit),
+                 summary=f"修改单位 {unit.name}")
     session.commit()
     directory_changed(services)
     return UnitOut.model_validate(unit, from_attributes=True)
@@ -233,25 +249,45 @@ def deactivate_unit(unit_id: IdPath, session: SessionDep, services: ServicesDep,
     rules = _lead_rules(session, unit_id)
     if rules:
         raise Conflict(f"unit leads active catalogue rules {rules}; reassign them first", rule_ids=rules)
+    before = audit.row_dict(unit)
     unit.active = False
+    audit.record(session, actor, "deactivate", "unit", unit.id, before=before, after=audit.row_dict(unit),
+                 summary=f"停用单位 {unit.name}")
     session.commit()
     directory_changed(services)
     return UnitOut.model_validate(unit, from_attributes=True)
+
+
+class ChangeOut(BaseModel):
+    kind: str  # areas | units | rules
+    change: str  # added | changed | removed (deactivated: an import never deletes)
+    key: str  # the code, or "category code×area code" for a rule
+    row: int | None  # its row in the file (header = row 1)
+    before: dict[str, Any] | None
+    after: dict[str, Any]
 
 
 class ImportOut(BaseModel):
     dry_run: bool
     created: dict[str, int]
     updated: dict[str, int]
+    changes: list[ChangeOut]
 
 
-def _import(session: Session, services: Services, tables: dict[str, list[directory.Row]], dry_run: bool
-            ) -> ImportOut:
+def _import(session: Session, services: Services, actor: Actor, tables: dict[str, list[directory.Row]],
+            dry_run: bool) -> ImportOut:
+    """``dry_run``: the preview — everything is checked and written, the changes listed, then rolled back."""
     report = directory.import_directory(session, tables, dry_run=dry_run)
+    changes = [ChangeOut(**vars(c)) for c in report.changes]
     if not dry_run:
+        audit.record(session, actor, "import", "directory", "", after={
+            "created": report.created, "updated": report.updated,
+            "changes": [c.model_dump() for c in changes[:1000]]},
+            summary=f"导入目录：新增{sum(report.created.values())}行，更新{sum(report.updated.values())}行，"
+                    f"实际变化{len(changes)}行")
         session.commit()
         directory_changed(services)
-    return ImportOut(dry_run=dry_run, created=report.created, updated=report.updated)
+    return ImportOut(dry_run=dry_run, created=report.created, updated=report.updated, changes=changes)
 
 
 @router.post("/directory/import.xlsx", response_model=ImportOut, tags=["directory"])
@@ -259,7 +295,7 @@ def import_xlsx(session: SessionDep, services: ServicesDep, actor: UserDep,
                 body: Annotated[bytes, Body(media_type=XLSX)], dry_run: bool = False) -> ImportOut:
     """Upload the workbook as the request body (sheets 地区, 单位, 派单目录); all or nothing, errors by row."""
     require(actor, *ADMIN)
-    return _import(session, services, directory.read_xlsx(body), dry_run)
+    return _import(session, services, actor, directory.read_xlsx(body), dry_run)
 
 
 @router.post("/directory/import.csv", response_model=ImportOut, tags=["directory"])
@@ -267,7 +303,7 @@ def import_csv(session: SessionDep, services: ServicesDep, actor: UserDep,
                body: Annotated[bytes, Body(media_type="text/csv")],
                kind: Literal["areas", "units", "rules"], dry_run: bool = False) -> ImportOut:
     require(actor, *ADMIN)
-    return _import(session, services, directory.read_csv(kind, body), dry_run)
+    return _import(session, services, actor, directory.read_csv(kind, body), dry_run)
 
 
 @router.get("/directory/export.xlsx", tags=["directory"], response_class=Response)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hotline import audit
 from hotline.api.deps import IdPath, ServicesDep, SessionDep, UserDep, require
 from hotline.errors import Invalid, NotFound
 from hotline.fields import Id, NoNul
@@ -90,6 +91,9 @@ def create_article(body: ArticleIn, session: SessionDep, services: ServicesDep, 
     _check_category(session, body.category_id)
     article = KnowledgeArticle(**body.model_dump())
     session.add(article)
+    session.flush()
+    audit.record(session, actor, "create", "article", article.id, after=audit.row_dict(article),
+                 summary=f"新建知识 {article.title}")
     session.commit()
     knowledge_changed(services)
     return ArticleOut.model_validate(article, from_attributes=True)
@@ -101,8 +105,12 @@ def update_article(article_id: IdPath, body: ArticleIn, session: SessionDep, ser
     require(actor, *KB_EDITORS)
     article = _article(session, article_id)
     _check_category(session, body.category_id)
+    before = audit.row_dict(article)
     for key, value in body.model_dump().items():
         setattr(article, key, value)
+    session.flush()
+    audit.record(session, actor, "update", "article", article.id, before=before, after=audit.row_dict(article),
+                 summary=f"修改知识 {article.title}")
     session.commit()
     knowledge_changed(services)
     return ArticleOut.model_validate(article, from_attributes=True)
@@ -112,7 +120,11 @@ def update_article(article_id: IdPath, body: ArticleIn, session: SessionDep, ser
 def delete_article(article_id: IdPath, session: SessionDep, services: ServicesDep, actor: UserDep) -> Response:
     """Articles are retired, not erased: answers already given cite them."""
     require(actor, *KB_EDITORS)
-    _article(session, article_id).active = False
+    article = _article(session, article_id)
+    before = audit.row_dict(article)
+    article.active = False
+    audit.record(session, actor, "deactivate", "article", article.id, before=before, after=audit.row_dict(article),
+                 summary=f"停用知识 {article.title}")
     session.commit()
     knowledge_changed(services)
     return Response(status_code=204)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hotline import audit
 from hotline.api.deps import ADMIN, IdPath, IdQuery, Note, ServicesDep, SessionDep, UserDep, require
 from hotline.errors import Invalid, NotFound
 from hotline.fields import Id
@@ -113,6 +114,7 @@ def put_policy(body: PolicyIn, session: SessionDep, services: ServicesDep, actor
         raise Invalid(f"unknown category {body.category_id}", field="category_id")
     key = body.scope_key()
     row = session.scalar(select(DeadlinePolicyRow).where(DeadlinePolicyRow.scope_key == key))
+    before = audit.row_dict(row) if row is not None else None
     if row is None:
         row = DeadlinePolicyRow(scope_key=key)
         session.add(row)
@@ -121,6 +123,9 @@ def put_policy(body: PolicyIn, session: SessionDep, services: ServicesDep, actor
     row.reply_minutes, row.reply_days = body.reply_minutes, body.reply_days
     row.clock_time, row.note = body.clock_time, body.note
     row_policy(row)  # validates
+    session.flush()
+    audit.record(session, actor, "update" if before else "create", "deadline_policy", row.id, before=before,
+                 after=audit.row_dict(row), summary=f"设置时限 {key}")
     session.commit()
     timing_changed(services, session)
     return _policies_out(session, services)
@@ -133,6 +138,8 @@ def delete_policy(policy_id: IdPath, session: SessionDep, services: ServicesDep,
     row = session.get(DeadlinePolicyRow, policy_id)
     if row is None:
         raise NotFound(f"deadline policy {policy_id} not found")
+    audit.record(session, actor, "delete", "deadline_policy", row.id, before=audit.row_dict(row),
+                 summary=f"删除时限 {row.scope_key}（恢复默认）")
     session.delete(row)
     session.commit()
     timing_changed(services, session)

@@ -100,7 +100,8 @@ def test_a_form_asks_for_every_field_its_action_requires(name: str) -> None:
 def test_each_page_opens_for_the_roles_its_endpoints_serve(client: TestClient, city: City) -> None:
     pages = {p["path"]: set(p["roles"]) for p in config(client, city)["pages"]}
     endpoints = {"/desk/agent": "/api/desk/triage", "/desk/callback": "/api/desk/callbacks",
-                 "/desk/unit": "/api/desk/unit-queue", "/desk/supervisor": "/api/desk/board"}
+                 "/desk/unit": "/api/desk/unit-queue", "/desk/supervisor": "/api/desk/board",
+                 "/desk/admin": "/api/audit"}
     assert set(pages) == set(endpoints)
     for page, endpoint in endpoints.items():
         for who, role in (("agent", "agent"), ("dispatcher", "dispatcher"), ("cgj", "unit_handler"),

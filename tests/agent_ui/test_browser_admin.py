@@ -1,0 +1,195 @@
+"""The admin desk in a real browser: an admin lands on it, opens a unit's handler account in a few clicks, changes
+a catalogue rule and sees the tester (and the next intake) route by it, is refused an Excel file with an error row
+and shown the row, previews and applies a clean file, and moves a deadline with a holiday override. Each change is
+an audit event on the desk."""
+
+from __future__ import annotations
+
+import io
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from openpyxl import Workbook
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from hotline.models import AuditEvent, User
+from tests.agent_ui.conftest import LiveServer
+from tests.agent_ui.test_browser import Desk, api, db_url
+from tests.conftest import City
+
+pytestmark = pytest.mark.browser
+__all__ = ["db_url"]
+
+
+def admin_desk(browser: Any, server: LiveServer, tab: str) -> Desk:
+    desk = Desk(browser, server, "admin")
+    desk.page.on("dialog", lambda dialog: dialog.accept())
+    assert desk.page.url.endswith("/desk/admin#users")
+    if tab != "users":
+        desk.page.click(f".admin-tabs [data-tab={tab}]")
+    desk.page.wait_for_selector(f"body[data-loaded={tab}]")
+    return desk
+
+
+def test_an_admin_opens_a_handler_account_for_a_unit_and_it_logs_in(
+    browser: Any, live_server: LiveServer, city: City
+) -> None:
+    desk = admin_desk(browser, live_server, "users")
+    page = desk.page
+    assert page.locator("#u-table tr[data-username=admin] td").nth(5).inner_text() != "从未登录"
+    assert page.locator("#u-table tr[data-username=agent2] td").nth(5).inner_text() == "从未登录"
+    page.select_option("#uh-unit", str(city.ids["unit:zjj"]))
+    page.click("#u-handler button[type=submit]")
+    page.wait_for_selector("#u-secret-password")
+    password = page.inner_text("#u-secret-password")
+    page.wait_for_selector("#u-table tr[data-username=mh-zjj]")
+    cells = page.locator("#u-table tr[data-username=mh-zjj] td").all_inner_texts()
+    assert cells[1:5] == ["市住建局经办人", "承办单位", "市住建局", "正常"]
+    desk.shot("admin-users")
+    login = httpx.post(live_server.url + "/api/auth/login", json={"username": "mh-zjj", "password": password})
+    assert login.status_code == 200
+    me = httpx.get(live_server.url + "/api/me", headers={"Authorization": f"Bearer {login.json()['access_token']}"})
+    assert me.json()["unit_id"] == city.ids["unit:zjj"]
+
+    # disable it again: the account's token stops working at once
+    page.click("#u-table tr[data-username=mh-zjj] [data-role=toggle]")
+    page.wait_for_selector("#u-table tr[data-username=mh-zjj]", state="detached")
+    me = httpx.get(live_server.url + "/api/me", headers={"Authorization": f"Bearer {login.json()['access_token']}"})
+    assert me.status_code == 401
+
+    page.click(".admin-tabs [data-tab=audit]")
+    page.wait_for_selector("#a-table tr[data-entity=user]")
+    audit = page.inner_text("#a-table")
+    assert "为明湖市住房和城乡建设局新建承办账号 mh-zjj" in audit and "停用账号" in audit
+    assert "active: true → false" in audit
+    desk.close()
+
+
+def test_a_changed_catalogue_rule_routes_the_tester_and_the_next_intake(
+    browser: Any, live_server: LiveServer, city: City
+) -> None:
+    desk = admin_desk(browser, live_server, "directory")
+    page = desk.page
+    page.select_option("#t-category", str(city.ids["cat:chengjian"]))
+    page.select_option("#t-area", str(city.ids["area:cj"]))
+    page.click("#t-route button[type=submit]")
+    page.wait_for_selector("#t-result [data-role=unit]")
+    assert page.inner_text("#t-result [data-role=unit]") == "明湖市住房和城乡建设局"
+
+    rule = next(r for r in api(live_server, city, "admin", "GET", "/api/catalogue")["rules"]
+                if r["category_id"] == city.ids["cat:chengjian"])
+    page.fill("#r-q", "城乡建设")
+    page.click(f"#r-table tr[data-id='{rule['id']}'] [data-role=edit]")
+    page.select_option("#re-lead", str(city.ids["unit:cjjd"]))
+    page.fill("#re-note", "建设类诉求先由街道核实")
+    page.click("#r-edit-form button[value=save]")
+    expect(page.locator(f"#r-table tr[data-id='{rule['id']}'] [data-role=lead]")).to_have_text("澄江街道办事处")
+
+    page.click("#t-route button[type=submit]")
+    expect(page.locator("#t-result [data-role=unit]")).to_have_text("澄江街道办事处")
+    assert f"#{rule['id']}" in page.inner_text("#t-result [data-role=rule]")
+    desk.shot("admin-catalogue-tester")
+    # the next intake routes by the changed rule (the catalogue the suggester consults is the same snapshot)
+    route = api(live_server, city, "agent", "GET",
+                f"/api/route?category_id={city.ids['cat:chengjian']}&area_id={city.ids['area:cj']}")
+    assert route["unit"]["name"] == "澄江街道办事处" and route["rule_id"] == rule["id"]
+    desk.close()
+
+
+def workbook(rows: list[list[str]]) -> bytes:
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "单位"
+    sheet.append(["编码", "名称", "类型", "服务区域编码"])
+    for row in rows:
+        sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def test_an_excel_with_an_error_row_is_refused_with_its_row_number_and_a_clean_one_previewed_then_applied(
+    browser: Any, live_server: LiveServer, city: City, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.xlsx"
+    bad.write_bytes(workbook([["mh-sw", "明湖市水务局", "bureau", "mh"],
+                              ["mh-jt", "明湖市交通局", "bureau", "nowhere"]]))
+    good = tmp_path / "good.xlsx"
+    good.write_bytes(workbook([["mh-sw", "明湖市水务局", "bureau", "mh"],
+                               ["mh-cgj", "明湖市城市管理综合执法局", "bureau", "mh"]]))
+    desk = admin_desk(browser, live_server, "directory")
+    page = desk.page
+    page.set_input_files("#imp-file", str(bad))
+    page.click("#imp-preview")
+    page.wait_for_selector("#imp-result .import-errors tr[data-row='3']")
+    assert "第3行" in page.inner_text("#imp-result") and "服务区域编码“nowhere”不存在" in page.inner_text("#imp-result")
+    assert page.is_disabled("#imp-apply")
+    desk.shot("admin-import-error")
+
+    page.set_input_files("#imp-file", str(good))
+    page.click("#imp-preview")
+    page.wait_for_selector("#imp-result .import-preview[data-applied=no]")
+    assert page.inner_text("#imp-result tr[data-key=mh-sw] td:first-child") == "新增"
+    changed = page.inner_text("#imp-result tr[data-key=mh-cgj]")
+    assert "修改" in changed and "第3行" in changed and "明湖市城市管理局 → 明湖市城市管理综合执法局" in changed
+    assert all(u["code"] != "mh-sw" for u in api(live_server, city, "admin", "GET", "/api/units"))  # nothing written
+    page.click("#imp-apply")
+    page.wait_for_selector("#imp-result .import-preview[data-applied=yes]")
+    page.wait_for_selector("#d-units tr[data-code=mh-sw]")
+    assert any(u["code"] == "mh-sw" for u in api(live_server, city, "admin", "GET", "/api/units"))
+    desk.shot("admin-import-applied")
+    desk.close()
+
+
+def test_a_holiday_override_moves_the_deadline_in_the_preview(
+    browser: Any, live_server: LiveServer, city: City
+) -> None:
+    zone = ZoneInfo(live_server.services.settings.city_timezone)
+    desk = admin_desk(browser, live_server, "calendar")
+    page = desk.page
+    page.wait_for_selector("#pv-result [data-role=reply-due]")
+    shown = page.get_attribute("#pv-result [data-role=reply-due]", "data-value") or ""
+    before = datetime.fromisoformat(shown)
+    # a working day between now and the reply deadline becomes a local holiday
+    day = datetime.now(zone).date() + timedelta(days=1)
+    calendar = live_server.services.timing.calendar
+    while not calendar.is_working_day(day):
+        day += timedelta(days=1)
+    assert day < before.astimezone(zone).date()
+    page.fill("#co-day", day.isoformat())
+    page.select_option("#co-working", "false")
+    page.fill("#co-note", "本市防汛放假")
+    page.click("#c-override button[type=submit]")
+    page.wait_for_selector(f"#c-grid [data-day='{day.isoformat()}'][data-working=false].ov")
+    expect(page.locator("#pv-result [data-role=reply-due]")).not_to_have_attribute("data-value", shown)
+    after = datetime.fromisoformat(page.get_attribute("#pv-result [data-role=reply-due]", "data-value") or "")
+    assert after > before  # one working day later (or more, when the new day off makes a weekend longer)
+    assert calendar_text(page, day) == "本市防汛放假"
+    desk.shot("admin-calendar")
+    with live_server.services.sessions() as s:
+        event = s.scalars(select(AuditEvent).where(AuditEvent.entity == "calendar_override")).one()
+        assert event.after == {"day": day.isoformat(), "working": False, "note": "本市防汛放假"}
+        assert event.actor_id == city.ids["user:admin"]
+    desk.close()
+
+
+def calendar_text(page: Any, day: date) -> str:
+    text: str = page.inner_text(f"#c-overrides li[data-day='{day.isoformat()}']")
+    return text.split(" ", 2)[2].removesuffix("删除").strip()
+
+
+def test_a_unit_handler_cannot_open_the_admin_desk(browser: Any, live_server: LiveServer, city: City) -> None:
+    desk = Desk(browser, live_server, "cjjd")
+    desk.page.goto(live_server.url + "/desk/admin")
+    desk.page.wait_for_selector("main.denied")
+    assert "无权访问此页面" in desk.page.inner_text("main.denied")
+    assert desk.errors == ["wrong role"]  # the page stops on purpose after drawing the notice
+    desk.context.close()
+    with live_server.services.sessions() as s:
+        assert s.scalars(select(User).where(User.username == "cjjd")).one().last_active_at is not None
