@@ -77,6 +77,7 @@ EVENT_LABELS: dict[str, str] = {
     "ticket_gone": "已改派他单位",
     "callback_attempt": "回访未接通",
     "supervision_overdue": "督办超期",
+    "citizen_message": "市民补充",
 }
 
 ROLE_LABELS: dict[str, str] = {

@@ -32,6 +32,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from routing.scorecards import DEFAULT_WEIGHTS, check_score_weights
+from wechat_bot.settings import WeChatSettings
 
 DEMO_SECRET_KEY = "demo-secret-key-do-not-use-in-production"
 DEMO_CHANNEL_KEYS = {
@@ -117,6 +118,7 @@ class Settings(RuleSettings):
     max_text_chars: int = 10_000
     embedded_worker: bool | None = None  # None: on for SQLite, off otherwise
     sweep_interval_seconds: float = 30.0
+    wechat: WeChatSettings = Field(default_factory=WeChatSettings)  # HOTLINE_WECHAT_* (wechat_bot.settings)
 
     @model_validator(mode="after")
     def _refuse_demo_secrets_outside_demo(self) -> Settings:
@@ -133,6 +135,7 @@ class Settings(RuleSettings):
                 f"HOTLINE_CHANNEL_KEYS still holds demo or short keys for {', '.join(sorted(leaked))}; "
                 "give each channel a random key of at least 16 characters"
             )
+        self.wechat.refuse_demo_values()
         return self
 
     @property

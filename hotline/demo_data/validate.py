@@ -139,7 +139,7 @@ counts = {
 for name, (lo, hi) in {
     "units": (40, 70),
     "catalogue": (60, 120),
-    "knowledge": (40, 60),
+    "knowledge": (40, 70),
     "tickets": (240, 300),
 }.items():
     check(lo <= counts[name] <= hi, f"{name}: {counts[name]} not in {lo}..{hi}")
