@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import pytest
@@ -258,3 +259,22 @@ def test_outside_the_48_hour_window_a_notice_goes_as_a_template_message_where_co
     assert call.json()["data"]["keyword1"]["value"] == tickets(services)[0].number
     (row,) = notices(services)
     assert row.state == "sent" and (row.provider_id or "").startswith("template:")
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_thousand_messages_pushed_at_once_are_a_thousand_tickets(wechat: WeChat, services: Services,
+                                                                    db_url: str) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("concurrent writers need PostgreSQL")
+    count = 1000
+    pushes = [peer.text_xml(f"oMhCrowd{n:019d}", f"建设路{n}号门前路灯不亮") for n in range(count)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(lambda xml: wechat.post(xml).status_code, pushes + pushes[:100]))
+    assert statuses == [200] * (count + 100)  # the last hundred are WeChat's retries
+    assert counts(services) == (count, 0)
+    while process(services):
+        pass
+    assert counts(services) == (count, count)
+    with services.sessions() as s:
+        assert s.scalar(select(func.count(func.distinct(InboundMessage.ticket_id)))) == count
