@@ -4,6 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_ENV := HOTLINE_DEMO=1
+DEMO_WECHAT_API_PORT ?= 8765
 
 .PHONY: install run test lint check bench clean
 
@@ -22,7 +23,9 @@ run: install
 	$(DEMO_ENV) $(BIN)/hotline migrate
 	$(DEMO_ENV) $(BIN)/hotline nlp starter
 	$(DEMO_ENV) $(BIN)/hotline seed-demo
-	$(DEMO_ENV) $(BIN)/hotline serve
+	@# WeChat: the demo account's API is a local fake (tests/fakes/wechat_api.py), stopped with the server
+	$(BIN)/python -m tests.fakes.wechat_api --port $(DEMO_WECHAT_API_PORT) & fake=$$!; trap "kill $$fake" EXIT INT TERM; \
+	$(DEMO_ENV) HOTLINE_WECHAT_API_BASE=http://127.0.0.1:$(DEMO_WECHAT_API_PORT) $(BIN)/hotline serve
 
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)

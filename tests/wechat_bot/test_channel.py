@@ -21,6 +21,7 @@ from tests.conftest import REPO, City, act
 from tests.fakes.wechat_api import FakeWeChat
 from tests.wechat_bot import peer
 from tests.wechat_bot.peer import WeChat, reply_text
+from wechat_bot import simulator
 from wechat_bot.client import WeChatClient
 from wechat_bot.messages import MENU_STATUS
 from wechat_bot.sender import WeChatSender
@@ -278,3 +279,18 @@ def test_a_thousand_messages_pushed_at_once_are_a_thousand_tickets(wechat: WeCha
     assert counts(services) == (count, count)
     with services.sessions() as s:
         assert s.scalar(select(func.count(func.distinct(InboundMessage.ticket_id)))) == count
+
+
+@pytest.mark.parametrize("safe", [False, True], ids=["plain", "safe-mode"])
+def test_the_simulator_sends_pushes_the_server_accepts_as_wechats(client: TestClient, services: Services,
+                                                                   safe: bool) -> None:
+    settings = services.settings.wechat
+    reply = simulator.push(settings, str(client.base_url), simulator.text(CITIZEN, COMPLAINT), safe=safe, http=client)
+    assert "已收到" in reply
+    simulator.push(settings, str(client.base_url), simulator.image(CITIZEN, "demo-photo"), safe=safe, http=client)
+    process(services)
+    (ticket,) = tickets(services)
+    assert ticket.text == COMPLAINT and len(events(services, "citizen_message")) == 1
+    status = simulator.push(settings, str(client.base_url), simulator.menu(CITIZEN, MENU_STATUS), safe=safe,
+                            http=client)
+    assert ticket.number in status
