@@ -261,6 +261,13 @@ def test_outside_the_48_hour_window_a_notice_goes_as_a_template_message_where_co
     (row,) = notices(services)
     assert row.state == "sent" and (row.provider_id or "").startswith("template:")
 
+    msgid = (row.provider_id or "").removeprefix("template:")
+    report = peer.push_xml(CITIZEN, "event", f"<Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event><MsgID>{msgid}</MsgID>"
+                           "<Status><![CDATA[failed:user block]]></Status>")
+    assert wechat.post(report).status_code == 200
+    (row,) = notices(services)
+    assert (row.state, row.last_error) == ("failed", "WeChat delivery report: failed:user block")
+
 
 @pytest.mark.postgres
 @pytest.mark.slow
