@@ -4,6 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_ENV := HOTLINE_DEMO=1
+DEMO_WECHAT_API_PORT ?= 8765
 
 .PHONY: install run test lint check bench clean
 
@@ -23,7 +24,12 @@ run: install
 	$(DEMO_ENV) $(BIN)/hotline migrate
 	$(DEMO_ENV) $(BIN)/hotline nlp starter
 	$(DEMO_ENV) $(BIN)/hotline seed-demo
-	$(BIN)/python -m tests.fakes.twilio_api --port 8010 & trap 'kill $$!' EXIT INT TERM; $(DEMO_ENV) $(BIN)/hotline serve
+	@# the demo's outside services are local fakes (tests/fakes/), stopped with the server: Twilio's REST API on 8010,
+	@# the WeChat API on $(DEMO_WECHAT_API_PORT)
+	$(BIN)/python -m tests.fakes.twilio_api --port 8010 & twilio=$$!; \
+	$(BIN)/python -m tests.fakes.wechat_api --port $(DEMO_WECHAT_API_PORT) & wechat=$$!; \
+	trap "kill $$twilio $$wechat" EXIT INT TERM; \
+	$(DEMO_ENV) HOTLINE_WECHAT_API_BASE=http://127.0.0.1:$(DEMO_WECHAT_API_PORT) $(BIN)/hotline serve
 
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -22,6 +22,7 @@ from hotline.api import ROUTERS as API_ROUTERS
 from hotline.errors import DomainError, TooManyRequests
 from hotline.services import Services, build_services, follow_config_changes, follow_tickets
 from hotline.settings import Settings, get_settings
+from wechat_bot.web import mount as mount_wechat
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     mount_forum(app, services)
     mount_open311(app, services)
     mount_phone(app, services)
+    mount_wechat(app, services)
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

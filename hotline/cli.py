@@ -1,4 +1,4 @@
-"""The ``hotline`` command: serve, worker, migrate, seed-demo, users, nlp, calendar.
+"""The ``hotline`` command: serve, worker, migrate, seed-demo, users, nlp, calendar, wechat simulate.
 
 Exit codes: 0 success, 2 bad input (one line on stderr saying what to fix), 1 anything else.
 """
@@ -18,6 +18,7 @@ from channels.phone import simulate as phone_commands
 from hotline import nlp_commands, routing_commands
 from hotline.settings import load_settings
 from nlp import cli as nlp_cli
+from wechat_bot import simulator as wechat_simulator
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -135,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name")
     p.set_defaults(func=cmd_users_create)
 
-    for module in (nlp_cli, routing_commands, nlp_commands, channel_simulators, phone_commands):
+    for module in (nlp_cli, routing_commands, nlp_commands, channel_simulators, phone_commands, wechat_simulator):
         module.add_commands(sub)
     return parser
 

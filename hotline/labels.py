@@ -81,6 +81,7 @@ EVENT_LABELS: dict[str, str] = {
     "missed_call": "未接来电",
     "voicemail": "语音留言",
     "survey_call": "自动回访电话",
+    "citizen_message": "市民补充",
 }
 
 ROLE_LABELS: dict[str, str] = {

@@ -35,6 +35,7 @@ from channels.forum.settings import ForumSettings
 from channels.open311.settings import Open311Settings
 from channels.phone.settings import PhoneSettings
 from routing.scorecards import DEFAULT_WEIGHTS, check_score_weights
+from wechat_bot.settings import WeChatSettings
 
 DEMO_SECRET_KEY = "demo-secret-key-do-not-use-in-production"
 DEMO_CHANNEL_KEYS = {
@@ -124,6 +125,7 @@ class Settings(RuleSettings):
     open311: Open311Settings = Field(default_factory=lambda data: Open311Settings(demo=data["demo"]))  # OPEN311_*
     #: the phone channel (HOTLINE_PHONE_ENABLED, HOTLINE_TWILIO_*, HOTLINE_PUBLIC_BASE_URL …; channels.phone.settings)
     phone: PhoneSettings = Field(default_factory=PhoneSettings)
+    wechat: WeChatSettings = Field(default_factory=WeChatSettings)  # HOTLINE_WECHAT_* (wechat_bot.settings)
 
     @model_validator(mode="after")
     def _refuse_demo_secrets_outside_demo(self) -> Settings:
@@ -140,6 +142,7 @@ class Settings(RuleSettings):
                 f"HOTLINE_CHANNEL_KEYS still holds demo or short keys for {', '.join(sorted(leaked))}; "
                 "give each channel a random key of at least 16 characters"
             )
+        self.wechat.refuse_demo_values()
         return self
 
     @property

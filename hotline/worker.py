@@ -22,6 +22,7 @@ from hotline import inbound, outbox
 from hotline.services import Services, build_services
 from hotline.settings import Settings
 from hotline.sweep import sweep_once
+from wechat_bot import web as wechat
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 300.0
@@ -33,6 +34,8 @@ def channel_senders(services: Services) -> dict[str, outbox.Sender]:
     their rows pending until they get one."""
     senders: dict[str, outbox.Sender] = {}
     senders.update(phone_senders(services))
+    if (wechat_sender := wechat.sender(services)) is not None:
+        senders["wechat"] = wechat_sender
     return senders
 
 
@@ -40,6 +43,7 @@ def channel_handlers(services: Services) -> dict[str, inbound.Handler]:
     """Channels whose stored messages need more than a new ticket each (joining an open ticket, a call's steps)."""
     handlers: dict[str, inbound.Handler] = {"open311": open311_handler}
     handlers.update(phone_handlers(services))
+    handlers["wechat"] = wechat.handler(services)
     return handlers
 
 

@@ -54,6 +54,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
+from hotline import notices
 from hotline.auth import Actor
 from hotline.db import queue_event
 from hotline.errors import Conflict, Forbidden, Invalid, NotFound
@@ -719,7 +720,7 @@ def perform(
         session.flush()  # the version check: UPDATE … WHERE version = :seen
     except StaleDataError as exc:
         raise Conflict(f"ticket {number} was changed by someone else at the same moment; reload it") from exc
-    return record_event(
+    event = record_event(
         session,
         ticket,
         action_name,
@@ -730,6 +731,8 @@ def perform(
         data=ctx.event_data,
         now=now,
     )
+    notices.after_event(session, ticket, event)  # the citizen hears of a reply or a close (hotline.notices)
+    return event
 
 
 def record_event(

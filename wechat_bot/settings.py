@@ -12,6 +12,12 @@ can hold them as one field (``wechat: WeChatSettings = Field(default_factory=WeC
   it at a fake.
 - ``HOTLINE_WECHAT_TIMESTAMP_WINDOW_SECONDS`` (300): how far a request's timestamp may be from our clock.
 - ``HOTLINE_WECHAT_MAX_MEDIA_BYTES`` (10 MiB): the largest image or voice file fetched from the media API.
+- ``HOTLINE_WECHAT_ENABLED`` (true): false leaves ``/channels/wechat`` unmounted and its outbox unsent, for a city
+  without an official account (its demo values are then not refused either).
+- ``HOTLINE_WECHAT_NOTICE_TEMPLATE_ID`` (unset): the template (模板消息) for a notice to a citizen who last wrote
+  more than 48 hours ago, when customer-service messages are closed; its fields are ``first`` (the notice),
+  ``keyword1`` (the ticket number), ``keyword2`` (the status) and ``remark``. Unset: such a notice is parked as
+  failed, visible on its ticket.
 
 The demo values are public (they are in this file): ``demo_values_in_use()`` names the ones still set, so that the
 service can refuse to start with them outside demo mode, as it does for its other secrets.
@@ -58,6 +64,8 @@ class WeChatSettings(BaseSettings):
     api_base: str = DEFAULT_API_BASE
     timestamp_window_seconds: int = Field(default=300, ge=10, le=3600)
     max_media_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    enabled: bool = True
+    notice_template_id: str | None = None
 
     @field_validator("aes_key", "previous_aes_key")
     @classmethod
@@ -66,6 +74,13 @@ class WeChatSettings(BaseSettings):
             decode_aes_key(value)
             return value
         return None
+
+    def refuse_demo_values(self) -> None:
+        """Outside demo mode: ValueError naming the demo values still set, when the channel is enabled."""
+        leaked = self.demo_values_in_use() if self.enabled else []
+        if leaked:
+            raise ValueError(f"{', '.join(leaked)} still hold the public demo values; set the official account's "
+                             "own (or HOTLINE_WECHAT_ENABLED=false)")
 
     def demo_values_in_use(self) -> list[str]:
         """The environment variables that still hold the public demo values."""

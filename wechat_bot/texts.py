@@ -62,6 +62,11 @@ class Texts:
         "没有查到您名下受理编号为 {number} 的诉求，请核对编号。通过电话等其他渠道提交的诉求，请拨打12345查询。"
     )
     unit_replied: str = "您反映的问题（受理编号 {number}）已有答复：{reply}"
+    answered: str = (
+        "您咨询的问题已登记，受理编号：{number}。答复如下：{reply}\n如仍有疑问，请直接回复说明，或拨打12345热线。"
+    )
+    template_first: str = "您的诉求有新进展"
+    template_remark: str = "详情可在本公众号发送“查询 {number}”查看。"
     closed: str = "您反映的问题（受理编号 {number}）已办结。感谢您对我们工作的支持。"
     unsupported: str = "暂时无法处理这类消息，请发送文字、语音、图片或位置。"
     error: str = "系统繁忙，请稍后再发一次。也可以拨打12345热线。"
@@ -69,6 +74,22 @@ class Texts:
 
 
 DEFAULT_TEXTS = Texts()
+
+#: a ticket's status as the citizen reads it (the desk's own words, such as 退单, stay inside the hotline)
+STATUS_WORDS: dict[str, str] = {
+    "received": "已受理，正在分派",
+    "answered": "已答复",
+    "transferred": "已转有关部门处置",
+    "merged": "已与同一问题的诉求合并办理",
+    "dispatched": "办理中",
+    "signed": "办理中",
+    "returned": "办理中",
+    "reopened": "重新办理中",
+    "awaiting_citizen": "待您补充材料",
+    "replied": "已答复",
+    "callback": "已答复",
+    "closed": "已办结",
+}
 
 
 def welcome(texts: Texts = DEFAULT_TEXTS) -> str:
@@ -85,6 +106,10 @@ def merged_into(number: str, texts: Texts = DEFAULT_TEXTS) -> str:
 
 def unit_replied(number: str, reply: str, texts: Texts = DEFAULT_TEXTS) -> str:
     return texts.unit_replied.format(number=number, reply=reply)
+
+
+def answered(number: str, reply: str, texts: Texts = DEFAULT_TEXTS) -> str:
+    return _fit(texts.answered.format(number=number, reply=reply))
 
 
 def closed(number: str, texts: Texts = DEFAULT_TEXTS) -> str:

@@ -51,6 +51,8 @@ class FakeWeChat:
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     fail_next: dict[str, list[int]] = field(default_factory=dict)
     base_url: str = ""
+    #: every citizen counts as having written just now (the demo: customer-service messages always go through)
+    window_open: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
@@ -134,11 +136,17 @@ class FakeWeChat:
         openid = body.get("touser", "")
         if openid in self.unfollowed:
             return _error(43004, "require subscribe")
-        if time.time() - self.last_wrote.get(openid, 0.0) > WINDOW_SECONDS:
+        if not self.window_open and time.time() - self.last_wrote.get(openid, 0.0) > WINDOW_SECONDS:
             return _error(45015, "response out of time limit or subscription is canceled")
         if body.get("msgtype") != "text" or not body.get("text", {}).get("content"):
             return _error(44003, "empty news data")
+        await self._custom_log(recorded)
         return _error(0, "ok")
+
+    async def _custom_log(self, recorded: Recorded) -> None:
+        if self.window_open:  # the demo: show what the citizen would read
+            body = recorded.json()
+            print(f"[fake WeChat] to {body.get('touser')}: {body.get('text', {}).get('content')}", flush=True)
 
     async def _template_send(self, request: Request) -> Response:
         recorded = await self._record(request)
@@ -199,3 +207,21 @@ def running(fake: FakeWeChat) -> Iterator[FakeWeChat]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+def main() -> None:
+    """``python -m tests.fakes.wechat_api --port 8765``: the fake for ``make run`` (the demo account's AppID and
+    AppSecret; every citizen inside the 48-hour window; what the citizen would read is printed)."""
+    import argparse
+
+    from wechat_bot.settings import DEMO_APPID, DEMO_SECRET
+
+    parser = argparse.ArgumentParser(description="a fake WeChat API on 127.0.0.1 for the demo")
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args()
+    fake = FakeWeChat(appid=DEMO_APPID, secret=DEMO_SECRET, window_open=True)
+    uvicorn.run(fake.app(), host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -14,6 +14,7 @@ from hotline.services import Services
 from hotline.settings import Settings
 from hotline.views import mask_phone
 from tests.conftest import City, act, submit
+from wechat_bot.settings import WeChatSettings
 
 
 def test_login_returns_a_bearer_token(client: TestClient, city: City) -> None:
@@ -50,7 +51,12 @@ def test_outside_demo_mode_default_secrets_are_refused() -> None:
         Settings(demo=False)
     with pytest.raises(ValidationError, match="CHANNEL_KEYS"):
         Settings(demo=False, secret_key="x" * 40)
-    Settings(demo=False, secret_key="x" * 40, channel_keys={"wechat": "k" * 20})
+    with pytest.raises(ValidationError, match="HOTLINE_WECHAT_TOKEN"):
+        Settings(demo=False, secret_key="x" * 40, channel_keys={"wechat": "k" * 20})
+    Settings(demo=False, secret_key="x" * 40, channel_keys={"wechat": "k" * 20},
+             wechat=WeChatSettings(enabled=False))
+    Settings(demo=False, secret_key="x" * 40, channel_keys={"wechat": "k" * 20},
+             wechat=WeChatSettings(token="CityToken123", appid="wx1234567890abcdef", aes_key=None, secret="s" * 32))
 
 
 def test_phone_is_masked_for_units_and_confidential_tickets_hide_the_citizen(client: TestClient, city: City) -> None:

@@ -27,8 +27,8 @@ from tests.conftest import City
 REPO = Path(__file__).resolve().parents[2]
 
 
-def message(n: int, text: str = "幸福里小区门口的路灯坏了三天，晚上很黑") -> inbound.Inbound:
-    return inbound.Inbound(channel="wechat", external_id=f"msg-{n}", text=f"{text}（{n}）", wechat_openid=f"o-{n % 7}")
+def message(n: int, text: str = "幸福里小区门口的路灯坏了三天，晚上很黑", channel: str = "wechat") -> inbound.Inbound:
+    return inbound.Inbound(channel=channel, external_id=f"msg-{n}", text=f"{text}（{n}）", wechat_openid=f"o-{n % 7}")
 
 
 def accept_all(services: Services, messages: list[inbound.Inbound]) -> list[inbound.Accepted]:
@@ -168,7 +168,8 @@ def test_a_worker_killed_in_the_middle_of_a_batch_loses_and_doubles_nothing(
     if not db_url.startswith("postgresql"):
         pytest.skip("several worker processes on one database need PostgreSQL")
     count = 400
-    accept_all(services, [message(n) for n in range(count)])
+    # a channel with the default handler (a ticket per message); WeChat's joins a citizen's messages in a window
+    accept_all(services, [message(n, channel="web") for n in range(count)])
     env = {**os.environ, "HOTLINE_DEMO": "1", "HOTLINE_DATABASE_URL": db_url,
            "HOTLINE_MODEL_DIR": str(tmp_path / "no-model"), "HOTLINE_SWEEP_INTERVAL_SECONDS": "3600"}
     env.pop("HOTLINE_REDIS_URL", None)
