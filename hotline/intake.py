@@ -151,7 +151,7 @@ def create_ticket(
     ticket = Ticket(
         number=next_number(session, now, timing.zone),
         channel=request.channel,
-        title=request.title or request.text[:30],
+        title=request.title or title_from(request.text),
         text=request.text,
         location=request.location or suggestion.place,
         kind=request.kind or suggestion.kind or Kind.help,
@@ -227,6 +227,15 @@ def _citizen_id(session: Session, request: IntakeRequest) -> int | None:
         citizen.wechat_openid = c.wechat_openid or citizen.wechat_openid
         citizen.phone = c.phone or citizen.phone
     return citizen.id
+
+
+def title_from(text: str, length: int = 30) -> str:
+    """The first ``length`` characters, not cutting through a run of digits: a phone number cut in half would
+    escape masking (``hotline.views.shown_text``) in the title."""
+    title = text[:length]
+    if len(text) > length and text[length].isdigit():
+        title = title.rstrip("0123456789")
+    return title or text[:length]
 
 
 def next_number(session: Session, now: datetime, zone: tzinfo) -> str:

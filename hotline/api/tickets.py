@@ -11,7 +11,7 @@ from sqlalchemy import func, or_, select
 
 from hotline import action_forms, views, workflow
 from hotline.api.deps import IdPath, IdQuery, ServicesDep, SessionDep, UserDep
-from hotline.errors import Invalid
+from hotline.errors import Forbidden, Invalid
 from hotline.models import (
     Category,
     Status,
@@ -28,7 +28,6 @@ class TicketPage(BaseModel):
     total: int
     page: int
     page_size: int
-
 
 
 
@@ -57,6 +56,9 @@ def list_tickets(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> TicketPage:
+    if citizen_id is not None and actor.is_unit:
+        # A confidential (保密) ticket hides its citizen from units; a lookup by citizen would name them anyway.
+        raise Forbidden("承办单位不能按市民查询工单 (units cannot filter tickets by citizen)", field="citizen_id")
     stmt = visible_tickets(actor)
     if status:
         stmt = stmt.where(Ticket.status.in_([s.value for s in status]))
