@@ -21,6 +21,8 @@ from nlp import cli as nlp_cli
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from agent_ui.hub import FRAME_MAX_BYTES
+
     settings = load_settings()
     uvicorn.run(
         "hotline.app:create_app",
@@ -30,6 +32,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level="info",
         proxy_headers=True,
+        ws_max_size=FRAME_MAX_BYTES,
     )
     return 0
 

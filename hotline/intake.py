@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from hotline import workflow
 from hotline.auth import SYSTEM, Actor
 from hotline.errors import Invalid
-from hotline.fields import NoNul
+from hotline.fields import Moment, NoNul
 from hotline.models import Citizen, InboundMessage, Kind, Role, Status, Ticket, TicketSequence
 from hotline.settings import CHANNELS
 from hotline.suggestion import Suggester
@@ -62,7 +62,7 @@ class IntakeRequest(BaseModel):
     location: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300), NoNul] | None = None
     confidential: bool = False
     kind: Kind | None = None
-    received_at: datetime | None = Field(default=None, description="when the channel received it (defaults to now)")
+    received_at: Moment | None = Field(default=None, description="when the channel received it (defaults to now)")
 
     @field_validator("channel")
     @classmethod
@@ -71,12 +71,6 @@ class IntakeRequest(BaseModel):
             raise ValueError(f"unknown channel '{value}'; channels are {', '.join(CHANNELS)}")
         return value
 
-    @field_validator("received_at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("received_at needs a time zone, e.g. 2026-11-22T09:30:00+08:00")
-        return value
 
 
 def submit(

@@ -57,7 +57,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from hotline.auth import Actor
 from hotline.db import queue_event
 from hotline.errors import Conflict, Forbidden, Invalid, NotFound
-from hotline.fields import Id, NoNul
+from hotline.fields import Id, Moment, NoNul
 from hotline.models import (
     AccountabilityCase,
     Category,
@@ -140,7 +140,7 @@ class RecategorizeInput(ActionInput):
 
 class SuperviseInput(ActionInput):
     note: Reason
-    due_at: datetime | None = None  # default: SUPERVISION_WORKING_DAYS working days from now
+    due_at: Moment | None = None  # default: SUPERVISION_WORKING_DAYS working days from now
     unit_id: Id | None = None  # default: the lead unit; a co-unit may be supervised too
 
 
@@ -466,8 +466,8 @@ def _supervise(ctx: Context) -> None:
     }:
         raise Invalid("a supervision order goes to the lead unit or a co-unit of this ticket", field="unit_id")
     if data.due_at is not None:
-        if data.due_at.tzinfo is None:
-            raise Invalid("due_at needs a time zone, e.g. 2026-11-25T17:30:00+08:00", field="due_at")
+        if data.due_at <= ctx.now:
+            raise Invalid("限办时间须晚于现在 (due_at must be in the future)", field="due_at")
         due = data.due_at
     else:
         due = ctx.timing.calendar.add_working_days(ctx.now, SUPERVISION_WORKING_DAYS)

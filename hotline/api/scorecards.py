@@ -14,6 +14,7 @@ from hotline.api.deps import OVERSIGHT, XLSX, IdPath, ServicesDep, SessionDep, U
 from hotline.api.supervision import _scope_unit
 from hotline.auth import Actor
 from hotline.errors import Invalid, NotFound
+from hotline.fields import Day
 from hotline.models import (
     Unit,
 )
@@ -79,8 +80,8 @@ def _weights(services: Services, w_response: float | None, w_resolution: float |
     return scorecards.request_weights(given, services.settings.score_weights)
 
 
-FromQuery = Annotated[date | None, Query(alias="from")]
-ToQuery = Annotated[date | None, Query(alias="to")]
+FromQuery = Annotated[Day | None, Query(alias="from")]
+ToQuery = Annotated[Day | None, Query(alias="to")]
 
 
 @router.get("/scorecards", response_model=ScorecardsOut, tags=["scorecards"])
