@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hotline.api.deps import ADMIN, IdPath, IdQuery, Note, ServicesDep, SessionDep, UserDep, require
+from hotline.api.deps import ADMIN, OVERSIGHT, IdPath, IdQuery, Note, ServicesDep, SessionDep, UserDep, require
 from hotline.errors import Invalid, NotFound
 from hotline.fields import Id, Moment
 from hotline.models import (
@@ -155,7 +155,9 @@ def preview_deadlines(
     kind: Kind = Kind.help,
     urgent: bool = False, category_id: IdQuery = None, start: Moment | None = None,
 ) -> PreviewOut:
-    """The deadlines a ticket dispatched at ``start`` would get, and which policy gives them."""
+    """The deadlines a ticket dispatched at ``start`` would get, and which policy gives them (dispatchers,
+    supervisors and admins: the ones who set or review deadlines)."""
+    require(actor, *OVERSIGHT)
     code = session.scalar(select(Category.code).where(Category.id == category_id)) if category_id else None
     if category_id is not None and code is None:
         raise Invalid(f"unknown category {category_id}", field="category_id")
