@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -451,6 +451,9 @@ def _recategorize(ctx: Context) -> None:
 
 
 SUPERVISION_WORKING_DAYS = 2
+# An order may be recorded with a deadline already past (one given by phone an hour ago), not one dated years back:
+# the due date must also lie in hotline.fields' window, so year 1 or 9999 never reaches the sweep.
+SUPERVISION_BACKDATE = timedelta(days=1)
 
 
 def _supervise(ctx: Context) -> None:
@@ -466,8 +469,8 @@ def _supervise(ctx: Context) -> None:
     }:
         raise Invalid("a supervision order goes to the lead unit or a co-unit of this ticket", field="unit_id")
     if data.due_at is not None:
-        if data.due_at <= ctx.now:
-            raise Invalid("限办时间须晚于现在 (due_at must be in the future)", field="due_at")
+        if data.due_at < ctx.now - SUPERVISION_BACKDATE:
+            raise Invalid("限办时间早于昨天此时，请检查日期 (due_at is more than a day in the past)", field="due_at")
         due = data.due_at
     else:
         due = ctx.timing.calendar.add_working_days(ctx.now, SUPERVISION_WORKING_DAYS)
