@@ -53,6 +53,7 @@ from sqlalchemy import and_, func, or_, select
 
 from hotline import auth
 from hotline.errors import DomainError
+from hotline.fields import MAX_ID
 from hotline.models import Role, Ticket, TicketCoUnit, TicketEvent, User
 from hotline.services import Services
 from hotline.visibility import may_receive, visible_tickets
@@ -69,6 +70,13 @@ CLOSE_FORBIDDEN = 4403  # a channel key is not a desk user
 CLOSE_HEARTBEAT = 4408  # silent for too long
 CLOSE_TOO_SLOW = 4409  # queue overflow: reconnect with last_event_id
 CLOSE_GOING_AWAY = 1001  # server shutting down
+CLOSE_TOO_BIG = 1009  # a frame over the limit (RFC 6455 "message too big")
+
+# Frames are small in this protocol: a hello is a token and a number, a client message a ping. Until the hello is
+# authenticated a frame may have 4 KiB, afterwards 64 KiB; the server's transport refuses anything bigger
+# (``hotline serve`` runs uvicorn with ``ws_max_size=FRAME_MAX_BYTES``).
+HELLO_MAX_BYTES = 4 * 1024
+FRAME_MAX_BYTES = 64 * 1024
 
 
 
@@ -279,9 +287,12 @@ class Hub:
         """The ``/ws`` endpoint: token first, then hello, replay, live events until either side closes."""
         await ws.accept()
         try:
-            first = await asyncio.wait_for(_receive_text(ws), self.auth_timeout)
+            first = await asyncio.wait_for(_receive_text(ws, HELLO_MAX_BYTES), self.auth_timeout)
         except TimeoutError:
             await _close(ws, CLOSE_AUTH, 'send {"token": "..."} as the first message within 5 s')
+            return
+        except FrameTooBig:
+            await _close(ws, CLOSE_TOO_BIG, f"the first message may have at most {HELLO_MAX_BYTES} bytes")
             return
         except (WebSocketDisconnect, RuntimeError):
             return
@@ -293,10 +304,13 @@ class Hub:
             last_event_id = hello.get("last_event_id")
             if not isinstance(token, str) or not token:
                 raise ValueError("empty token")
-            if last_event_id is not None and (isinstance(last_event_id, bool) or not isinstance(last_event_id, int)):
+            if last_event_id is not None and (
+                isinstance(last_event_id, bool) or not isinstance(last_event_id, int)
+                or not 0 <= last_event_id <= MAX_ID
+            ):
                 raise ValueError("last_event_id must be an integer")
-        except (ValueError, KeyError, TypeError):
-            await _close(ws, CLOSE_AUTH, 'the first message must be {"token": "...", "last_event_id": N?}')
+        except (ValueError, KeyError, TypeError, RecursionError):
+            await _close(ws, CLOSE_AUTH, 'the first message must be {"token": "...", "last_event_id": 0..2^31-1}')
             return
         try:
             actor = await asyncio.to_thread(self._authenticate, token)
@@ -427,7 +441,10 @@ class Hub:
     async def _receiver(self, conn: Connection) -> None:
         while True:
             try:
-                raw = await _receive_text(conn.ws)
+                raw = await _receive_text(conn.ws, FRAME_MAX_BYTES)
+            except FrameTooBig:
+                self.kill(conn, CLOSE_TOO_BIG, f"a message may have at most {FRAME_MAX_BYTES} bytes")
+                return
             except (WebSocketDisconnect, RuntimeError):
                 return
             conn.last_seen = time.monotonic()
@@ -435,7 +452,7 @@ class Hub:
                 continue
             try:
                 message = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if isinstance(message, dict) and message.get("type") == "ping":
                 self.send_json(conn, {"type": "pong", "t": message.get("t")})
@@ -595,12 +612,21 @@ class Hub:
                     await pubsub.aclose()
 
 
-async def _receive_text(ws: WebSocket) -> str | None:
-    """The next text frame; ``None`` for a binary one (``receive_text`` would raise ``KeyError`` on it)."""
+class FrameTooBig(Exception):
+    pass
+
+
+async def _receive_text(ws: WebSocket, limit: int) -> str | None:
+    """The next text frame; ``None`` for a binary one (``receive_text`` would raise ``KeyError`` on it).
+    ``FrameTooBig`` when either kind has more than ``limit`` bytes."""
     message = await ws.receive()
     if message.get("type") == "websocket.disconnect":
         raise WebSocketDisconnect(int(message.get("code") or 1000), message.get("reason"))
     text = message.get("text")
+    data = message.get("bytes")
+    size = len(text.encode("utf-8", "surrogatepass")) if isinstance(text, str) else len(data or b"")
+    if size > limit:
+        raise FrameTooBig
     return text if isinstance(text, str) else None
 
 

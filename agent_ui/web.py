@@ -11,7 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI, WebSocket
-from fastapi.responses import FileResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from agent_ui.api import ROUTERS as DESK_ROUTERS
@@ -19,6 +20,7 @@ from agent_ui.hub import Hub
 from hotline.services import Services
 
 STATIC = Path(__file__).resolve().parent / "static"
+SWAGGER_UI = "/static/vendor/swagger-ui"
 PAGES = {
     "/": "login.html",
     "/desk/agent": "agent.html",
@@ -75,4 +77,21 @@ def mount(app: FastAPI, services: Services) -> Hub:
         await app.state.desk_hub.handle(websocket)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="desk-static")
+    _mount_docs(app)
     return hub
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """``/docs`` with Swagger UI from ``static/vendor`` instead of a CDN (an intranet has no internet)."""
+    app.router.routes = [r for r in app.router.routes if getattr(r, "path", None) not in ("/docs", "/redoc")]
+    openapi_url = app.openapi_url or "/openapi.json"
+    title = f"{app.title} — API"
+
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url, title=title,
+            swagger_js_url=f"{SWAGGER_UI}/swagger-ui-bundle.js", swagger_css_url=f"{SWAGGER_UI}/swagger-ui.css",
+            swagger_favicon_url=f"{SWAGGER_UI}/favicon-32x32.png",
+        )
+
+    app.add_api_route("/docs", docs, methods=["GET"], include_in_schema=False, name="docs")

@@ -12,14 +12,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_ui.web import mount as mount_desk
 from channels.forum.backend import mount_forum
 from channels.open311.backend import mount_open311
 from channels.phone.mount import mount_phone
 from hotline.api import ROUTERS as API_ROUTERS
-from hotline.errors import DomainError, TooManyRequests
+from hotline.errors import ERROR_RESPONSES, DomainError, TooMany, describe_validation
+from hotline.middleware import BodyLimit, NoSniff
 from hotline.services import Services, build_services, follow_config_changes, follow_tickets
 from hotline.settings import Settings, get_settings
 from wechat_bot.web import mount as mount_wechat
@@ -27,75 +27,18 @@ from wechat_bot.web import mount as mount_wechat
 log = logging.getLogger(__name__)
 
 
-class BodyLimit:
-    """Refuse request bodies over the limit with 413, whether or not the client announced the length."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    too_big = int(value) > self.limit
-                except ValueError:
-                    too_big = False
-                if too_big:
-                    await self._refuse(send)
-                    return
-        received = 0
-        refused = False
-
-        async def limited_receive() -> Message:
-            nonlocal received, refused
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    refused = True
-                    raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLarge:
-            await self._refuse(send)
-
-    async def _refuse(self, send: Send) -> None:
-        response = JSONResponse(
-            {"detail": f"request body is larger than {self.limit} bytes"}, status_code=413
-        )
-        await response({"type": "http"}, _empty_receive, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-async def _empty_receive() -> Message:
-    return {"type": "http.disconnect"}
-
-
 def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-    if isinstance(exc, TooManyRequests):
+    if isinstance(exc, TooMany):
         headers = {"Retry-After": str(exc.retry_after)}
     return JSONResponse({"detail": exc.message, **exc.detail}, status_code=exc.status_code, headers=headers)
 
 
 def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body", "message": e.get("msg", "")}
-        for e in exc.errors()
-    ]
-    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-    return JSONResponse({"detail": summary, "errors": errors}, status_code=422)
+    detail, errors = describe_validation(list(exc.errors()))
+    return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
 
 
 def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -141,6 +84,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         description="One intake point, classification, routing under working-time deadlines, a live desk.",
         version="0.1.0",
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
     )
     app.state.services = services
     app.state.startup_hooks = [follow_config_changes]
@@ -165,4 +109,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     mount_wechat(app, services)
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(NoSniff)
     return app

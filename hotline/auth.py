@@ -6,7 +6,9 @@ on each request so that disabling a user or moving them to another unit takes ef
 
 from __future__ import annotations
 
+import functools
 import hmac
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hotline.errors import Unauthorized
+from hotline.fields import id_in_range
 from hotline.models import Role, User
 from hotline.settings import Settings
 
@@ -70,9 +73,16 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash no password matches, verified for unknown users so that they cost the same time as known ones."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
 def authenticate(session: Session, username: str, password: str) -> User:
     user = session.scalar(select(User).where(User.username == username))
-    if user is None or not user.active or not verify_password(user.password_hash, password):
+    matches = verify_password(user.password_hash if user is not None else _dummy_hash(), password)
+    if user is None or not user.active or not matches:
         raise Unauthorized("用户名或密码错误 (wrong username or password)")
     return user
 
@@ -96,7 +106,7 @@ def actor_from_token(session: Session, settings: Settings, token: str) -> Actor:
     except jwt.PyJWTError as exc:
         raise Unauthorized("无效的访问令牌 (invalid token)") from exc
     try:
-        user = session.get(User, int(payload["sub"]))
+        user = session.get(User, id_in_range(payload["sub"]))
     except (KeyError, ValueError) as exc:
         raise Unauthorized("无效的访问令牌 (invalid token)") from exc
     if user is None or not user.active:

@@ -24,6 +24,8 @@ from wechat_bot import simulator as wechat_simulator
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from agent_ui.hub import FRAME_MAX_BYTES
+
     settings = load_settings()
     uvicorn.run(
         "hotline.app:create_app",
@@ -33,6 +35,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level="info",
         proxy_headers=True,
+        ws_max_size=FRAME_MAX_BYTES,
     )
     return 0
 

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from hotline.errors import Invalid
 from hotline.models import AREA_LEVELS, UNIT_KINDS, Area, CatalogueRule, Category, Unit
+from hotline.xlsx_guard import check_workbook
 
 __all__ = [
     "KINDS",
@@ -137,6 +138,9 @@ def _rows(kind: str, raw: Iterable[Sequence[Any]], errors: _Errors) -> list[Row]
     mapping = _header_map(kind, header, errors)
     rows: list[Row] = []
     for number, values in enumerate(it, start=2):
+        if number > MAX_ROWS + 1:  # blank lines count too: a sheet of two million empty rows is not read to the end
+            errors.add(kind, number, f"超过{MAX_ROWS}行，请分批导入")
+            break
         cells = {mapping[i]: _text(v) for i, v in enumerate(values) if i in mapping}
         if not any(cells.values()):
             continue  # blank lines in Excel are common
@@ -178,6 +182,7 @@ def read_csv(kind: str, data: bytes) -> dict[str, list[Row]]:
 
 def read_xlsx(data: bytes) -> dict[str, list[Row]]:
     """Every known sheet (地区, 单位, 派单目录, or the English table names) of a workbook."""
+    check_workbook(data, max_rows=MAX_ROWS)
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:

@@ -254,6 +254,7 @@ class Ticket(Base):
     citizen: Mapped[Citizen | None] = relationship(lazy="raise")
     lead_unit: Mapped[Unit | None] = relationship(lazy="raise")
     co_units: Mapped[list[TicketCoUnit]] = relationship(lazy="raise", cascade="all, delete-orphan")
+    parent: Mapped[Ticket | None] = relationship(remote_side=[id], lazy="raise", viewonly=True)
     events: Mapped[list[TicketEvent]] = relationship(
         lazy="raise", order_by="TicketEvent.id", back_populates="ticket"
     )

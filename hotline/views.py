@@ -1,8 +1,11 @@
 """How tickets look from outside: what each role may see of them (masking, confidentiality).
 
 Decisions: agents and supervisors see the citizen's full number (they call back and review callbacks);
-dispatchers, admins, units and channels see it masked (138****1234). A confidential (保密) ticket shows units no
-citizen at all.
+dispatchers, admins, units and channels see it masked (138****1234), in ``citizen.phone`` and wherever a number
+stands in the text: the ticket's title and text, event notes, the conversation (``shown_text``). A confidential
+(保密) ticket shows units no citizen at all, and units cannot look tickets up by citizen (``/api/tickets`` refuses
+``citizen_id`` from them), so no other ticket of the same caller links the identity. A merged ticket shows a unit
+its parent only when that unit may see the parent.
 
 The desk draws its buttons from ``allowed_actions``, computed with the ticket's co-units, so a co-unit's handler
 sees the actions open to co-units (备注, 督办回复) and nothing a lead unit alone may do.
@@ -10,6 +13,7 @@ sees the actions open to co-units (备注, 督办回复) and nothing a lead unit
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +25,7 @@ from hotline import workflow
 from hotline.auth import Actor
 from hotline.labels import KIND_LABELS, STATUS_LABELS
 from hotline.models import Area, Category, InboundMessage, OutboxMessage, Role, Ticket, TicketEvent, Unit
+from hotline.visibility import sees_unit_work
 
 FULL_PHONE_ROLES = frozenset({Role.agent, Role.supervisor})
 
@@ -31,6 +36,35 @@ def mask_phone(phone: str | None) -> str | None:
     if len(phone) <= 7:
         return phone[:2] + "*" * (len(phone) - 2)
     return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+
+
+# A mainland mobile (optionally +86), or a landline with its area code (0571-88886666, 010 12345678), standing alone:
+# no digit right before or after, so ticket numbers (14 digits) and amounts in longer digit runs are left alone.
+# Bare 7-8 digit local numbers are not masked: in citizens' text they are as often house numbers or amounts.
+_PHONE_IN_TEXT = re.compile(
+    r"(?<![0-9])(?:(?:\+?86[- ]?)?1[3-9][0-9](?:[- ]?[0-9]{4}){2}|0[1-9][0-9]{1,2}[- ]?[2-9][0-9]{6,7})(?![0-9])"
+)
+
+
+def mask_phones_in_text(text: str) -> str:
+    """Every phone number inside free text masked like ``mask_phone`` (我电话139****5678)."""
+
+    def masked(match: re.Match[str]) -> str:
+        digits = re.sub(r"[^0-9]", "", match.group(0))
+        if len(digits) == 13 and digits.startswith("86"):  # +86 mobile: mask the national number
+            digits = digits[2:]
+        return mask_phone(digits) or ""
+
+    return _PHONE_IN_TEXT.sub(masked, text)
+
+
+def sees_full_phone(actor: Actor) -> bool:
+    return actor.role in FULL_PHONE_ROLES
+
+
+def shown_text(text: str, actor: Actor) -> str:
+    """Free text (title, text, notes, messages) as ``actor`` may read it: numbers masked unless full ones."""
+    return text if sees_full_phone(actor) else mask_phones_in_text(text)
 
 
 class Ref(BaseModel):
@@ -121,7 +155,16 @@ def ticket_load_options() -> list[Any]:
         selectinload(Ticket.lead_unit),
         selectinload(Ticket.citizen),
         selectinload(Ticket.co_units),
+        selectinload(Ticket.parent).selectinload(Ticket.co_units),
     ]
+
+
+def parent_visible(ticket: Ticket, actor: Actor) -> bool:
+    """A unit sees which ticket its own was merged into only when it may see that ticket too."""
+    if ticket.parent_id is None or not actor.is_unit:
+        return True
+    parent = ticket.parent
+    return parent is not None and sees_unit_work(actor, parent.lead_unit_id, [c.unit_id for c in parent.co_units])
 
 
 def _ref(obj: Category | Area | Unit | None) -> Ref | None:
@@ -131,7 +174,7 @@ def _ref(obj: Category | Area | Unit | None) -> Ref | None:
 def ticket_out(ticket: Ticket, actor: Actor) -> TicketOut:
     citizen = None
     if ticket.citizen is not None and not (ticket.confidential and actor.is_unit):
-        phone = ticket.citizen.phone if actor.role in FULL_PHONE_ROLES else mask_phone(ticket.citizen.phone)
+        phone = ticket.citizen.phone if sees_full_phone(actor) else mask_phone(ticket.citizen.phone)
         citizen = CitizenOut(id=ticket.citizen.id, name=ticket.citizen.name, phone=phone)
     co_units = [c.unit_id for c in ticket.co_units]
     analysis = ticket.analysis or {}
@@ -144,8 +187,8 @@ def ticket_out(ticket: Ticket, actor: Actor) -> TicketOut:
         status=ticket.status,
         status_label=STATUS_LABELS.get(ticket.status, ticket.status),
         channel=ticket.channel,
-        title=ticket.title,
-        text=ticket.text,
+        title=shown_text(ticket.title, actor),
+        text=shown_text(ticket.text, actor),
         location=ticket.location,
         kind=ticket.kind,
         kind_label=KIND_LABELS.get(ticket.kind, ticket.kind),
@@ -156,7 +199,7 @@ def ticket_out(ticket: Ticket, actor: Actor) -> TicketOut:
         area=_ref(ticket.area),
         unit=_ref(ticket.lead_unit),
         co_units=co_units,
-        parent_id=ticket.parent_id,
+        parent_id=ticket.parent_id if parent_visible(ticket, actor) else None,
         citizen=citizen,
         confidential=ticket.confidential,
         received_at=ticket.received_at,
@@ -184,6 +227,7 @@ def ticket_detail(session: Session, ticket_id: int, actor: Actor) -> TicketDetai
     ).one()
     events = session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id))
     base = ticket_out(ticket, actor)
+    hide_parent = not parent_visible(ticket, actor)
     return TicketDetail(
         **base.model_dump(),
         conversation=conversation(session, ticket, actor),
@@ -195,13 +239,22 @@ def ticket_detail(session: Session, ticket_id: int, actor: Actor) -> TicketDetai
                 actor_role=e.actor_role,
                 from_status=e.from_status,
                 to_status=e.to_status,
-                note=e.note,
-                data=e.data,
+                note=shown_text(e.note, actor),
+                data=_event_data(e.data, hide_parent),
                 created_at=e.created_at,
             )
             for e in events
         ],
     )
+
+
+_PARENT_KEYS = ("parent_id", "parent_number")
+
+
+def _event_data(data: dict[str, Any], hide_parent: bool) -> dict[str, Any]:
+    if not hide_parent:
+        return data
+    return {k: v for k, v in data.items() if k not in _PARENT_KEYS}
 
 
 def conversation(session: Session, ticket: Ticket, actor: Actor) -> list[ConversationItem]:
@@ -210,17 +263,19 @@ def conversation(session: Session, ticket: Ticket, actor: Actor) -> list[Convers
     items: list[ConversationItem] = []
     for row in session.scalars(select(InboundMessage).where(InboundMessage.ticket_id == ticket.id)):
         items.append(ConversationItem(direction="in", channel=row.channel, kind="message",
-                                      text=str(row.payload.get("text", "")), at=row.received_at, state=row.state,
+                                      text=shown_text(str(row.payload.get("text", "")), actor), at=row.received_at,
+                                      state=row.state,
                                       attempts=row.attempts, last_error=row.last_error))
     for out in session.scalars(select(OutboxMessage).where(OutboxMessage.ticket_id == ticket.id)):
         if ticket.confidential and actor.is_unit:
             recipient = None
-        elif actor.role in FULL_PHONE_ROLES:
+        elif sees_full_phone(actor):
             recipient = out.recipient
         else:
             recipient = mask_phone(out.recipient) if out.recipient.isdigit() else "（已隐藏）"
         items.append(ConversationItem(direction="out", channel=out.channel, kind=out.kind,
-                                      text=str(out.payload.get("body") or out.payload.get("text") or ""),
+                                      text=shown_text(str(out.payload.get("body") or out.payload.get("text") or ""),
+                                                      actor),
                                       at=out.sent_at or out.created_at, state=out.state, attempts=out.attempts,
                                       recipient=recipient, last_error=out.last_error))
     return sorted(items, key=lambda item: item.at)

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -58,7 +58,7 @@ from hotline import notices
 from hotline.auth import Actor
 from hotline.db import queue_event
 from hotline.errors import Conflict, Forbidden, Invalid, NotFound
-from hotline.fields import Id, NoNul
+from hotline.fields import Id, Moment, NoNul
 from hotline.models import (
     AccountabilityCase,
     Category,
@@ -141,7 +141,7 @@ class RecategorizeInput(ActionInput):
 
 class SuperviseInput(ActionInput):
     note: Reason
-    due_at: datetime | None = None  # default: SUPERVISION_WORKING_DAYS working days from now
+    due_at: Moment | None = None  # default: SUPERVISION_WORKING_DAYS working days from now
     unit_id: Id | None = None  # default: the lead unit; a co-unit may be supervised too
 
 
@@ -452,6 +452,9 @@ def _recategorize(ctx: Context) -> None:
 
 
 SUPERVISION_WORKING_DAYS = 2
+# An order may be recorded with a deadline already past (one given by phone an hour ago), not one dated years back:
+# the due date must also lie in hotline.fields' window, so year 1 or 9999 never reaches the sweep.
+SUPERVISION_BACKDATE = timedelta(days=1)
 
 
 def _supervise(ctx: Context) -> None:
@@ -467,8 +470,8 @@ def _supervise(ctx: Context) -> None:
     }:
         raise Invalid("a supervision order goes to the lead unit or a co-unit of this ticket", field="unit_id")
     if data.due_at is not None:
-        if data.due_at.tzinfo is None:
-            raise Invalid("due_at needs a time zone, e.g. 2026-11-25T17:30:00+08:00", field="due_at")
+        if data.due_at < ctx.now - SUPERVISION_BACKDATE:
+            raise Invalid("限办时间早于昨天此时，请检查日期 (due_at is more than a day in the past)", field="due_at")
         due = data.due_at
     else:
         due = ctx.timing.calendar.add_working_days(ctx.now, SUPERVISION_WORKING_DAYS)

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from hotline.api.deps import ServicesDep, SessionDep, UserDep
 from hotline.countdown import DeadlineInfo, deadline_info, open_flags, with_flags, working_periods
 from hotline.errors import Invalid
+from hotline.fields import MAX_ID, id_in_range
 from hotline.models import (
     Ticket,
 )
@@ -33,9 +34,9 @@ def deadlines(
 ) -> DeadlinesOut:
     """Remaining working time per visible ticket, and the office periods of the next days."""
     try:
-        wanted = [int(x) for x in ids.split(",") if x.strip()][:500]
+        wanted = [id_in_range(x) for x in ids.split(",") if x.strip()][:500]
     except ValueError as exc:
-        raise Invalid("ids must be comma-separated integers", field="ids") from exc
+        raise Invalid(f"ids 须为逗号分隔的工单编号，每个在 1 至 {MAX_ID} 之间 (ids: {exc})", field="ids") from exc
     now = datetime.now(UTC)
     tickets = session.scalars(visible_tickets(actor).where(Ticket.id.in_(wanted))).all() if wanted else []
     flags = open_flags(session, actor, [t.id for t in tickets])

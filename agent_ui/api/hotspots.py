@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from hotline import views
 from hotline.api.deps import SessionDep, UserDep, require
 from hotline.hotspots import HOTSPOT_CHUNK, HOTSPOT_HOLD, HotSpotIndex
 from hotline.models import (
@@ -80,7 +81,8 @@ def hotspots(
             select(Ticket.id, Ticket.number, Ticket.title, Ticket.text, Ticket.status, Ticket.received_at)
             .where(Ticket.id.in_(members[i:i + HOTSPOT_CHUNK]))
         ):
-            info[r.id] = HotSpotTicket(id=r.id, number=r.number, title=r.title or r.text[:30], status=r.status,
+            info[r.id] = HotSpotTicket(id=r.id, number=r.number, status=r.status,
+                                       title=views.shown_text(r.title, actor) or views.shown_text(r.text, actor)[:30],
                                        received_at=r.received_at)
     clusters = []
     for spot in spots:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from hotline import accounts, auth
 from hotline.api.deps import ServicesDep, SessionDep, UserDep
+from hotline.errors import ErrorOut, TooMany, Unauthorized
 from hotline.fields import NoNul
+from hotline.login_guard import LoginGuard
 
 router = APIRouter(prefix="/api")
 
@@ -34,9 +36,32 @@ class MeOut(BaseModel):
     unit_id: int | None
 
 
-@router.post("/auth/login", response_model=TokenOut, tags=["auth"])
-def login(body: LoginIn, session: SessionDep, services: ServicesDep) -> TokenOut:
-    user = auth.authenticate(session, body.username, body.password)
+def get_login_guard(request: Request, services: ServicesDep) -> LoginGuard:
+    """One guard per app (its counts shared through Redis when the city has Redis)."""
+    guard: LoginGuard | None = getattr(request.app.state, "login_guard", None)
+    if guard is None:
+        guard = LoginGuard(redis_url=services.settings.redis_url)
+        request.app.state.login_guard = guard
+    return guard
+
+
+@router.post("/auth/login", response_model=TokenOut, tags=["auth"], responses={
+    401: {"model": ErrorOut, "description": "用户名或密码错误"},
+    429: {"model": ErrorOut, "description": "登录失败次数过多；Retry-After 秒后再试"},
+})
+def login(body: LoginIn, request: Request, session: SessionDep, services: ServicesDep,
+          guard: Annotated[LoginGuard, Depends(get_login_guard)]) -> TokenOut:
+    """Failed logins are throttled per account and per client address (``hotline.login_guard``)."""
+    address = request.client.host if request.client else None
+    wait = guard.retry_after(body.username, address)
+    if wait > 0:
+        raise TooMany(f"登录失败次数过多，请 {wait} 秒后再试 (too many failed logins; retry in {wait} s)", wait)
+    try:
+        user = auth.authenticate(session, body.username, body.password)
+    except Unauthorized:
+        guard.failed(body.username, address)
+        raise
+    guard.succeeded(body.username)
     accounts.touch(session, user)
     token, ttl = auth.issue_token(services.settings, user)
     return TokenOut(access_token=token, expires_in=ttl)

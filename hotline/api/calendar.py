@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from hotline import audit
 from hotline.api.deps import ADMIN, Note, ServicesDep, SessionDep, UserDep, require
 from hotline.errors import Invalid, NotFound
+from hotline.fields import FIRST_DAY, LAST_DAY, Day
 from hotline.models import (
     CalendarOverride,
     CalendarYear,
@@ -57,7 +58,7 @@ def _calendar_out(session: Session, services: Services, year: int | None) -> Cal
     )
 
 
-YearQuery = Annotated[int | None, Query(ge=1900, le=2200)]
+YearQuery = Annotated[int | None, Query(ge=FIRST_DAY.year, le=LAST_DAY.year)]
 
 
 @router.get("/calendar", response_model=CalendarOut, tags=["calendar"])
@@ -66,17 +67,11 @@ def get_calendar(session: SessionDep, services: ServicesDep, actor: UserDep, yea
     return _calendar_out(session, services, year)
 
 
-def _check_day(day: date) -> None:
-    if not 1900 <= day.year <= 2200:
-        raise Invalid("day must be between 1900 and 2200", field="day")
-
-
 @router.put("/calendar/overrides/{day}", response_model=CalendarOut, tags=["calendar"])
-def put_override(day: date, body: OverrideIn, session: SessionDep, services: ServicesDep, actor: UserDep
+def put_override(day: Day, body: OverrideIn, session: SessionDep, services: ServicesDep, actor: UserDep
                  ) -> CalendarOut:
     """Make a day a working day (调休) or a day off (local holiday); new deadlines count with it at once."""
     require(actor, *ADMIN)
-    _check_day(day)
     row = session.get(CalendarOverride, day)
     before = audit.row_dict(row) if row is not None else None
     if row is None:
@@ -93,9 +88,8 @@ def put_override(day: date, body: OverrideIn, session: SessionDep, services: Ser
 
 
 @router.delete("/calendar/overrides/{day}", response_model=CalendarOut, tags=["calendar"])
-def delete_override(day: date, session: SessionDep, services: ServicesDep, actor: UserDep) -> CalendarOut:
+def delete_override(day: Day, session: SessionDep, services: ServicesDep, actor: UserDep) -> CalendarOut:
     require(actor, *ADMIN)
-    _check_day(day)
     row = session.get(CalendarOverride, day)
     if row is None:
         raise NotFound(f"no override for {day.isoformat()}")

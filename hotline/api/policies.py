@@ -11,9 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hotline import audit
-from hotline.api.deps import ADMIN, IdPath, IdQuery, Note, ServicesDep, SessionDep, UserDep, require
+from hotline.api.deps import ADMIN, OVERSIGHT, IdPath, IdQuery, Note, ServicesDep, SessionDep, UserDep, require
 from hotline.errors import Invalid, NotFound
-from hotline.fields import Id
+from hotline.fields import Id, Moment
 from hotline.models import (
     KIND_LABELS,
     Category,
@@ -160,11 +160,11 @@ class PreviewOut(BaseModel):
 def preview_deadlines(
     session: SessionDep, services: ServicesDep, actor: UserDep,
     kind: Kind = Kind.help,
-    urgent: bool = False, category_id: IdQuery = None, start: datetime | None = None,
+    urgent: bool = False, category_id: IdQuery = None, start: Moment | None = None,
 ) -> PreviewOut:
-    """The deadlines a ticket dispatched at ``start`` would get, and which policy gives them."""
-    if start is not None and start.tzinfo is None:
-        raise Invalid("start needs a time zone, e.g. 2026-09-30T16:00:00+08:00", field="start")
+    """The deadlines a ticket dispatched at ``start`` would get, and which policy gives them (dispatchers,
+    supervisors and admins: the ones who set or review deadlines)."""
+    require(actor, *OVERSIGHT)
     code = session.scalar(select(Category.code).where(Category.id == category_id)) if category_id else None
     if category_id is not None and code is None:
         raise Invalid(f"unknown category {category_id}", field="category_id")

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from hotline import inbound, public
 from hotline.api.deps import ServicesDep, SessionDep
-from hotline.errors import Invalid, NotFound, TooManyRequests
+from hotline.errors import Invalid, NotFound, TooMany
 from hotline.fields import NoNul
 from hotline.ratelimit import RateLimiter
 
@@ -47,7 +47,7 @@ def _limit(request: Request, name: str) -> None:
     count, window = LIMITS[name]
     wait = _limiter(request).hit(name, _client(request), count, window)
     if wait is not None:
-        raise TooManyRequests("操作太频繁，请稍后再试", retry_after=wait)
+        raise TooMany("操作太频繁，请稍后再试", retry_after=wait)
 
 
 class ChallengeOut(BaseModel):

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from hotline import scorecards
+from hotline import scorecards, views
 from hotline.api.deps import OVERSIGHT, XLSX, IdPath, ServicesDep, SessionDep, UserDep, require
 from hotline.api.supervision import _scope_unit
 from hotline.auth import Actor
 from hotline.errors import Invalid, NotFound
+from hotline.fields import Day
 from hotline.models import (
     Unit,
 )
@@ -79,8 +80,8 @@ def _weights(services: Services, w_response: float | None, w_resolution: float |
     return scorecards.request_weights(given, services.settings.score_weights)
 
 
-FromQuery = Annotated[date | None, Query(alias="from")]
-ToQuery = Annotated[date | None, Query(alias="to")]
+FromQuery = Annotated[Day | None, Query(alias="from")]
+ToQuery = Annotated[Day | None, Query(alias="to")]
 
 
 @router.get("/scorecards", response_model=ScorecardsOut, tags=["scorecards"])
@@ -115,6 +116,7 @@ def export_scorecards(
         session, services.timing.calendar, lo, hi, datetime.now(UTC),
         weights=_weights(services, w_response, w_resolution, w_satisfaction),
     )
+    info = {tid: (number, views.shown_text(title, actor)) for tid, (number, title) in info.items()}
     data = scorecards.scorecards_xlsx(cards, info, start, end, services.timing.zone)
     name = f"scorecards_{start.isoformat()}_{end.isoformat()}.xlsx"
     return Response(data, media_type=XLSX, headers={"Content-Disposition": f'attachment; filename="{name}"'})
@@ -172,7 +174,8 @@ def figure_tickets(
                                                               "handling_time"):
             continue  # counts list only what they count
         number, title = info.get(a.ticket_id, (str(a.ticket_id), ""))
-        rows.append(TicketFigureOut(ticket_id=a.ticket_id, number=number, title=title, outcome=result,
+        rows.append(TicketFigureOut(ticket_id=a.ticket_id, number=number, title=views.shown_text(title, actor),
+                                    outcome=result,
                                     event_id=event_id, value=value, dispatched_at=a.dispatched_at))
     return FigureTicketsOut(unit_id=unit_id, figure=figure, label=FIGURES[figure], period_from=start,
                             period_to=end, counts=counts, tickets=rows)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from hotline import views
 from hotline.api.deps import OVERSIGHT, IdQuery, SessionDep, UserDep, require
 from hotline.auth import Actor
 from hotline.errors import Forbidden
@@ -74,8 +75,9 @@ def list_supervision(
     return [
         SupervisionOut(
             id=o.id, ticket_id=o.ticket_id, ticket_number=number, unit_id=o.unit_id, unit_name=name, state=o.state,
-            overdue=o.state == "open" and o.due_at < now, note=o.note, issued_at=o.issued_at, due_at=o.due_at,
-            responded_at=o.responded_at, response=o.response,
+            overdue=o.state == "open" and o.due_at < now, note=views.shown_text(o.note, actor), issued_at=o.issued_at,
+            due_at=o.due_at,
+            responded_at=o.responded_at, response=None if o.response is None else views.shown_text(o.response, actor),
         )
         for o, number, name in session.execute(stmt)
     ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
@@ -11,7 +11,8 @@ from sqlalchemy import func, or_, select
 
 from hotline import action_forms, views, workflow
 from hotline.api.deps import IdPath, IdQuery, ServicesDep, SessionDep, UserDep
-from hotline.errors import Invalid
+from hotline.errors import Forbidden, Invalid, describe_validation
+from hotline.fields import Day
 from hotline.models import (
     Category,
     Status,
@@ -28,7 +29,6 @@ class TicketPage(BaseModel):
     total: int
     page: int
     page_size: int
-
 
 
 
@@ -50,13 +50,16 @@ def list_tickets(
     overdue: bool | None = None,
     urgent: bool | None = None,
     q: Annotated[str | None, Query(max_length=100, description="free text in number, title or text")] = None,
-    received_from: date | None = None,
-    received_to: date | None = None,
+    received_from: Day | None = None,
+    received_to: Day | None = None,
     citizen_id: IdQuery = None,
     sort: Literal["newest", "oldest", "deadline"] = "newest",
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> TicketPage:
+    if citizen_id is not None and actor.is_unit:
+        # A confidential (保密) ticket hides its citizen from units; a lookup by citizen would name them anyway.
+        raise Forbidden("承办单位不能按市民查询工单 (units cannot filter tickets by citizen)", field="citizen_id")
     stmt = visible_tickets(actor)
     if status:
         stmt = stmt.where(Ticket.status.in_([s.value for s in status]))
@@ -119,10 +122,8 @@ def act_on_ticket(ticket_id: IdPath,
     try:
         data = workflow.parse_input(action, body or {})
     except ValidationError as exc:
-        raise Invalid(
-            "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()),
-            errors=[{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()],
-        ) from exc
+        detail, errors = describe_validation(list(exc.errors()))
+        raise Invalid(detail, errors=errors) from exc
     workflow.perform(session, ticket_id, action, actor, data, services.timing)
     session.commit()
     return views.ticket_detail(session, ticket_id, actor)

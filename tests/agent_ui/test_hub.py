@@ -366,3 +366,57 @@ def test_an_unknown_last_event_id_asks_for_a_resync(client: TestClient, city: Ci
         assert [m["type"] for m in drain(conn)] == ["resync"]
     finally:
         close(conn)
+
+
+# --- hostile hellos and frames ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("last_event_id", [2**64, 2**63, 2**31, -1])
+def test_a_last_event_id_out_of_range_is_a_bad_hello(client: TestClient, city: City, last_event_id: int,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    with client.websocket_connect("/ws") as ws:
+        ws.send_text(json.dumps({"token": city.tokens["agent"], "last_event_id": last_event_id}))
+        with pytest.raises(WebSocketDisconnect) as exc:
+            ws.receive_json()
+    assert exc.value.code == 4401 and "last_event_id" in exc.value.reason
+    assert "Traceback" not in caplog.text and not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_deeply_nested_brackets_are_closed_with_a_code(client: TestClient, city: City,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    for depth, code in ((100_000, 1009), (2_000, 4401)):  # over the hello's 4 KiB, and within it
+        with client.websocket_connect("/ws") as ws:
+            ws.send_text("[" * depth + "]" * depth)
+            with pytest.raises(WebSocketDisconnect) as exc:
+                ws.receive_json()
+        assert exc.value.code == code, depth
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_frames_before_the_hello_is_authenticated_are_limited_to_4_kib(client: TestClient, city: City) -> None:
+    hub = client.app.state.desk_hub  # type: ignore[attr-defined]
+    with client.websocket_connect("/ws") as ws:
+        ws.send_text(json.dumps({"token": city.tokens["agent"], "pad": "x" * 5000}))
+        with pytest.raises(WebSocketDisconnect) as exc:
+            ws.receive_json()
+    assert exc.value.code == 1009
+    with client.websocket_connect("/ws") as ws:
+        ws.send_bytes(b"x" * 5000)
+        with pytest.raises(WebSocketDisconnect) as exc:
+            ws.receive_json()
+    assert exc.value.code == 1009
+    assert not hub.connections
+
+
+def test_after_the_hello_frames_may_be_bigger_but_not_without_limit(client: TestClient, city: City) -> None:
+    conn = connect(client, city, "agent")
+    try:
+        conn.send_text(json.dumps({"type": "ping", "t": "x" * 10_000}))
+        assert conn.receive_json()["type"] == "pong"
+        conn.send_text("x" * (64 * 1024 + 1))
+        with pytest.raises(WebSocketDisconnect) as exc:
+            while True:
+                conn.receive_json()
+        assert exc.value.code == 1009
+    finally:
+        close(conn)

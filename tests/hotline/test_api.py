@@ -94,3 +94,33 @@ def test_knowledge_articles_crud_and_search(client: TestClient, city: City) -> N
     assert client.get(f"/api/knowledge/{article_id}", headers=h).status_code == 404
     assert client.post("/api/knowledge", json={"title": "x", "body": ""}, headers=h).status_code == 422
     assert client.post("/api/knowledge", json={**body, "category_id": 999}, headers=h).status_code == 422
+
+
+def test_the_openapi_document_describes_the_422_the_app_returns(client: TestClient, city: City) -> None:
+    doc = client.get("/openapi.json").json()
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    error = doc["components"]["schemas"]["ErrorOut"]
+    assert error["properties"]["detail"]["type"] == "string"
+    for path, methods in doc["paths"].items():
+        for method, operation in methods.items():
+            ref = operation["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
+            assert ref.endswith("/ErrorOut"), (method, path)
+    body = client.get("/api/tickets?page=x", headers=city.headers("agent")).json()
+    assert set(body) == {"detail", "errors"} and isinstance(body["detail"], str)
+    assert set(body["errors"][0]) == {"field", "message", "type", "reason"}
+    assert body["errors"][0]["message"] == "须为整数" and body["errors"][0]["type"] == "int_parsing"
+
+
+def test_responses_carry_nosniff(client: TestClient, city: City) -> None:
+    for path in ("/static/js/api.js", "/api/tickets", "/healthz", "/", "/openapi.json", "/api/nothing-here"):
+        assert client.get(path, headers=city.headers("agent")).headers["X-Content-Type-Options"] == "nosniff", path
+
+
+def test_docs_use_swagger_ui_served_from_this_server(client: TestClient) -> None:
+    page = client.get("/docs").text
+    assert "cdn" not in page.lower()
+    assert "/static/vendor/swagger-ui/swagger-ui-bundle.js" in page
+    assert "/static/vendor/swagger-ui/swagger-ui.css" in page
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "LICENSE"):
+        assert client.get(f"/static/vendor/swagger-ui/{asset}").status_code == 200, asset
+    assert client.get("/redoc").status_code == 404

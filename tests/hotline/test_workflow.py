@@ -163,8 +163,8 @@ def test_supervision_and_accountability_are_events(client: TestClient, city: Cit
     dispatch_to(client, city, t["id"])
     assert act(client, city, "dispatcher", t["id"], "remind", note="请尽快签收").status_code == 200
     r = act(client, city, "supervisor", t["id"], "supervise", note="督办：两日内书面答复",
-            due_at="2026-11-25T17:30:00+08:00")
-    assert r.json()["events"][-1]["data"]["due_at"].startswith("2026-11-25")
+            due_at="2030-11-25T17:30:00+08:00")
+    assert r.json()["events"][-1]["data"]["due_at"].startswith("2030-11-25")
     assert act(client, city, "cjjd", t["id"], "respond_supervision", note="已安排专人处理").status_code == 200
     r = act(client, city, "supervisor", t["id"], "accountability", note="超期未签收，启动问责")
     assert r.status_code == 200
