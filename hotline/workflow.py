@@ -9,16 +9,18 @@ Who may act (decisions written down here because nobody else will):
   theirs, or, for notes and supervision answers, where they are a co-unit (协办). A ticket of another unit answers
   404, not 403, so a unit cannot probe which ticket numbers exist elsewhere.
 - a send-back (退单) is decided by a dispatcher or supervisor: re-dispatch elsewhere (``dispatch``) or refuse it
-  (``refuse_return``), which hands the ticket back to the same unit with its original deadlines — the clock did
-  not stop while the unit argued.
+  (``refuse_return``), which hands the ticket back to the same unit with its deadlines moved on by the time the
+  centre took to decide. While the send-back waits, the unit's clock stands still (``paused_at``, as for 待补充):
+  the wait is the centre's, so it never makes the unit overdue nor opens a 问责 case against it. The time the
+  unit spent before sending it back still counts, and unjustified send-backs have their own rule
+  (``refused_returns``).
 - an unsatisfied callback can only be closed by a supervisor, with a reason; otherwise a supervisor reopens it.
 
 Deadlines and the sweep:
-- ``DEADLINE_STATES`` (dispatched, signed, returned) are the states in which a unit's reply clock runs and the
-  worker chases the ticket. ``returned`` stays in: a refused send-back restores the original deadlines, the clock
-  did not stop. ``reopened`` is not in: a reopened ticket waits for a dispatcher like a new one, its previous
-  round's deadlines are cleared (they belonged to a round the unit answered on time), and the re-dispatch gives it
-  fresh ones.
+- ``DEADLINE_STATES`` (dispatched, signed) are the states in which a unit's reply clock runs and the worker
+  chases the ticket. ``returned`` is not in: the send-back waits for the centre, not the unit. ``reopened`` is
+  not in either: a reopened ticket waits for a dispatcher like a new one, its previous round's deadlines are
+  cleared (they belonged to a round the unit answered on time), and the re-dispatch gives it fresh ones.
 - Every transition into a state outside ``DEADLINE_STATES`` sets ``notice_level`` to ``NOTICES_DONE`` (9), in
   ``perform``, whatever the action: the ticket then leaves the partial sweep indexes (``notice_level < n``), so the
   sweep's cost follows the open tickets, not all history. Re-entering goes through ``set_reply_due``, which arms
@@ -227,6 +229,7 @@ def _dispatch(ctx: Context) -> None:
     t.co_units = [TicketCoUnit(unit_id=uid) for uid in dict.fromkeys(data.co_unit_ids)]
     t.dispatched_at = ctx.now
     t.signed_at = None
+    t.paused_at = None  # a re-dispatched send-back starts a new round with fresh deadlines
     category_code = _category_code(ctx.session, t.category_id)
     t.sign_due, reply_due = ctx.timing.deadlines(t.kind, t.urgent, category_code, ctx.now)
     set_reply_due(ctx, reply_due, ctx.now, sent=0)  # a new round: nothing sent yet
@@ -241,9 +244,27 @@ def _dispatch(ctx: Context) -> None:
 
 
 def _refuse_return(ctx: Context) -> None:
-    if ctx.ticket.lead_unit_id is None:
+    """驳回退单: back to the same unit, its deadlines moved on by the time the centre took to decide."""
+    t = ctx.ticket
+    if t.lead_unit_id is None:
         raise Conflict("this ticket was never dispatched; dispatch it instead")
-    ctx.event_data["unit_id"] = ctx.ticket.lead_unit_id
+    ctx.event_data["unit_id"] = t.lead_unit_id
+    waited_from = t.paused_at or _latest_event_at(ctx.session, t.id, "return")
+    if waited_from is not None and t.reply_due is not None:
+        sent = _notices_before_pause(ctx, "return")
+        # the 75 % reminder is measured on the unit's own time: its start moves on by the wait as well
+        start = t.dispatched_at or t.received_at
+        if t.urgent:
+            start += ctx.now - waited_from
+        else:
+            cal = ctx.timing.calendar
+            start = cal.add_working_time(start, cal.working_time_between(waited_from, ctx.now))
+        set_reply_due(ctx, ctx.timing.shift_for_pause(t.reply_due, waited_from, ctx.now, clock=t.urgent), start,
+                      sent=sent)
+        if t.sign_due is not None and t.signed_at is None:
+            t.sign_due = ctx.timing.shift_for_pause(t.sign_due, waited_from, ctx.now, clock=t.urgent)
+        ctx.event_data.update(reply_due=t.reply_due.isoformat(), waited_from=waited_from.isoformat())
+    t.paused_at = None
 
 
 def _sign(ctx: Context) -> None:
@@ -252,7 +273,10 @@ def _sign(ctx: Context) -> None:
 
 
 def _return(ctx: Context) -> None:
+    """退单: the unit's clock stops until the centre decides (``paused_at``); the sweep no longer chases it."""
     ctx.event_data["unit_id"] = ctx.ticket.lead_unit_id
+    ctx.event_data["notice_level"] = ctx.ticket.notice_level  # what a refusal resumes from
+    ctx.ticket.paused_at = ctx.now
     _lapse_extension(ctx)
 
 
@@ -291,13 +315,23 @@ def _request_info(ctx: Context) -> None:
     ctx.event_data["notice_level"] = ctx.ticket.notice_level
 
 
-def _notices_before_pause(ctx: Context) -> int:
+def _latest_event_at(session: Session, ticket_id: int, type_: str) -> datetime | None:
+    return session.scalar(
+        select(TicketEvent.created_at)
+        .where(TicketEvent.ticket_id == ticket_id, TicketEvent.type == type_)
+        .order_by(TicketEvent.id.desc())
+        .limit(1)
+    )
+
+
+def _notices_before_pause(ctx: Context, pause_event: str = "request_info") -> int:
+    """How many of this round's notices had gone out when the clock stopped (recorded in the pausing event)."""
     t = ctx.ticket
     if t.notice_level < NOTICES_DONE:
-        return t.notice_level  # paused before migration 0003: the row kept its level
+        return t.notice_level  # paused before migration 0003 (or a send-back before the clock stopped for it)
     request = ctx.session.scalar(
         select(TicketEvent)
-        .where(TicketEvent.ticket_id == t.id, TicketEvent.type == "request_info")
+        .where(TicketEvent.ticket_id == t.id, TicketEvent.type == pause_event)
         .order_by(TicketEvent.id.desc())
         .limit(1)
     )

@@ -93,6 +93,11 @@ def test_board_and_stats_are_for_supervisors(client: TestClient, city: City) -> 
         assert client.get("/api/desk/stats", headers=city.headers(who)).status_code == 403
     board = client.get("/api/desk/board", headers=city.headers("supervisor")).json()
     assert [t["id"] for t in board["returned"]] == [t1["id"]]
+    # the unit's clock stands still; what the supervisor sees running is the centre's own wait
+    waiting = board["returned"][0]["deadline"]
+    assert waiting["paused"] is True and waiting["centre_waiting_since"] is not None
+    assert waiting["centre_waiting_s"] >= 0
+    assert board["watch"] == []
     stats = client.get("/api/desk/stats", params={"days": 7}, headers=city.headers("admin")).json()
     assert len(stats["days"]) == 7 and stats["total"] == 2
     channels = {s["key"]: sum(s["counts"]) for s in stats["channel"]}

@@ -91,7 +91,7 @@ def test_send_back_then_refused_returns_to_the_same_unit(client: TestClient, cit
     r = act(client, city, "dispatcher", t["id"], "refuse_return", note="派单目录明确由属地街道主办")
     assert r.json()["status"] == "dispatched"
     assert r.json()["unit"]["id"] == city.ids["unit:cjjd"]
-    assert r.json()["reply_due"] == first["reply_due"]
+    assert r.json()["reply_due"] >= first["reply_due"]  # moved on by the centre's wait, never earlier
 
 
 def test_send_back_needs_a_reason(client: TestClient, city: City) -> None:

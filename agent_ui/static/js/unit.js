@@ -46,7 +46,7 @@ function countdownText(info) {
     return [done, 'done'];
   }
   if (!info.reply_due) return ['', ''];
-  if (info.paused) return ['已暂停（待市民补充）', 'paused'];
+  if (info.paused) return [info.status === 'returned' ? '已暂停（退单待中心决定）' : '已暂停（待市民补充）', 'paused'];
   const light = clock.light(info);
   const left = clock.left(info, 'reply');
   const mode = info.clock ? '' : '工作时间';
