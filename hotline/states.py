@@ -29,8 +29,9 @@ TRIAGE_STATES: frozenset[S] = frozenset({S.received, S.returned, S.reopened})
 #: waiting for the follow-up call (回访)
 CALLBACK_STATES: frozenset[S] = frozenset({S.replied, S.answered})
 
-#: a unit's open work list
-UNIT_OPEN_STATES: frozenset[S] = frozenset({S.dispatched, S.signed, S.reopened, S.awaiting_citizen, S.returned})
+#: a unit's open work list. Not ``reopened``: a reopened ticket waits for the dispatcher (who sends it back to its
+#: lead unit by default) and reaches the unit again with fresh deadlines, the reason and its 重办 mark
+UNIT_OPEN_STATES: frozenset[S] = frozenset({S.dispatched, S.signed, S.awaiting_citizen, S.returned})
 
 #: the states each tab of the unit desk lists
 UNIT_VIEWS: dict[str, frozenset[S]] = {"open": UNIT_OPEN_STATES, "replied": frozenset({S.replied})}

@@ -224,6 +224,13 @@ def _dispatch(ctx: Context) -> None:
     t = ctx.ticket
     if t.status == S.returned and len(data.note) < 2:
         raise Invalid("re-dispatching a send-back (退单) needs the reason for the decision in note", field="note")
+    if t.status == S.reopened:
+        # 重办: the unit reads which round this is and why the supervisor reopened it in the dispatch event
+        reopens = list(ctx.session.scalars(
+            select(TicketEvent.note).where(TicketEvent.ticket_id == t.id, TicketEvent.type == "reopen")
+            .order_by(TicketEvent.id)
+        ))
+        ctx.event_data.update(rework=len(reopens), reopen_reason=reopens[-1] if reopens else None)
     _lapse_extension(ctx)
     t.lead_unit_id = data.unit_id
     t.co_units = [TicketCoUnit(unit_id=uid) for uid in dict.fromkeys(data.co_unit_ids)]
@@ -463,7 +470,8 @@ def _close(ctx: Context) -> None:
 
 
 def _reopen(ctx: Context) -> None:
-    """重办: back to the dispatcher. The answered round's deadlines go; the re-dispatch sets fresh ones."""
+    """重办: back to the dispatcher, high in the front desk's queue, whose dispatch form proposes the current lead
+    unit. The answered round's deadlines go; the re-dispatch sets fresh ones and carries the reason."""
     t = ctx.ticket
     t.closed_at = None
     t.satisfaction = None

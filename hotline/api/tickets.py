@@ -99,7 +99,9 @@ def list_tickets(
     rows = session.scalars(
         stmt.options(*views.ticket_load_options()).order_by(*order).offset((page - 1) * page_size).limit(page_size)
     ).all()
-    return TicketPage(items=[views.ticket_out(t, actor) for t in rows], total=total, page=page, page_size=page_size)
+    reworks = views.reworks(session, [t.id for t in rows])
+    return TicketPage(items=[views.ticket_out(t, actor, reworks.get(t.id)) for t in rows], total=total, page=page,
+                      page_size=page_size)
 
 
 @router.get("/tickets/{ticket_id}", response_model=views.TicketDetail, tags=["tickets"])

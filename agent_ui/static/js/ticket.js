@@ -185,10 +185,12 @@ export function analysisPanel(ticket, ctx) {
     urgent ? h('span', { class: 'urgent-text' }, '紧急', a.urgency_reason ? `：${a.urgency_reason}` : '',
       a.emergency_line ? ` · 建议转 ${a.emergency_line}` : '') : h('span', {}, '一般')));
   box.appendChild(h('div', { class: 'row' }, h('span', { class: 'k' }, '地区'), h('span', {}, a.area_name || '未识别')));
-  box.appendChild(h('div', { class: 'row' }, h('span', { class: 'k' }, '建议承办'),
-    h('div', {}, h('span', {}, a.unit_name || '无（需人工派单）',
-      (a.co_unit_ids || []).length ? `；协办：${a.co_unit_ids.map((id) => unitName(ctx.units, id)).join('、')}` : ''),
-    a.route_explanation ? h('div', { class: 'explain' }, a.route_explanation) : null)));
+  // ``ctx.route``: the route for the ticket's category now (after 更正分类 the catalogue's, not the first guess)
+  const route = ctx.route || { unit_name: a.unit_name, co_unit_ids: a.co_unit_ids || [], explanation: a.route_explanation };
+  box.appendChild(h('div', { class: 'row route' }, h('span', { class: 'k' }, '建议承办'),
+    h('div', {}, h('span', { class: 'unit' }, route.unit_name || '无（需人工派单）',
+      (route.co_unit_ids || []).length ? `；协办：${route.co_unit_ids.map((id) => unitName(ctx.units, id)).join('、')}` : ''),
+    route.explanation ? h('div', { class: 'explain' }, route.explanation) : null)));
   const dups = a.duplicates || [];
   box.appendChild(h('div', { class: 'row' }, h('span', { class: 'k' }, '疑似重复'),
     dups.length ? h('ul', { class: 'dups' }, dups.map((d) => h('li', {},
@@ -268,6 +270,12 @@ export function conversationList(ticket) {
       m.state === 'failed' && m.last_error ? h('div', { class: 'note muted small' }, `原因：${m.last_error}`) : null))));
 }
 
+/** 重办 mark: a ticket a supervisor reopened after an unsatisfied callback (the count when more than once). */
+export function reworkBadge(ticket) {
+  if (!ticket.reopen_count) return null;
+  return badge(ticket.reopen_count > 1 ? `重办 ×${ticket.reopen_count}` : '重办', 'rework');
+}
+
 /** The whole ticket: header, text, citizen, units, optional analysis, actions, history. */
 export function renderTicket(container, ticket, ctx) {
   clear(container);
@@ -276,7 +284,10 @@ export function renderTicket(container, ticket, ctx) {
     h('h2', {}, h('span', { class: 'number' }, ticket.number), ' ', h('span', { class: 'title' }, ticket.title || '（无标题）')),
     h('div', { class: 'badges' }, statusBadge(ticket.status), ticket.urgent ? badge('紧急', 'urgent') : null,
       ticket.confidential ? badge('保密', 'secret') : null, ticket.extension_pending ? badge('延期审批中', 'warn') : null,
-      badge(labelOf('kind', ticket.kind))));
+      reworkBadge(ticket), badge(labelOf('kind', ticket.kind))));
+  const rework = ticket.reopen_count && ticket.reopen_reason
+    ? h('p', { class: 'rework-reason' }, h('span', { class: 'k' }, '重办理由：'), h('span', { class: 'text' }, ticket.reopen_reason))
+    : null;
   const meta = h('dl', { class: 'meta' },
     h('dt', {}, '渠道'), h('dd', {}, labelOf('channel', ticket.channel)),
     h('dt', {}, '受理时间'), h('dd', {}, fmtTime(ticket.received_at, true)),
@@ -291,7 +302,9 @@ export function renderTicket(container, ticket, ctx) {
     h('p', { class: 'text' }, ticket.text));
   const reply = ticket.reply_text ? h('section', { class: 'reply' }, h('h3', {}, '答复内容'), h('p', { class: 'text' }, ticket.reply_text),
     ticket.satisfaction ? h('p', {}, `回访：${labelOf('satisfaction', ticket.satisfaction)}，${ticket.solved ? '已解决' : '未解决'}`) : null) : null;
-  container.append(head, body, meta);
+  container.append(head);
+  if (rework) container.append(rework);
+  container.append(body, meta);
   if (reply) container.append(reply);
   if (ctx.showAnalysis) container.append(analysisPanel(ticket, ctx));
   if (ctx.beforeActions) container.append(...ctx.beforeActions(ticket).filter(Boolean));
@@ -299,4 +312,5 @@ export function renderTicket(container, ticket, ctx) {
   const talk = conversationList(ticket);
   if (talk) container.append(talk);
   if (ticket.events) container.append(historyList(ticket));
+  if (ctx.afterRender) ctx.afterRender(ticket);
 }
