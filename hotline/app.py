@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_ui.web import mount as mount_desk
 from hotline.api import ROUTERS as API_ROUTERS
-from hotline.errors import DomainError
+from hotline.errors import DomainError, validation_texts
 from hotline.services import Services, build_services, follow_config_changes, follow_tickets
 from hotline.settings import Settings, get_settings
 
@@ -63,7 +63,9 @@ class BodyLimit:
 
     async def _refuse(self, send: Send) -> None:
         response = JSONResponse(
-            {"detail": f"request body is larger than {self.limit} bytes"}, status_code=413
+            {"detail": f"提交的内容太大（上限 {self.limit} 字节）",
+             "message": f"request body is larger than {self.limit} bytes"},
+            status_code=413
         )
         await response({"type": "http"}, _empty_receive, send)
 
@@ -79,32 +81,33 @@ async def _empty_receive() -> Message:
 def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-    return JSONResponse({"detail": exc.message, **exc.detail}, status_code=exc.status_code, headers=headers)
+    # ``detail`` is for people (Chinese), ``message`` the English for machines and logs (hotline.errors)
+    return JSONResponse({**exc.detail, "detail": exc.people, "message": exc.message}, status_code=exc.status_code,
+                        headers=headers)
 
 
 def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body", "message": e.get("msg", "")}
-        for e in exc.errors()
-    ]
-    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-    return JSONResponse({"detail": summary, "errors": errors}, status_code=422)
+    people, english, errors = validation_texts(exc.errors())
+    return JSONResponse({"detail": people, "message": english, "errors": errors}, status_code=422)
 
 
 def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
     log.warning("integrity error: %s", exc)
-    return JSONResponse({"detail": "this conflicts with existing data (duplicate or missing reference)"}, 409)
+    return JSONResponse({"detail": "与已有数据冲突（重复，或引用的内容不存在）",
+                         "message": "this conflicts with existing data (duplicate or missing reference)"}, 409)
 
 
 def _data_error(_request: Request, exc: Exception) -> JSONResponse:
     log.warning("value refused by the database: %s", exc)
-    return JSONResponse({"detail": "a value is out of range or cannot be stored (check numbers and text)"}, 422)
+    return JSONResponse({"detail": "有数值超出范围或无法保存，请检查数字和文字",
+                         "message": "a value is out of range or cannot be stored (check numbers and text)"}, 422)
 
 
 def _busy_error(_request: Request, exc: Exception) -> JSONResponse:
     log.warning("database busy: %s", exc)
-    return JSONResponse({"detail": "the database is busy; try again in a moment"}, 503, headers={"Retry-After": "1"})
+    return JSONResponse({"detail": "系统繁忙，请稍后重试", "message": "the database is busy; try again in a moment"},
+                        503, headers={"Retry-After": "1"})
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:

@@ -60,6 +60,7 @@ from hotline.auth import Actor
 from hotline.db import queue_event
 from hotline.errors import Conflict, Forbidden, Invalid, NotFound
 from hotline.fields import Id, NoNul
+from hotline.labels import STATUS_LABELS
 from hotline.models import (
     AccountabilityCase,
     Category,
@@ -220,10 +221,11 @@ def _dispatch(ctx: Context) -> None:
     if missing:
         raise Invalid(f"unknown or inactive unit id(s): {missing}", field="unit_id")
     if data.unit_id in data.co_unit_ids:
-        raise Invalid("the lead unit cannot also be a co-unit", field="co_unit_ids")
+        raise Invalid("the lead unit cannot also be a co-unit", field="co_unit_ids", zh="主办单位不能同时是协办单位")
     t = ctx.ticket
     if t.status == S.returned and len(data.note) < 2:
-        raise Invalid("re-dispatching a send-back (退单) needs the reason for the decision in note", field="note")
+        raise Invalid("re-dispatching a send-back (退单) needs the reason for the decision in note", field="note",
+                      zh="改派退单须在说明中写明决定的理由")
     if t.status == S.reopened:
         # 重办: the unit reads which round this is and why the supervisor reopened it in the dispatch event
         reopens = list(ctx.session.scalars(
@@ -309,7 +311,8 @@ def _merge(ctx: Context) -> None:
 
 def _answer(ctx: Context) -> None:
     if not ctx.data.note:
-        raise Invalid("a direct answer needs the answer given to the citizen", field="note")
+        raise Invalid("a direct answer needs the answer given to the citizen", field="note",
+                      zh="直接答复须填写答复市民的内容")
     ctx.ticket.reply_text = ctx.data.note
     ctx.ticket.replied_at = ctx.now
     ctx.ticket.owner_id = None
@@ -374,9 +377,10 @@ def _request_extension(ctx: Context) -> None:
     assert isinstance(ctx.data, ExtensionInput)
     t = ctx.ticket
     if t.extension_pending:
-        raise Conflict("an extension request is already waiting for a decision")
+        raise Conflict("an extension request is already waiting for a decision", zh="已有延期申请在等待审批")
     if t.reply_due is not None and ctx.now >= t.reply_due:
-        raise Conflict("extensions must be requested before the reply deadline; this ticket is already overdue")
+        raise Conflict("extensions must be requested before the reply deadline; this ticket is already overdue",
+                       zh="延期须在答复时限前申请，此工单已超期")
     t.extension_pending = True
     ctx.event_data["working_hours"] = ctx.data.working_hours
 
@@ -385,7 +389,7 @@ def _decide_extension(ctx: Context) -> None:
     assert isinstance(ctx.data, ExtensionDecisionInput)
     t = ctx.ticket
     if not t.extension_pending:
-        raise Conflict("no extension request is waiting for a decision")
+        raise Conflict("no extension request is waiting for a decision", zh="此工单没有待审批的延期申请")
     t.extension_pending = False
     ctx.event_data["approved"] = ctx.data.approve
     if ctx.data.approve and t.reply_due is not None:
@@ -535,7 +539,8 @@ def _respond_supervision(ctx: Context) -> None:
         stmt = stmt.where(SupervisionOrder.id == data.order_id)
     orders = list(ctx.session.scalars(stmt.order_by(SupervisionOrder.id)))
     if not orders:
-        raise Conflict("no open supervision order for your unit on this ticket")
+        raise Conflict("no open supervision order for your unit on this ticket",
+                       zh="此工单没有发给本单位、待回复的督办件")
     for order in orders:
         order.state = "responded"
         order.responded_at = ctx.now
@@ -695,7 +700,7 @@ def load_visible(session: Session, ticket_id: int, actor: Actor, *, for_update: 
         stmt = stmt.with_for_update(of=Ticket)
     ticket = session.scalar(stmt)
     if ticket is None or not can_see(ticket, actor, (c.unit_id for c in ticket.co_units)):
-        raise NotFound(f"ticket {ticket_id} not found")
+        raise NotFound(f"ticket {ticket_id} not found", zh="找不到此工单（不存在，或不在您的权限范围内）")
     return ticket
 
 
@@ -725,22 +730,27 @@ def perform(
     ticket = load_visible(session, ticket_id, actor)
     co_ids = [c.unit_id for c in ticket.co_units]
     if not (actor.role in action.roles or actor.is_system):
-        raise Forbidden(f"role '{actor.role}' may not {action.label} ({action_name})")
+        raise Forbidden(f"role '{actor.role}' may not {action.label} ({action_name})",
+                        zh=f"您的角色不能进行「{action.label}」")
     if not (actor.role in action.roles_from(ticket.status) or actor.is_system):
         raise Forbidden(
             f"role '{actor.role}' may not {action.label} ({action_name}) a ticket that is {ticket.status}; "
-            f"that is for: {', '.join(sorted(action.roles_from(ticket.status)))}"
+            f"that is for: {', '.join(sorted(action.roles_from(ticket.status)))}",
+            zh=f"工单处于「{STATUS_LABELS.get(ticket.status, ticket.status)}」时，您的角色不能进行「{action.label}」",
         )
     if not _unit_ok(action, ticket, actor, co_ids):
-        raise Forbidden(f"only the lead unit may {action.label} ({action_name})")
+        raise Forbidden(f"only the lead unit may {action.label} ({action_name})",
+                        zh=f"只有主办单位可以进行「{action.label}」")
     if data.version is not None and data.version != ticket.version:
         raise Conflict(
             f"ticket {ticket.number} changed meanwhile (version {ticket.version}, you had {data.version}); reload it",
+            zh=f"工单 {ticket.number} 在您操作前已被他人修改，请查看最新内容后再操作",
             current_version=ticket.version,
         )
     if ticket.status not in action.sources:
         raise Conflict(
             f"cannot {action.label} ({action_name}) a ticket that is {ticket.status}",
+            zh=f"工单当前为「{STATUS_LABELS.get(ticket.status, ticket.status)}」，不能进行「{action.label}」",
             status=ticket.status,
             allowed=allowed_actions(ticket, actor, co_ids),
         )
@@ -760,7 +770,8 @@ def perform(
     try:
         session.flush()  # the version check: UPDATE … WHERE version = :seen
     except StaleDataError as exc:
-        raise Conflict(f"ticket {number} was changed by someone else at the same moment; reload it") from exc
+        raise Conflict(f"ticket {number} was changed by someone else at the same moment; reload it",
+                       zh=f"工单 {number} 刚被他人同时修改，请查看最新内容后再操作") from exc
     return record_event(
         session,
         ticket,

@@ -11,7 +11,7 @@ from sqlalchemy import func, or_, select
 
 from hotline import action_forms, views, workflow
 from hotline.api.deps import IdPath, IdQuery, ServicesDep, SessionDep, UserDep
-from hotline.errors import Invalid
+from hotline.errors import Invalid, validation_texts
 from hotline.models import (
     Category,
     Status,
@@ -121,10 +121,8 @@ def act_on_ticket(ticket_id: IdPath,
     try:
         data = workflow.parse_input(action, body or {})
     except ValidationError as exc:
-        raise Invalid(
-            "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()),
-            errors=[{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()],
-        ) from exc
+        people, english, errors = validation_texts(exc.errors())
+        raise Invalid(english, zh=people, errors=errors) from exc
     workflow.perform(session, ticket_id, action, actor, data, services.timing)
     session.commit()
     return views.ticket_detail(session, ticket_id, actor)

@@ -41,7 +41,7 @@ def test_channel_key_may_submit_for_its_own_channel_only(client: TestClient, cit
     key = {"Authorization": "Bearer demo-wechat-key"}
     assert client.post("/api/intake", headers=key, json={"channel": "wechat", "text": "路灯不亮"}).status_code == 201
     r = client.post("/api/intake", headers=key, json={"channel": "phone", "text": "路灯不亮"})
-    assert r.status_code == 422 and "channel" in r.json()["detail"]
+    assert r.status_code == 422 and "channel" in r.json()["message"]
     assert client.get("/api/tickets", headers=key).status_code == 403
 
 
@@ -70,7 +70,7 @@ def test_bad_fields_are_422_naming_the_field(
 ) -> None:
     r = client.post("/api/intake", headers=city.headers("agent"), json=body)
     assert r.status_code == 422
-    assert field in r.json()["detail"]
+    assert field in r.json()["message"]
     assert count(services, Ticket) == 0 and count(services, InboundMessage) == 0
 
 
