@@ -174,6 +174,9 @@ class Action:
     apply: Callable[[Context], None] | None = field(default=None, compare=False)
     #: narrower roles from one source state (e.g. re-dispatching a send-back: dispatchers and supervisors only)
     source_roles: Mapping[str, frozenset[str]] = field(default_factory=dict, compare=False)
+    #: beyond the state: does the action apply to this ticket now (延期审批 only with a request waiting)? The desk
+    #: offers only actions that apply; ``perform`` still gives the precise refusal (409) for one that does not
+    applies: Callable[[Ticket], bool] | None = field(default=None, compare=False)
 
     def roles_from(self, status: str) -> frozenset[str]:
         return self.source_roles.get(status, self.roles)
@@ -646,7 +649,7 @@ ACTIONS: dict[str, Action] = _table(
     Action("request_extension", "申请延期", frozenset({S.dispatched, S.signed}), None, UNIT, ExtensionInput,
            apply=_request_extension),
     Action("decide_extension", "延期审批", frozenset({S.dispatched, S.signed}), None, SUPERVISORS,
-           ExtensionDecisionInput, apply=_decide_extension),
+           ExtensionDecisionInput, apply=_decide_extension, applies=lambda t: bool(t.extension_pending)),
     Action("callback", "回访", frozenset({S.replied, S.answered}), S.callback, FRONT_DESK, CallbackInput,
            apply=_callback),
     Action("callback_attempt", "回访未接通", frozenset({S.replied, S.answered}), None, FRONT_DESK, ActionInput,
@@ -678,6 +681,7 @@ def allowed_actions(ticket: Ticket, actor: Actor, co_unit_ids: Iterable[int] | N
         if ticket.status in a.sources
         and (actor.role in a.roles_from(ticket.status) or actor.is_system)
         and _unit_ok(a, ticket, actor, co_ids)
+        and (a.applies is None or a.applies(ticket))
     ]
 
 

@@ -140,3 +140,37 @@ def test_a_reopened_ticket_goes_back_to_its_unit_marked_with_the_reason(
     assert dispatched["data"]["rework"] == 1 and dispatched["data"]["reopen_reason"] == reason
     agent.close()
     unit.close()
+
+
+def test_extension_decision_is_offered_only_with_a_request_shown_beside_it(
+    browser: Any, live_server: LiveServer, city: City
+) -> None:
+    """延期审批 appears only while a request waits; the form shows the hours and reason asked for, and each radio
+    sits next to its label."""
+    ticket = intake(live_server, city, "澄江街道文化路井盖缺失，存在安全隐患")
+    dispatch(live_server, city, ticket["id"], "cjjd")
+    assert "decide_extension" not in api(live_server, city, "supervisor", "GET",
+                                         f"/api/tickets/{ticket['id']}")["allowed_actions"]
+    board = Desk(browser, live_server, "supervisor")
+    page = board.page
+    page.wait_for_selector("#ext-list li")
+    page.evaluate(f"window.__desk.openDetail({ticket['id']})")
+    page.wait_for_selector("dialog#detail[open] .complaint")
+    assert page.locator("dialog#detail details.act-decide_extension").count() == 0
+    page.click("#detail-close")
+    reason = "井盖需定制，厂家供货需两天"
+    act(live_server, city, "cjjd", ticket["id"], "request_extension", note=reason, working_hours=15)
+    page.wait_for_selector(f"#ext-list li[data-id='{ticket['id']}']")
+    page.click(f"#ext-list li[data-id='{ticket['id']}'] button.item")
+    page.wait_for_selector("dialog#detail[open] details.act-decide_extension")
+    page.click("dialog#detail details.act-decide_extension summary")
+    shown = page.inner_text("dialog#detail form.act-decide_extension .ext-request")
+    assert "15 个工作小时" in shown and reason in shown
+    for value, text in (("true", "同意"), ("false", "不同意")):
+        radio = page.locator(f"dialog#detail form.act-decide_extension input[value='{value}']").bounding_box()
+        label = page.locator(f"dialog#detail form.act-decide_extension label:has(input[value='{value}'])")
+        assert label.inner_text().strip() == text
+        box = label.bounding_box()
+        assert radio is not None and box is not None
+        assert box["width"] < 200 and radio["x"] + radio["width"] <= box["x"] + box["width"]
+    board.close()

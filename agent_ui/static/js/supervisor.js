@@ -269,4 +269,4 @@ live.connect();
 setInterval(() => { renderLights(); panels.supervision.tick(); }, 2000);
 setInterval(() => refreshBoard(), 60 * 1000);
 setInterval(() => panels.hotspots.load(), 60 * 1000); // the window slides: old reports drop out
-window.__desk = { live, state, clock, charts, drill, panels, ctx };
+window.__desk = { live, state, clock, charts, drill, panels, ctx, openDetail };

@@ -68,8 +68,8 @@ function fieldInput(field, ctx, ticket, defaults, formId) {
     }
     case 'approve':
       return h('fieldset', { class: 'field' }, h('legend', {}, field.label),
-        h('label', {}, h('input', { type: 'radio', name: field.name, value: 'true', required: true }), '同意'),
-        h('label', {}, h('input', { type: 'radio', name: field.name, value: 'false' }), '不同意'));
+        h('label', { class: 'radio' }, h('input', { type: 'radio', name: field.name, value: 'true', required: true }), '同意'),
+        h('label', { class: 'radio' }, h('input', { type: 'radio', name: field.name, value: 'false' }), '不同意'));
     case 'textarea':
     case 'lines':
       input = h('textarea', { id, name: field.name, rows: field.widget === 'lines' ? 2 : 3, required: field.required });
@@ -124,6 +124,16 @@ export async function performAction(ticket, action, body) {
   return api(`/api/tickets/${ticket.id}/actions/${action}`, { method: 'POST', body: { version: ticket.version, ...body } });
 }
 
+/** What the unit asked for, shown beside the 延期审批 form: the extra working hours, the reason, who and when. */
+function extensionRequest(ticket) {
+  const request = [...(ticket.events || [])].reverse().find((e) => e.type === 'request_extension');
+  if (!request) return null;
+  return h('div', { class: 'ext-request' },
+    h('p', {}, h('span', { class: 'k' }, '申请延长：'), h('strong', {}, `${request.data.working_hours} 个工作小时`),
+      h('span', { class: 'muted small' }, ` · ${request.actor} · ${fmtTime(request.created_at)}`)),
+    h('p', {}, h('span', { class: 'k' }, '延期理由：'), h('span', { class: 'text' }, request.note)));
+}
+
 /** The forms for the actions allowed now; ``ctx.defaults[action]`` pre-fills them (e.g. from the analysis). */
 export function actionPanel(ticket, ctx) {
   const allowed = (ticket.allowed_actions || []).filter((a) => actionForm(a) && !(ctx.hide || []).includes(a));
@@ -137,6 +147,7 @@ export function actionPanel(ticket, ctx) {
     const formId = `f-${name}-${ticket.id}`;
     const defaults = (ctx.defaults && ctx.defaults[name]) || {};
     const form = h('form', { id: formId, class: `action-form act-${name}`, dataset: { action: name } },
+      name === 'decide_extension' ? extensionRequest(ticket) : null,
       spec.fields.map((f) => fieldInput(f, ctx, ticket, defaults, formId)),
       h('div', { class: 'buttons' }, h('button', { type: 'submit', class: spec.primary ? 'primary' : '' }, `确认${spec.label}`)));
     form.addEventListener('submit', async (e) => {
