@@ -174,3 +174,13 @@ def test_extension_decision_is_offered_only_with_a_request_shown_beside_it(
         assert radio is not None and box is not None
         assert box["width"] < 200 and radio["x"] + radio["width"] <= box["x"] + box["width"]
     board.close()
+
+
+def test_a_caller_who_gave_no_name_is_not_called_anonymous(browser: Any, live_server: LiveServer, city: City) -> None:
+    """匿名 reads like a request for anonymity; a caller who simply gave no name is 未留姓名."""
+    ticket = intake(live_server, city, "澄江街道建设路有人占道经营", citizen={"phone": "13800002222"})
+    agent = Desk(browser, live_server, "agent")
+    open_on_agent_desk(agent, ticket["id"])
+    meta = agent.page.inner_text("#ticket .meta")
+    assert "未留姓名" in meta and "匿名" not in meta
+    agent.close()

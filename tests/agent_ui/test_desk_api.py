@@ -118,3 +118,8 @@ def test_triage_urgent_first_and_callbacks_oldest_first(client: TestClient, city
         assert act(client, city, "agent", t["id"], "answer", note="已答复市民").status_code == 200
     callbacks = client.get("/api/desk/callbacks", headers=city.headers("agent")).json()["items"]
     assert [t["id"] for t in callbacks] == [plain["id"], urgent["id"]]
+
+
+def test_every_page_gets_its_favicon(client: TestClient) -> None:
+    r = client.get("/favicon.ico")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")

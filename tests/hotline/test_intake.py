@@ -118,3 +118,13 @@ def test_parallel_deliveries_of_one_message_make_one_ticket(
     assert sorted(status for status, _ in results).count(201) == 1
     assert len({ticket_id for _, ticket_id in results}) == 1
     assert count(services, Ticket) == 1
+
+
+def test_the_auto_title_is_the_first_clause_or_whole_words(client: TestClient, city: City) -> None:
+    """Without a title the ticket's is made from the text: never its first 30 characters cut mid-word."""
+    clause = submit(client, city, "我住在金桂园小区3栋2单元，楼下路灯已经坏了一个多星期了")
+    assert clause["title"] == "我住在金桂园小区3栋2单元"
+    long = "金桂园小区三栋二单元楼下的路灯坏了一个多星期晚上黑漆漆的小朋友走路摔倒好几次了希望尽快修好"
+    assert long[:30].endswith("小朋")  # the first 30 characters would cut 小朋友
+    words = submit(client, city, long)
+    assert words["title"] == "金桂园小区三栋二单元楼下的路灯坏了一个多星期晚上黑漆漆的"

@@ -306,7 +306,8 @@ export function renderTicket(container, ticket, ctx) {
     h('dt', {}, '分类'), h('dd', {}, ticket.category ? ticket.category.name : '未分类'),
     h('dt', {}, '主办单位'), h('dd', {}, ticket.unit ? ticket.unit.name : '—'),
     h('dt', {}, '协办单位'), h('dd', {}, ticket.co_units.length ? ticket.co_units.map((id) => unitName(ctx.units, id)).join('、') : '—'),
-    h('dt', {}, '市民'), h('dd', {}, ticket.citizen ? `${ticket.citizen.name || '匿名'} ${ticket.citizen.phone || ''}` : (ticket.confidential ? '保密' : '匿名')),
+    // 未留姓名, not 匿名: a caller who gave no name did not ask for anonymity (that is 保密)
+    h('dt', {}, '市民'), h('dd', {}, ticket.citizen ? `${ticket.citizen.name || '未留姓名'} ${ticket.citizen.phone || ''}` : (ticket.confidential ? '保密' : '未留姓名')),
     h('dt', {}, '签收时限'), h('dd', {}, fmtTime(ticket.sign_due, true)),
     h('dt', {}, '答复时限'), h('dd', {}, fmtTime(ticket.reply_due, true)));
   const body = h('section', { class: 'complaint', 'aria-label': '诉求内容' }, h('h3', {}, '诉求内容'),
