@@ -72,6 +72,12 @@ def mount(app: FastAPI, services: Services) -> Hub:
         app.add_api_route(path, _page_endpoint(filename), methods=["GET"], include_in_schema=False,
                           name=f"desk:{filename}")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        # browsers ask every page for it; an SVG under the old name is what they accept without a <link>
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml",
+                            headers={"Cache-Control": "max-age=86400"})
+
     @app.websocket("/ws")
     async def desk_socket(websocket: WebSocket) -> None:
         await app.state.desk_hub.handle(websocket)

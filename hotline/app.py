@@ -32,28 +32,33 @@ def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
     if isinstance(exc, TooMany):
         headers = {"Retry-After": str(exc.retry_after)}
-    return JSONResponse({"detail": exc.message, **exc.detail}, status_code=exc.status_code, headers=headers)
+    # ``detail`` is for people (Chinese), ``message`` the English for machines and logs (hotline.errors)
+    return JSONResponse({**exc.detail, "detail": exc.people, "message": exc.message}, status_code=exc.status_code,
+                        headers=headers)
 
 
 def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    detail, errors = describe_validation(list(exc.errors()))
-    return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+    detail, english, errors = describe_validation(exc.errors())
+    return JSONResponse({"detail": detail, "message": english, "errors": errors}, status_code=422)
 
 
 def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
     log.warning("integrity error: %s", exc)
-    return JSONResponse({"detail": "this conflicts with existing data (duplicate or missing reference)"}, 409)
+    return JSONResponse({"detail": "与已有数据冲突（重复，或引用的内容不存在）",
+                         "message": "this conflicts with existing data (duplicate or missing reference)"}, 409)
 
 
 def _data_error(_request: Request, exc: Exception) -> JSONResponse:
     log.warning("value refused by the database: %s", exc)
-    return JSONResponse({"detail": "a value is out of range or cannot be stored (check numbers and text)"}, 422)
+    return JSONResponse({"detail": "有数值超出范围或无法保存，请检查数字和文字",
+                         "message": "a value is out of range or cannot be stored (check numbers and text)"}, 422)
 
 
 def _busy_error(_request: Request, exc: Exception) -> JSONResponse:
     log.warning("database busy: %s", exc)
-    return JSONResponse({"detail": "the database is busy; try again in a moment"}, 503, headers={"Retry-After": "1"})
+    return JSONResponse({"detail": "系统繁忙，请稍后重试", "message": "the database is busy; try again in a moment"},
+                        503, headers={"Retry-After": "1"})
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:

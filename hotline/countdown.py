@@ -7,6 +7,10 @@ Colours are re-evaluated in the browser from two moments the server gives: ``rep
 ``yellow_at`` (the moment 75 % of the allowed time is used, i.e. ≤ 25 % left), so a ticket turns red on an open
 board without any message from the server.
 
+A paused ticket (待补充, or a send-back waiting for the centre's decision) shows its remaining time without
+counting down; for a send-back the info also says how long the centre has kept it waiting (working time), which
+the supervisors' board shows: that wait is the centre's, not the unit's.
+
 Once a ticket is answered (replied, directly answered, called back, closed, merged, transferred) its clock has
 stopped: the info says ``stopped`` with the moment (``done_at``), whether that was within the reply deadline
 (``on_time``) and by how much (working) time it was late (``late_s``); there is nothing left to count down.
@@ -25,7 +29,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from hotline.models import AccountabilityCase, Status, SupervisionOrder, Ticket
-from hotline.states import STOPPED_STATES
+from hotline.states import PAUSED_STATES, STOPPED_STATES
 from hotline.timing import Timing
 from routing.deadlines import deadline_light, remaining_fraction, reminder_moment
 
@@ -34,7 +38,7 @@ class DeadlineInfo(BaseModel):
     ticket_id: int
     status: str
     clock: bool  # True: urgent, counts clock time 7×24; False: working time
-    paused: bool  # 待补充: the clock stands still
+    paused: bool  # 待补充 or 退单待处理: the unit's clock stands still
     sign_due: datetime | None
     reply_due: datetime | None
     sign_left_s: float | None  # remaining (working) seconds at server_time; negative = overdue
@@ -49,6 +53,9 @@ class DeadlineInfo(BaseModel):
     done_at: datetime | None = None  # when it was answered (replied_at, or closed_at for transfers)
     on_time: bool | None = None  # done_at within reply_due (None: no deadline or no moment known)
     late_s: float | None = None  # (working) seconds past reply_due at done_at; 0 when on time
+    #: a send-back waiting for the centre's decision: since when, and how long (working time) the centre has taken
+    centre_waiting_since: datetime | None = None
+    centre_waiting_s: float | None = None
 
 
 def _left(timing: Timing, clock: bool, now: datetime, due: datetime) -> float:
@@ -60,7 +67,7 @@ def _left(timing: Timing, clock: bool, now: datetime, due: datetime) -> float:
 def deadline_info(timing: Timing, ticket: Ticket, now: datetime) -> DeadlineInfo:
     clock = bool(ticket.urgent)
     info = DeadlineInfo(
-        ticket_id=ticket.id, status=ticket.status, clock=clock, paused=ticket.status == Status.awaiting_citizen,
+        ticket_id=ticket.id, status=ticket.status, clock=clock, paused=ticket.status in PAUSED_STATES,
         sign_due=ticket.sign_due, reply_due=ticket.reply_due, sign_left_s=None, reply_left_s=None,
         yellow_at=None, fraction=None, light=None,
     )
@@ -71,6 +78,9 @@ def deadline_info(timing: Timing, ticket: Ticket, now: datetime) -> DeadlineInfo
             info.on_time = info.done_at <= ticket.reply_due
             info.late_s = 0.0 if info.on_time else _left(timing, clock, ticket.reply_due, info.done_at)
         return info
+    if ticket.status == Status.returned and ticket.paused_at is not None:
+        info.centre_waiting_since = ticket.paused_at
+        info.centre_waiting_s = timing.calendar.working_time_between(ticket.paused_at, now).total_seconds()
     if ticket.sign_due is not None and ticket.signed_at is None:
         info.sign_left_s = _left(timing, clock, now, ticket.sign_due)
     if ticket.reply_due is not None:

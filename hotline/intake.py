@@ -28,6 +28,29 @@ from hotline.models import Citizen, InboundMessage, Kind, Role, Status, Ticket, 
 from hotline.settings import CHANNELS
 from hotline.suggestion import Suggester
 from hotline.timing import Timing
+from nlp.segment import default_segmenter
+
+TITLE_LENGTH = 30
+_CLAUSE_END = re.compile(r"[，。！？；,.!?;\n]")
+
+
+def auto_title(text: str, limit: int = TITLE_LENGTH) -> str:
+    """A title from the request itself when none was given: its first clause if that fits, else as many whole
+    words as fit (never a word cut in the middle: 金桂园小 of 金桂园小区)."""
+    text = text.strip()
+    first = _CLAUSE_END.split(text, maxsplit=1)[0].strip()
+    if 4 <= len(first) <= limit:
+        return first
+    title = ""
+    for word in default_segmenter().cut(first or text):
+        if len(title) + len(word) > limit:
+            break
+        title += word
+    if not title:  # one word longer than the limit: cut it, but never through a run of digits (a phone number cut
+        title = text[:limit]  # in half would escape masking in the title, hotline.views)
+        if len(text) > limit and text[limit].isdigit():
+            title = title.rstrip("0123456789") or title
+    return title
 
 _PHONE = re.compile(r"^\+?[0-9][0-9\- ]{4,30}$")
 ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128), NoNul]
@@ -145,7 +168,7 @@ def create_ticket(
     ticket = Ticket(
         number=next_number(session, now, timing.zone),
         channel=request.channel,
-        title=request.title or title_from(request.text),
+        title=request.title or auto_title(request.text),
         text=request.text,
         location=request.location or suggestion.place,
         kind=request.kind or suggestion.kind or Kind.help,
@@ -222,14 +245,6 @@ def _citizen_id(session: Session, request: IntakeRequest) -> int | None:
         citizen.phone = c.phone or citizen.phone
     return citizen.id
 
-
-def title_from(text: str, length: int = 30) -> str:
-    """The first ``length`` characters, not cutting through a run of digits: a phone number cut in half would
-    escape masking (``hotline.views.shown_text``) in the title."""
-    title = text[:length]
-    if len(text) > length and text[length].isdigit():
-        title = title.rstrip("0123456789")
-    return title or text[:length]
 
 
 def next_number(session: Session, now: datetime, zone: tzinfo) -> str:

@@ -64,8 +64,8 @@ class BodyLimit:
 
     async def _refuse(self, send: Send) -> None:
         response = JSONResponse(
-            {"detail": f"请求内容过大，上限为 {self.limit} 字节 (request body is larger than {self.limit} bytes)",
-             "limit": self.limit},
+            {"detail": f"请求内容过大，上限为 {self.limit} 字节",
+             "message": f"request body is larger than {self.limit} bytes", "limit": self.limit},
             status_code=413,
         )
         await response({"type": "http"}, _empty_receive, send)

@@ -106,7 +106,8 @@ def compute_scorecards(
 def scorecards_xlsx(
     cards: Sequence[Scorecard], info: Mapping[int, tuple[str, str]], start: date, end: date, zone: tzinfo
 ) -> bytes:
-    """Ranking sheet (单位考核) and one line per ticket and unit (工单明细), Chinese headers."""
+    """Ranking sheet (单位考核) and one line per ticket and unit (工单明细), Chinese headers; the detail says for each
+    ticket what it added to the unit's composite score and what it could have added (the sum is the score)."""
     labels = {"met": "达标", "missed": "未达标", "pending": "待定", "na": "不适用"}
     workbook = Workbook()
     sheet = workbook.active
@@ -125,16 +126,17 @@ def scorecards_xlsx(
     sheet.freeze_panes = "A3"
     detail = workbook.create_sheet("工单明细")
     detail.append(["单位", "工单编号", "标题", "派单时间", "响应（签收）", "按时办结", "办理时长（工作小时）",
-                   "回访满意度", "是否解决", "退单次数", "被驳回退单次数"])
+                   "回访满意度", "是否解决", "退单次数", "被驳回退单次数", "计入综合得分", "可得分"])
     satisfaction = {"satisfied": "满意", "basically_satisfied": "基本满意", "unsatisfied": "不满意"}
+    solved = {"met": "是", "missed": "否", "pending": "待回访", "na": "不适用"}
     for card in cards:
-        for a in card.assignments:
+        for a, part in zip(card.assignments, card.contributions(), strict=True):
             number, title = info.get(a.ticket_id, (str(a.ticket_id), ""))
             detail.append([
                 card.unit_name, number, title, a.dispatched_at.astimezone(zone).replace(tzinfo=None),
                 labels[a.response], labels[a.on_time], a.handling_hours,
                 satisfaction.get(a.satisfaction_value or "", labels[a.satisfaction]),
-                labels[a.resolution], len(a.send_backs), len(a.send_backs_refused),
+                solved[a.resolution], len(a.send_backs), len(a.send_backs_refused), part["earned"], part["possible"],
             ])
     detail.freeze_panes = "A2"
     buffer = io.BytesIO()

@@ -15,7 +15,8 @@ The city's rule thresholds are settings too (``RuleSettings``, the part of ``Set
   ``closed_unsolved`` case.
 - ``HOTLINE_OFFICE_HOURS`` (default ``08:30-12:00,13:30-17:30``): the working periods of a working day, in the
   city's time zone, ascending and non-overlapping. Working-time deadlines count only inside them.
-- ``HOTLINE_SCORE_WEIGHTS`` (JSON, default ``{"response": 0.1, "resolution": 0.45, "satisfaction": 0.45}``): the
+- ``HOTLINE_SCORE_WEIGHTS`` (JSON, default ``{"response": 0.1, "on_time": 0.3, "resolution": 0.3,
+  "satisfaction": 0.3}``): the
   city's weights of the scorecards' composite score, used when a request gives none. Non-negative, finite, not all
   zero; a rate left out weighs 0.
 """

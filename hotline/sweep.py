@@ -10,7 +10,8 @@ The sweep runs in ``hotline worker`` (``hotline.worker``), or inside the server 
 (``make run``, SQLite) so the demo city is alive.
 
 Decisions:
-- Only tickets in ``hotline.states.DEADLINE_STATES`` (dispatched, signed, returned) are chased. Every other state
+- Only tickets in ``hotline.states.DEADLINE_STATES`` (dispatched, signed) are chased; a send-back waiting for the
+  centre (returned) stops the unit's clock. Every other state
   carries ``notice_level = workflow.NOTICES_DONE``, which keeps it out of the partial indexes
   ``ix_tickets_sweep_*``: the sweep reads only rows that are due or nearly so, however much history the city
   has (``bench/sweep_1m.py``).

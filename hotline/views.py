@@ -127,6 +127,8 @@ class TicketOut(BaseModel):
     analysis: dict[str, Any]
     version: int
     allowed_actions: list[str]
+    reopen_count: int = 0  # 重办: how many times a supervisor reopened it (the desk marks the ticket with it)
+    reopen_reason: str | None = None  # the latest reopen's reason, for the dispatcher and the unit
 
 
 class ConversationItem(BaseModel):
@@ -171,7 +173,23 @@ def _ref(obj: Category | Area | Unit | None) -> Ref | None:
     return None if obj is None else Ref(id=obj.id, code=obj.code, name=obj.name)
 
 
-def ticket_out(ticket: Ticket, actor: Actor) -> TicketOut:
+def reworks(session: Session, ticket_ids: list[int]) -> dict[int, tuple[int, str]]:
+    """Per reopened ticket: how many 重办 events it has and the latest one's reason (one query for a whole list)."""
+    if not ticket_ids:
+        return {}
+    out: dict[int, tuple[int, str]] = {}
+    rows = session.execute(
+        select(TicketEvent.ticket_id, TicketEvent.note)
+        .where(TicketEvent.ticket_id.in_(ticket_ids), TicketEvent.type == "reopen")
+        .order_by(TicketEvent.id)
+    )
+    for ticket_id, note in rows:
+        count = out.get(ticket_id, (0, ""))[0]
+        out[ticket_id] = (count + 1, note)
+    return out
+
+
+def ticket_out(ticket: Ticket, actor: Actor, rework: tuple[int, str] | None = None) -> TicketOut:
     citizen = None
     if ticket.citizen is not None and not (ticket.confidential and actor.is_unit):
         phone = ticket.citizen.phone if sees_full_phone(actor) else mask_phone(ticket.citizen.phone)
@@ -217,6 +235,8 @@ def ticket_out(ticket: Ticket, actor: Actor) -> TicketOut:
         analysis=analysis,
         version=ticket.version,
         allowed_actions=workflow.allowed_actions(ticket, actor, co_units),
+        reopen_count=rework[0] if rework else 0,
+        reopen_reason=rework[1] if rework else None,
     )
 
 
@@ -225,8 +245,11 @@ def ticket_detail(session: Session, ticket_id: int, actor: Actor) -> TicketDetai
     ticket = session.scalars(
         select(Ticket).where(Ticket.id == ticket.id).options(*ticket_load_options())
     ).one()
-    events = session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id))
-    base = ticket_out(ticket, actor)
+    events = list(
+        session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id))
+    )
+    reopens = [e.note for e in events if e.type == "reopen"]
+    base = ticket_out(ticket, actor, (len(reopens), reopens[-1]) if reopens else None)
     hide_parent = not parent_visible(ticket, actor)
     return TicketDetail(
         **base.model_dump(),

@@ -9,16 +9,18 @@ Who may act (decisions written down here because nobody else will):
   theirs, or, for notes and supervision answers, where they are a co-unit (协办). A ticket of another unit answers
   404, not 403, so a unit cannot probe which ticket numbers exist elsewhere.
 - a send-back (退单) is decided by a dispatcher or supervisor: re-dispatch elsewhere (``dispatch``) or refuse it
-  (``refuse_return``), which hands the ticket back to the same unit with its original deadlines — the clock did
-  not stop while the unit argued.
+  (``refuse_return``), which hands the ticket back to the same unit with its deadlines moved on by the time the
+  centre took to decide. While the send-back waits, the unit's clock stands still (``paused_at``, as for 待补充):
+  the wait is the centre's, so it never makes the unit overdue nor opens a 问责 case against it. The time the
+  unit spent before sending it back still counts, and unjustified send-backs have their own rule
+  (``refused_returns``).
 - an unsatisfied callback can only be closed by a supervisor, with a reason; otherwise a supervisor reopens it.
 
 Deadlines and the sweep:
-- ``DEADLINE_STATES`` (dispatched, signed, returned) are the states in which a unit's reply clock runs and the
-  worker chases the ticket. ``returned`` stays in: a refused send-back restores the original deadlines, the clock
-  did not stop. ``reopened`` is not in: a reopened ticket waits for a dispatcher like a new one, its previous
-  round's deadlines are cleared (they belonged to a round the unit answered on time), and the re-dispatch gives it
-  fresh ones.
+- ``DEADLINE_STATES`` (dispatched, signed) are the states in which a unit's reply clock runs and the worker
+  chases the ticket. ``returned`` is not in: the send-back waits for the centre, not the unit. ``reopened`` is
+  not in either: a reopened ticket waits for a dispatcher like a new one, its previous round's deadlines are
+  cleared (they belonged to a round the unit answered on time), and the re-dispatch gives it fresh ones.
 - Every transition into a state outside ``DEADLINE_STATES`` sets ``notice_level`` to ``NOTICES_DONE`` (9), in
   ``perform``, whatever the action: the ticket then leaves the partial sweep indexes (``notice_level < n``), so the
   sweep's cost follows the open tickets, not all history. Re-entering goes through ``set_reply_due``, which arms
@@ -59,6 +61,7 @@ from hotline.auth import Actor
 from hotline.db import queue_event
 from hotline.errors import Conflict, Forbidden, Invalid, NotFound
 from hotline.fields import Id, Moment, NoNul
+from hotline.labels import STATUS_LABELS
 from hotline.models import (
     AccountabilityCase,
     Category,
@@ -172,6 +175,9 @@ class Action:
     apply: Callable[[Context], None] | None = field(default=None, compare=False)
     #: narrower roles from one source state (e.g. re-dispatching a send-back: dispatchers and supervisors only)
     source_roles: Mapping[str, frozenset[str]] = field(default_factory=dict, compare=False)
+    #: beyond the state: does the action apply to this ticket now (延期审批 only with a request waiting)? The desk
+    #: offers only actions that apply; ``perform`` still gives the precise refusal (409) for one that does not
+    applies: Callable[[Ticket], bool] | None = field(default=None, compare=False)
 
     def roles_from(self, status: str) -> frozenset[str]:
         return self.source_roles.get(status, self.roles)
@@ -219,15 +225,24 @@ def _dispatch(ctx: Context) -> None:
     if missing:
         raise Invalid(f"unknown or inactive unit id(s): {missing}", field="unit_id")
     if data.unit_id in data.co_unit_ids:
-        raise Invalid("the lead unit cannot also be a co-unit", field="co_unit_ids")
+        raise Invalid("the lead unit cannot also be a co-unit", field="co_unit_ids", zh="主办单位不能同时是协办单位")
     t = ctx.ticket
     if t.status == S.returned and len(data.note) < 2:
-        raise Invalid("re-dispatching a send-back (退单) needs the reason for the decision in note", field="note")
+        raise Invalid("re-dispatching a send-back (退单) needs the reason for the decision in note", field="note",
+                      zh="改派退单须在说明中写明决定的理由")
+    if t.status == S.reopened:
+        # 重办: the unit reads which round this is and why the supervisor reopened it in the dispatch event
+        reopens = list(ctx.session.scalars(
+            select(TicketEvent.note).where(TicketEvent.ticket_id == t.id, TicketEvent.type == "reopen")
+            .order_by(TicketEvent.id)
+        ))
+        ctx.event_data.update(rework=len(reopens), reopen_reason=reopens[-1] if reopens else None)
     _lapse_extension(ctx)
     t.lead_unit_id = data.unit_id
     t.co_units = [TicketCoUnit(unit_id=uid) for uid in dict.fromkeys(data.co_unit_ids)]
     t.dispatched_at = ctx.now
     t.signed_at = None
+    t.paused_at = None  # a re-dispatched send-back starts a new round with fresh deadlines
     category_code = _category_code(ctx.session, t.category_id)
     t.sign_due, reply_due = ctx.timing.deadlines(t.kind, t.urgent, category_code, ctx.now)
     set_reply_due(ctx, reply_due, ctx.now, sent=0)  # a new round: nothing sent yet
@@ -242,9 +257,27 @@ def _dispatch(ctx: Context) -> None:
 
 
 def _refuse_return(ctx: Context) -> None:
-    if ctx.ticket.lead_unit_id is None:
+    """驳回退单: back to the same unit, its deadlines moved on by the time the centre took to decide."""
+    t = ctx.ticket
+    if t.lead_unit_id is None:
         raise Conflict("this ticket was never dispatched; dispatch it instead")
-    ctx.event_data["unit_id"] = ctx.ticket.lead_unit_id
+    ctx.event_data["unit_id"] = t.lead_unit_id
+    waited_from = t.paused_at or _latest_event_at(ctx.session, t.id, "return")
+    if waited_from is not None and t.reply_due is not None:
+        sent = _notices_before_pause(ctx, "return")
+        # the 75 % reminder is measured on the unit's own time: its start moves on by the wait as well
+        start = t.dispatched_at or t.received_at
+        if t.urgent:
+            start += ctx.now - waited_from
+        else:
+            cal = ctx.timing.calendar
+            start = cal.add_working_time(start, cal.working_time_between(waited_from, ctx.now))
+        set_reply_due(ctx, ctx.timing.shift_for_pause(t.reply_due, waited_from, ctx.now, clock=t.urgent), start,
+                      sent=sent)
+        if t.sign_due is not None and t.signed_at is None:
+            t.sign_due = ctx.timing.shift_for_pause(t.sign_due, waited_from, ctx.now, clock=t.urgent)
+        ctx.event_data.update(reply_due=t.reply_due.isoformat(), waited_from=waited_from.isoformat())
+    t.paused_at = None
 
 
 def _sign(ctx: Context) -> None:
@@ -253,7 +286,10 @@ def _sign(ctx: Context) -> None:
 
 
 def _return(ctx: Context) -> None:
+    """退单: the unit's clock stops until the centre decides (``paused_at``); the sweep no longer chases it."""
     ctx.event_data["unit_id"] = ctx.ticket.lead_unit_id
+    ctx.event_data["notice_level"] = ctx.ticket.notice_level  # what a refusal resumes from
+    ctx.ticket.paused_at = ctx.now
     _lapse_extension(ctx)
 
 
@@ -279,7 +315,8 @@ def _merge(ctx: Context) -> None:
 
 def _answer(ctx: Context) -> None:
     if not ctx.data.note:
-        raise Invalid("a direct answer needs the answer given to the citizen", field="note")
+        raise Invalid("a direct answer needs the answer given to the citizen", field="note",
+                      zh="直接答复须填写答复市民的内容")
     ctx.ticket.reply_text = ctx.data.note
     ctx.ticket.replied_at = ctx.now
     ctx.ticket.owner_id = None
@@ -292,13 +329,23 @@ def _request_info(ctx: Context) -> None:
     ctx.event_data["notice_level"] = ctx.ticket.notice_level
 
 
-def _notices_before_pause(ctx: Context) -> int:
+def _latest_event_at(session: Session, ticket_id: int, type_: str) -> datetime | None:
+    return session.scalar(
+        select(TicketEvent.created_at)
+        .where(TicketEvent.ticket_id == ticket_id, TicketEvent.type == type_)
+        .order_by(TicketEvent.id.desc())
+        .limit(1)
+    )
+
+
+def _notices_before_pause(ctx: Context, pause_event: str = "request_info") -> int:
+    """How many of this round's notices had gone out when the clock stopped (recorded in the pausing event)."""
     t = ctx.ticket
     if t.notice_level < NOTICES_DONE:
-        return t.notice_level  # paused before migration 0003: the row kept its level
+        return t.notice_level  # paused before migration 0003 (or a send-back before the clock stopped for it)
     request = ctx.session.scalar(
         select(TicketEvent)
-        .where(TicketEvent.ticket_id == t.id, TicketEvent.type == "request_info")
+        .where(TicketEvent.ticket_id == t.id, TicketEvent.type == pause_event)
         .order_by(TicketEvent.id.desc())
         .limit(1)
     )
@@ -334,9 +381,10 @@ def _request_extension(ctx: Context) -> None:
     assert isinstance(ctx.data, ExtensionInput)
     t = ctx.ticket
     if t.extension_pending:
-        raise Conflict("an extension request is already waiting for a decision")
+        raise Conflict("an extension request is already waiting for a decision", zh="已有延期申请在等待审批")
     if t.reply_due is not None and ctx.now >= t.reply_due:
-        raise Conflict("extensions must be requested before the reply deadline; this ticket is already overdue")
+        raise Conflict("extensions must be requested before the reply deadline; this ticket is already overdue",
+                       zh="延期须在答复时限前申请，此工单已超期")
     t.extension_pending = True
     ctx.event_data["working_hours"] = ctx.data.working_hours
 
@@ -345,7 +393,7 @@ def _decide_extension(ctx: Context) -> None:
     assert isinstance(ctx.data, ExtensionDecisionInput)
     t = ctx.ticket
     if not t.extension_pending:
-        raise Conflict("no extension request is waiting for a decision")
+        raise Conflict("no extension request is waiting for a decision", zh="此工单没有待审批的延期申请")
     t.extension_pending = False
     ctx.event_data["approved"] = ctx.data.approve
     if ctx.data.approve and t.reply_due is not None:
@@ -430,7 +478,8 @@ def _close(ctx: Context) -> None:
 
 
 def _reopen(ctx: Context) -> None:
-    """重办: back to the dispatcher. The answered round's deadlines go; the re-dispatch sets fresh ones."""
+    """重办: back to the dispatcher, high in the front desk's queue, whose dispatch form proposes the current lead
+    unit. The answered round's deadlines go; the re-dispatch sets fresh ones and carries the reason."""
     t = ctx.ticket
     t.closed_at = None
     t.satisfaction = None
@@ -497,7 +546,8 @@ def _respond_supervision(ctx: Context) -> None:
         stmt = stmt.where(SupervisionOrder.id == data.order_id)
     orders = list(ctx.session.scalars(stmt.order_by(SupervisionOrder.id)))
     if not orders:
-        raise Conflict("no open supervision order for your unit on this ticket")
+        raise Conflict("no open supervision order for your unit on this ticket",
+                       zh="此工单没有发给本单位、待回复的督办件")
     for order in orders:
         order.state = "responded"
         order.responded_at = ctx.now
@@ -603,7 +653,7 @@ ACTIONS: dict[str, Action] = _table(
     Action("request_extension", "申请延期", frozenset({S.dispatched, S.signed}), None, UNIT, ExtensionInput,
            apply=_request_extension),
     Action("decide_extension", "延期审批", frozenset({S.dispatched, S.signed}), None, SUPERVISORS,
-           ExtensionDecisionInput, apply=_decide_extension),
+           ExtensionDecisionInput, apply=_decide_extension, applies=lambda t: bool(t.extension_pending)),
     Action("callback", "回访", frozenset({S.replied, S.answered}), S.callback, FRONT_DESK, CallbackInput,
            apply=_callback),
     Action("callback_attempt", "回访未接通", frozenset({S.replied, S.answered}), None, FRONT_DESK, ActionInput,
@@ -635,6 +685,7 @@ def allowed_actions(ticket: Ticket, actor: Actor, co_unit_ids: Iterable[int] | N
         if ticket.status in a.sources
         and (actor.role in a.roles_from(ticket.status) or actor.is_system)
         and _unit_ok(a, ticket, actor, co_ids)
+        and (a.applies is None or a.applies(ticket))
     ]
 
 
@@ -657,7 +708,7 @@ def load_visible(session: Session, ticket_id: int, actor: Actor, *, for_update: 
         stmt = stmt.with_for_update(of=Ticket)
     ticket = session.scalar(stmt)
     if ticket is None or not can_see(ticket, actor, (c.unit_id for c in ticket.co_units)):
-        raise NotFound(f"ticket {ticket_id} not found")
+        raise NotFound(f"ticket {ticket_id} not found", zh="找不到此工单（不存在，或不在您的权限范围内）")
     return ticket
 
 
@@ -687,22 +738,27 @@ def perform(
     ticket = load_visible(session, ticket_id, actor)
     co_ids = [c.unit_id for c in ticket.co_units]
     if not (actor.role in action.roles or actor.is_system):
-        raise Forbidden(f"role '{actor.role}' may not {action.label} ({action_name})")
+        raise Forbidden(f"role '{actor.role}' may not {action.label} ({action_name})",
+                        zh=f"您的角色不能进行「{action.label}」")
     if not (actor.role in action.roles_from(ticket.status) or actor.is_system):
         raise Forbidden(
             f"role '{actor.role}' may not {action.label} ({action_name}) a ticket that is {ticket.status}; "
-            f"that is for: {', '.join(sorted(action.roles_from(ticket.status)))}"
+            f"that is for: {', '.join(sorted(action.roles_from(ticket.status)))}",
+            zh=f"工单处于「{STATUS_LABELS.get(ticket.status, ticket.status)}」时，您的角色不能进行「{action.label}」",
         )
     if not _unit_ok(action, ticket, actor, co_ids):
-        raise Forbidden(f"only the lead unit may {action.label} ({action_name})")
+        raise Forbidden(f"only the lead unit may {action.label} ({action_name})",
+                        zh=f"只有主办单位可以进行「{action.label}」")
     if data.version is not None and data.version != ticket.version:
         raise Conflict(
             f"ticket {ticket.number} changed meanwhile (version {ticket.version}, you had {data.version}); reload it",
+            zh=f"工单 {ticket.number} 在您操作前已被他人修改，请查看最新内容后再操作",
             current_version=ticket.version,
         )
     if ticket.status not in action.sources:
         raise Conflict(
             f"cannot {action.label} ({action_name}) a ticket that is {ticket.status}",
+            zh=f"工单当前为「{STATUS_LABELS.get(ticket.status, ticket.status)}」，不能进行「{action.label}」",
             status=ticket.status,
             allowed=allowed_actions(ticket, actor, co_ids),
         )
@@ -722,7 +778,8 @@ def perform(
     try:
         session.flush()  # the version check: UPDATE … WHERE version = :seen
     except StaleDataError as exc:
-        raise Conflict(f"ticket {number} was changed by someone else at the same moment; reload it") from exc
+        raise Conflict(f"ticket {number} was changed by someone else at the same moment; reload it",
+                       zh=f"工单 {number} 刚被他人同时修改，请查看最新内容后再操作") from exc
     event = record_event(
         session,
         ticket,

@@ -39,6 +39,15 @@ from scipy.sparse import csr_matrix
 
 from nlp.segment import Segmenter, default_segmenter
 
+#: everyday words that say nothing about what a hot spot is (time of day, "at home", "already" …): citizens use
+#: them in every complaint, so they would be tags of any cluster (issue 13: 家里, 时候, 晚上 shown as tags)
+TAG_FILLERS = frozenset({
+    "家里", "我家", "时候", "晚上", "早上", "上午", "下午", "中午", "白天", "夜里", "半夜", "凌晨", "今天", "昨天",
+    "前天", "最近", "现在", "已经", "一直", "每天", "经常", "还是", "这个", "那个", "这里", "那里", "这边", "那边",
+    "我们", "他们", "你们", "自己", "大家", "一下", "好几天", "几天", "多次", "反映", "希望", "请问", "麻烦", "谢谢",
+    "情况", "问题", "附近", "周边", "非常", "特别", "严重", "没有", "可以", "怎么", "什么", "为什么", "能不能",
+})
+
 TicketId = Hashable
 
 
@@ -393,9 +402,10 @@ class DuplicateIndex:
                         ticket_ids=[self._ids[s] for s in members],
                         first_at=self._dt[members[0]],
                         last_at=self._dt[members[-1]],
-                        top_terms=[t for t in (self._terms[tid] for tid, _ in weight.most_common()) if len(t) > 1][
-                            :5
-                        ],
+                        top_terms=[
+                            t for t in (self._terms[tid] for tid, _ in weight.most_common())
+                            if len(t) > 1 and t not in TAG_FILLERS
+                        ][:5],
                     )
                 )
             spots.sort(key=lambda h: (-h.size, h.first_at))

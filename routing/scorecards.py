@@ -21,11 +21,16 @@ with its own dispatch time):
 - 退单 send-backs: ``return`` events of the assignment; 无理退单 those refused (``refuse_return``).
 - 办理时长 handling time: working hours (city calendar) from the dispatch to the first reply; mean and 90th
   percentile (nearest rank).
-- 综合得分 composite: 100 × weighted mean of the three rates (the city's weights, setting
-  ``HOTLINE_SCORE_WEIGHTS``, default 10 % response, 45 % resolution, 45 % satisfaction; a request may override
-  them, ``request_weights``); a rate without data is left out and the weights renormalised (``weights_used``
-  says so).
-- ranking: best score first; a score of 0.0 is a result and ranks above a unit without any rate (score None).
+- 综合得分 composite: 100 × weighted mean of four rates — response, on time, resolution, satisfaction (the city's
+  weights, setting ``HOTLINE_SCORE_WEIGHTS``, default 10 % response, 30 % on time, 30 % resolution, 30 %
+  satisfaction; a request may override them, ``request_weights``). Timeliness is what a unit is judged on first:
+  without a decided on-time outcome (no ticket replied to nor overdue yet) the unit has no score ("no data"), so
+  a unit that only signed for or sent back its tickets cannot rank first with 100. Another rate without data
+  (callbacks still pending) is left out and the weights renormalised (``weights_used`` says so).
+- the composite per ticket (``Scorecard.contributions``): each decided outcome is worth ``100 × weight ÷ decided
+  tickets of that rate``; what a unit's tickets earned adds up to its score exactly, and what a missed one cost is
+  the points it did not earn (the 综合得分 drill-down and the Excel detail sheet show both).
+- ranking: best score first; a score of 0.0 is a result and ranks above a unit without a score (None).
 """
 
 from __future__ import annotations
@@ -51,8 +56,10 @@ __all__ = [
 ]
 
 Outcome = Literal["met", "missed", "pending", "na"]
-SCORE_RATES = ("response", "resolution", "satisfaction")
-DEFAULT_WEIGHTS: Mapping[str, float] = {"response": 0.10, "resolution": 0.45, "satisfaction": 0.45}
+SCORE_RATES = ("response", "on_time", "resolution", "satisfaction")
+#: without data for this rate there is no composite at all (see the module docstring)
+REQUIRED_RATE = "on_time"
+DEFAULT_WEIGHTS: Mapping[str, float] = {"response": 0.10, "on_time": 0.30, "resolution": 0.30, "satisfaction": 0.30}
 
 
 def check_score_weights(weights: Mapping[str, float]) -> dict[str, float]:
@@ -79,6 +86,7 @@ FIGURES: dict[str, str] = {
     "send_backs": "退单次数",
     "send_backs_refused": "无理退单（被驳回）",
     "handling_time": "办理时长",
+    "score": "综合得分",
 }
 CHUNK = 5000  # ticket ids per IN (...) query
 
@@ -100,9 +108,14 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 def composite_score(
     rates: Mapping[str, float | None], weights: Mapping[str, float] = DEFAULT_WEIGHTS
 ) -> tuple[float | None, dict[str, float]]:
-    """100 × weighted mean of the available rates, and the weights actually used (renormalised to sum 1)."""
+    """100 × weighted mean of the available rates, and the weights actually used (renormalised to sum 1).
+
+    No on-time rate, no score: (None, {}).
+    """
     if any(w < 0 or not math.isfinite(w) for w in weights.values()):
         raise ValueError("weights must be finite and non-negative")
+    if rates.get(REQUIRED_RATE) is None:
+        return None, {}
     used = {k: w for k, w in weights.items() if w > 0 and rates.get(k) is not None}
     total = sum(used.values())
     if total <= 0:
@@ -168,6 +181,8 @@ class Assignment:
             return ("met" if refused else "na"), next(iter(refused), None), len(refused)
         if figure == "handling_time":
             return ("met" if self.handling_hours is not None else "na"), self.reply_event_id, self.handling_hours
+        if figure == "score":
+            raise ValueError("a ticket's part of the score needs its scorecard: Scorecard.contributions()")
         raise ValueError(f"unknown figure {figure!r}; one of {', '.join(FIGURES)}")
 
 
@@ -259,15 +274,37 @@ class Scorecard:
     def _count(self, attr: str, outcome: str) -> int:
         return sum(1 for a in self.assignments if getattr(a, attr) == outcome)
 
+    def rates(self) -> dict[str, float | None]:
+        c = self._count
+        return {r: rate(c(r, "met"), c(r, "missed")) for r in SCORE_RATES}
+
+    def contributions(self) -> list[dict[str, Any]]:
+        """Per assignment (in order): the points it earned and could have earned towards the composite, per rate.
+
+        A decided outcome of rate r is worth ``100 × share_r ÷ decided_r`` (share: the weight actually used); the
+        earned points of all assignments add up to the score. Pending and not-applicable outcomes are worth 0.
+        """
+        score, used = composite_score(self.rates(), self.weights)
+        decided = {r: self._count(r, "met") + self._count(r, "missed") for r in SCORE_RATES}
+        out = []
+        for a in self.assignments:
+            parts: dict[str, dict[str, Any]] = {}
+            for r, share in used.items():
+                outcome = getattr(a, r)
+                worth = 100 * share / decided[r] if decided[r] and outcome in ("met", "missed") else 0.0
+                parts[r] = {"outcome": outcome, "earned": round(worth if outcome == "met" else 0.0, 2),
+                            "possible": round(worth, 2)}
+            out.append({
+                "earned": round(sum(p["earned"] for p in parts.values()), 2) if score is not None else None,
+                "possible": round(sum(p["possible"] for p in parts.values()), 2) if score is not None else None,
+                "rates": parts,
+            })
+        return out
+
     def figures(self) -> dict[str, Any]:
         c = self._count
         hours = [a.handling_hours for a in self.assignments if a.handling_hours is not None]
-        rates = {
-            "response": rate(c("response", "met"), c("response", "missed")),
-            "resolution": rate(c("resolution", "met"), c("resolution", "missed")),
-            "satisfaction": rate(c("satisfaction", "met"), c("satisfaction", "missed")),
-            "on_time": rate(c("on_time", "met"), c("on_time", "missed")),
-        }
+        rates = self.rates()
         score, used = composite_score(rates, self.weights)
         return {
             "dispatched": len(self.assignments),

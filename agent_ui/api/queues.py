@@ -31,8 +31,9 @@ class DeskTicket(views.TicketOut):
 def _desk_tickets(session: Any, services: Any, actor: Any, stmt: Any, now: datetime) -> list[DeskTicket]:
     rows = session.scalars(stmt.options(*views.ticket_load_options())).all()
     flags = open_flags(session, actor, [t.id for t in rows])
+    reworks = views.reworks(session, [t.id for t in rows])
     return [
-        DeskTicket(**views.ticket_out(t, actor).model_dump(),
+        DeskTicket(**views.ticket_out(t, actor, reworks.get(t.id)).model_dump(),
                    deadline=with_flags(deadline_info(services.timing, t, now), flags.get(t.id)))
         for t in rows
     ]
@@ -46,13 +47,15 @@ class QueueOut(BaseModel):
 
 @router.get("/triage", response_model=QueueOut)
 def triage_queue(session: SessionDep, services: ServicesDep, actor: UserDep) -> QueueOut:
-    """The front desk's live queue: received, returned and reopened tickets; urgent first, then oldest."""
+    """The front desk's live queue: received, returned and reopened tickets; urgent first, then reopened (重办: a
+    citizen already waited one whole round), then oldest."""
     require(actor, *FRONT_DESK)
     now = datetime.now(UTC)
     stmt = (
         visible_tickets(actor)
         .where(Ticket.status.in_(sorted_states(TRIAGE_STATES)))
-        .order_by(Ticket.urgent.desc(), Ticket.received_at.asc(), Ticket.id.asc())
+        .order_by(Ticket.urgent.desc(), (Ticket.status == Status.reopened).desc(), Ticket.received_at.asc(),
+                  Ticket.id.asc())
         .limit(200)
     )
     return QueueOut(server_time=now, periods=[], items=_desk_tickets(session, services, actor, stmt, now))

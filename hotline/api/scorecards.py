@@ -74,9 +74,10 @@ def _period(services: Services, start: date | None, end: date | None) -> tuple[d
 
 
 def _weights(services: Services, w_response: float | None, w_resolution: float | None,
-             w_satisfaction: float | None) -> dict[str, float]:
+             w_satisfaction: float | None, w_on_time: float | None = None) -> dict[str, float]:
     """The city's weights (HOTLINE_SCORE_WEIGHTS), each replaced by the request's where it names one."""
-    given = {"response": w_response, "resolution": w_resolution, "satisfaction": w_satisfaction}
+    given = {"response": w_response, "on_time": w_on_time, "resolution": w_resolution,
+             "satisfaction": w_satisfaction}
     return scorecards.request_weights(given, services.settings.score_weights)
 
 
@@ -89,11 +90,12 @@ def list_scorecards(
     session: SessionDep, services: ServicesDep, actor: UserDep,
     period_from: FromQuery = None, period_to: ToQuery = None,
     w_response: Weight = None, w_resolution: Weight = None, w_satisfaction: Weight = None,
+    w_on_time: Weight = None,
 ) -> ScorecardsOut:
     """Ranking of units dispatched to in the period (days inclusive; default: this month), best score first."""
     require(actor, *OVERSIGHT)
     start, end, lo, hi = _period(services, period_from, period_to)
-    weights = _weights(services, w_response, w_resolution, w_satisfaction)
+    weights = _weights(services, w_response, w_resolution, w_satisfaction, w_on_time)
     cards, _ = scorecards.compute_scorecards(session, services.timing.calendar, lo, hi, datetime.now(UTC),
                                              weights=weights)
     return ScorecardsOut(
@@ -108,13 +110,14 @@ def export_scorecards(
     session: SessionDep, services: ServicesDep, actor: UserDep,
     period_from: FromQuery = None, period_to: ToQuery = None,
     w_response: Weight = None, w_resolution: Weight = None, w_satisfaction: Weight = None,
+    w_on_time: Weight = None,
 ) -> Response:
     """The ranking and one line per ticket and unit behind it, with Chinese headers."""
     require(actor, *OVERSIGHT)
     start, end, lo, hi = _period(services, period_from, period_to)
     cards, info = scorecards.compute_scorecards(
         session, services.timing.calendar, lo, hi, datetime.now(UTC),
-        weights=_weights(services, w_response, w_resolution, w_satisfaction),
+        weights=_weights(services, w_response, w_resolution, w_satisfaction, w_on_time),
     )
     info = {tid: (number, views.shown_text(title, actor)) for tid, (number, title) in info.items()}
     data = scorecards.scorecards_xlsx(cards, info, start, end, services.timing.zone)
@@ -141,9 +144,10 @@ def unit_scorecard(
     unit_id: IdPath, session: SessionDep, services: ServicesDep, actor: UserDep,
     period_from: FromQuery = None, period_to: ToQuery = None,
     w_response: Weight = None, w_resolution: Weight = None, w_satisfaction: Weight = None,
+    w_on_time: Weight = None,
 ) -> ScorecardsOut:
     """One unit's figures (a unit handler may read its own)."""
-    weights = _weights(services, w_response, w_resolution, w_satisfaction)
+    weights = _weights(services, w_response, w_resolution, w_satisfaction, w_on_time)
     start, end, card, _ = _unit_card(session, services, actor, unit_id, period_from, period_to, weights)
     return ScorecardsOut(period_from=start, period_to=end, weights=weights, units=[
         ScorecardOut(rank=0, unit_id=card.unit_id, unit_name=card.unit_name, figures=card.figures())])
@@ -153,20 +157,34 @@ def unit_scorecard(
 def figure_tickets(
     unit_id: IdPath, session: SessionDep, services: ServicesDep, actor: UserDep,
     figure: Literal["dispatched", "response_rate", "on_time_rate", "overdue", "resolution_rate",
-                    "satisfaction_rate", "send_backs", "send_backs_refused", "handling_time"],
+                    "satisfaction_rate", "send_backs", "send_backs_refused", "handling_time", "score"],
     period_from: FromQuery = None, period_to: ToQuery = None,
     outcome: Literal["met", "missed", "pending", "na"] | None = None,
+    w_response: Weight = None, w_resolution: Weight = None, w_satisfaction: Weight = None,
+    w_on_time: Weight = None,
 ) -> FigureTicketsOut:
     """The tickets behind one figure, each with its outcome and the event that decided it.
 
     For a rate, ``met`` tickets are the numerator, ``met`` + ``missed`` the denominator, ``pending`` not yet
-    decided; for a count (overdue, send-backs) the ``met`` tickets are the ones counted.
+    decided; for a count (overdue, send-backs) the ``met`` tickets are the ones counted. For ``score`` each
+    ticket's value is its part of the composite (points earned and possible, per rate; they add up to the
+    score): ``met`` earned every point it could, ``missed`` lost some, ``pending`` counts for nothing yet.
     """
-    start, end, card, info = _unit_card(session, services, actor, unit_id, period_from, period_to)
+    weights = _weights(services, w_response, w_resolution, w_satisfaction, w_on_time)
+    start, end, card, info = _unit_card(session, services, actor, unit_id, period_from, period_to, weights)
     rows: list[TicketFigureOut] = []
     counts: dict[str, int] = {}
-    for a in card.assignments:
-        result, event_id, value = a.outcome(figure)
+    parts = card.contributions() if figure == "score" else []
+    for i, a in enumerate(card.assignments):
+        event_id: int | None
+        if figure == "score":
+            part = parts[i]
+            possible = part["possible"] or 0.0
+            value: Any = part
+            result = "pending" if possible == 0 else ("met" if part["earned"] == possible else "missed")
+            event_id = a.reply_event_id or a.dispatch_event_id
+        else:
+            result, event_id, value = a.outcome(figure)
         counts[result] = counts.get(result, 0) + 1
         if outcome is not None and result != outcome:
             continue

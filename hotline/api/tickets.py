@@ -102,7 +102,9 @@ def list_tickets(
     rows = session.scalars(
         stmt.options(*views.ticket_load_options()).order_by(*order).offset((page - 1) * page_size).limit(page_size)
     ).all()
-    return TicketPage(items=[views.ticket_out(t, actor) for t in rows], total=total, page=page, page_size=page_size)
+    reworks = views.reworks(session, [t.id for t in rows])
+    return TicketPage(items=[views.ticket_out(t, actor, reworks.get(t.id)) for t in rows], total=total, page=page,
+                      page_size=page_size)
 
 
 @router.get("/tickets/{ticket_id}", response_model=views.TicketDetail, tags=["tickets"])
@@ -122,8 +124,8 @@ def act_on_ticket(ticket_id: IdPath,
     try:
         data = workflow.parse_input(action, body or {})
     except ValidationError as exc:
-        detail, errors = describe_validation(list(exc.errors()))
-        raise Invalid(detail, errors=errors) from exc
+        detail, english, errors = describe_validation(exc.errors())
+        raise Invalid(english, zh=detail, errors=errors) from exc
     workflow.perform(session, ticket_id, action, actor, data, services.timing)
     session.commit()
     return views.ticket_detail(session, ticket_id, actor)

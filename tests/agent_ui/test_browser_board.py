@@ -66,13 +66,20 @@ def test_the_ranking_shows_units_and_each_figure_drills_down(
     page.wait_for_selector(f"#sc-body tr[data-unit='{zjj}']")
     first = datetime.now(UTC).astimezone().date().replace(day=1).isoformat()
     assert page.input_value("#sc-from") == first  # this month by default
-    assert [page.input_value(f"#sc-w-{k}") for k in ("response", "resolution", "satisfaction")] == ["10", "45", "45"]
+    weights = [page.input_value(f"#sc-w-{k}") for k in ("response", "on_time", "resolution", "satisfaction")]
+    assert weights == ["10", "30", "30", "30"]
     rows = page.locator("#sc-body tr")
     assert rows.count() == 2
     assert "明湖市城市管理局" in rows.nth(0).inner_text() and rows.nth(0).locator("td.rank").inner_text() == "1"
     zjj_row = page.locator(f"#sc-body tr[data-unit='{zjj}']")
     assert zjj_row.locator("button[data-figure=satisfaction_rate]").inner_text() == "0.0%"
-    assert zjj_row.locator("td.score").inner_text() == "10.00"  # only the response rate (10 %) was met
+    assert zjj_row.locator("td.score").inner_text() == "40.00"  # signed (10 %) and replied (30 %) in time
+    # the composite drills down to what each ticket earned and lost
+    zjj_row.locator("td.score button[data-figure=score]").click()
+    page.wait_for_selector(f"#sc-drill-body tr[data-id='{bad['id']}'][data-outcome=missed]")
+    assert "得 40.00 / 100.00 分（解决率 −30.00，满意率 −30.00）" in page.inner_text(
+        f"#sc-drill-body tr[data-id='{bad['id']}']")
+    assert "综合得分" in page.inner_text("#sc-drill-title")
 
     # 派单量 of the first unit: both of its tickets, each opening the ticket dialog
     page.click(f"#sc-body tr[data-unit='{cgj}'] button[data-figure=dispatched]")
@@ -91,10 +98,10 @@ def test_the_ranking_shows_units_and_each_figure_drills_down(
     assert bad["number"] in page.inner_text("dialog#detail .ticket-head")
     page.click("#detail-close")
 
-    # the weights go to the server: with the response rate alone the second unit scores 100
+    # the weights go to the server: with the response and on-time rates alone the second unit scores 100
     page.fill("#sc-w-resolution", "0")
     page.fill("#sc-w-satisfaction", "0")
-    page.wait_for_selector(f"#sc-body tr[data-unit='{zjj}'] td.score:text-is('100.00')")
+    page.wait_for_selector(f"#sc-body tr[data-unit='{zjj}'] td.score button:text-is('100.00')")
     # the export carries the same period and weights, downloaded with the bearer token
     with page.expect_download() as download_info:
         page.click("#sc-export")

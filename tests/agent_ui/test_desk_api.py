@@ -93,6 +93,11 @@ def test_board_and_stats_are_for_supervisors(client: TestClient, city: City) -> 
         assert client.get("/api/desk/stats", headers=city.headers(who)).status_code == 403
     board = client.get("/api/desk/board", headers=city.headers("supervisor")).json()
     assert [t["id"] for t in board["returned"]] == [t1["id"]]
+    # the unit's clock stands still; what the supervisor sees running is the centre's own wait
+    waiting = board["returned"][0]["deadline"]
+    assert waiting["paused"] is True and waiting["centre_waiting_since"] is not None
+    assert waiting["centre_waiting_s"] >= 0
+    assert board["watch"] == []
     stats = client.get("/api/desk/stats", params={"days": 7}, headers=city.headers("admin")).json()
     assert len(stats["days"]) == 7 and stats["total"] == 2
     channels = {s["key"]: sum(s["counts"]) for s in stats["channel"]}
@@ -113,3 +118,8 @@ def test_triage_urgent_first_and_callbacks_oldest_first(client: TestClient, city
         assert act(client, city, "agent", t["id"], "answer", note="已答复市民").status_code == 200
     callbacks = client.get("/api/desk/callbacks", headers=city.headers("agent")).json()["items"]
     assert [t["id"] for t in callbacks] == [plain["id"], urgent["id"]]
+
+
+def test_every_page_gets_its_favicon(client: TestClient) -> None:
+    r = client.get("/favicon.ico")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")

@@ -72,7 +72,7 @@ def test_only_admins_manage_users(client: TestClient, city: City) -> None:
     assert client.post("/api/users", json=body, headers=city.headers("admin")).status_code == 422
     handler = {**body, "username": "h1", "role": "unit_handler"}
     r = client.post("/api/users", json=handler, headers=city.headers("admin"))
-    assert r.status_code == 422 and "unit_id" in r.json()["detail"]
+    assert r.status_code == 422 and "unit_id" in r.json()["message"]
     assert client.post("/api/auth/login", json={"username": "agent3", "password": "long-enough-1"}).status_code == 200
     assert any(u["username"] == "agent3" for u in client.get("/api/users", headers=city.headers("admin")).json())
 

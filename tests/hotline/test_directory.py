@@ -86,7 +86,7 @@ def test_units_and_areas_are_edited_and_deactivated_with_checks(client: TestClie
     assert r.status_code == 201, r.text
     street_id = r.json()["id"]
     wrong = client.post("/api/areas", json={**street, "code": "x1", "parent_id": city.ids["area:mh"]}, headers=admin)
-    assert wrong.status_code == 422 and "one level up" in wrong.json()["detail"]
+    assert wrong.status_code == 422 and "one level up" in wrong.json()["message"]
     assert client.post("/api/areas", json=street, headers=admin).status_code == 409
     community = {"code": "mh-xs-hp-1", "name": "湖畔一社区", "level": "community", "parent_id": street_id}
     assert client.post("/api/areas", json=community, headers=admin).status_code == 201

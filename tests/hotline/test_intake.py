@@ -41,7 +41,7 @@ def test_channel_key_may_submit_for_its_own_channel_only(client: TestClient, cit
     key = {"Authorization": "Bearer demo-wechat-key"}
     assert client.post("/api/intake", headers=key, json={"channel": "wechat", "text": "路灯不亮"}).status_code == 201
     r = client.post("/api/intake", headers=key, json={"channel": "phone", "text": "路灯不亮"})
-    assert r.status_code == 422 and "channel" in r.json()["detail"]
+    assert r.status_code == 422 and "channel" in r.json()["message"]
     assert client.get("/api/tickets", headers=key).status_code == 403
 
 
@@ -70,7 +70,7 @@ def test_bad_fields_are_422_naming_the_field(
 ) -> None:
     r = client.post("/api/intake", headers=city.headers("agent"), json=body)
     assert r.status_code == 422
-    assert field in r.json()["detail"]
+    assert field in r.json()["message"]
     assert count(services, Ticket) == 0 and count(services, InboundMessage) == 0
 
 
@@ -118,3 +118,13 @@ def test_parallel_deliveries_of_one_message_make_one_ticket(
     assert sorted(status for status, _ in results).count(201) == 1
     assert len({ticket_id for _, ticket_id in results}) == 1
     assert count(services, Ticket) == 1
+
+
+def test_the_auto_title_is_the_first_clause_or_whole_words(client: TestClient, city: City) -> None:
+    """Without a title the ticket's is made from the text: never its first 30 characters cut mid-word."""
+    clause = submit(client, city, "我住在金桂园小区3栋2单元，楼下路灯已经坏了一个多星期了")
+    assert clause["title"] == "我住在金桂园小区3栋2单元"
+    long = "金桂园小区三栋二单元楼下的路灯坏了一个多星期晚上黑漆漆的小朋友走路摔倒好几次了希望尽快修好"
+    assert long[:30].endswith("小朋")  # the first 30 characters would cut 小朋友
+    words = submit(client, city, long)
+    assert words["title"] == "金桂园小区三栋二单元楼下的路灯坏了一个多星期晚上黑漆漆的"

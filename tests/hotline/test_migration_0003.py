@@ -11,8 +11,12 @@ from sqlalchemy import select
 from hotline.db import make_engine, make_sessionmaker
 from hotline.migrate import upgrade
 from hotline.models import Status, Ticket
-from hotline.workflow import DEADLINE_STATES, NOTICES_DONE
+from hotline.workflow import NOTICES_DONE
 from tests import infra
+
+#: the states whose clock ran when 0003 was written (a send-back stopped counting only later, issue 13): the
+#: migration is history and keeps its own list
+DEADLINE_STATES = frozenset({Status.dispatched, Status.signed, Status.returned})
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -33,14 +33,18 @@ def test_percentile_is_nearest_rank() -> None:
 
 
 def test_composite_score_weights_and_missing_rates() -> None:
-    score, used = composite_score({"response": 1.0, "resolution": 0.5, "satisfaction": 0.8})
-    assert score == pytest.approx(100 * (0.1 * 1.0 + 0.45 * 0.5 + 0.45 * 0.8))
-    assert used == {"response": 0.1, "resolution": 0.45, "satisfaction": 0.45}
-    score, used = composite_score({"response": 1.0, "resolution": None, "satisfaction": None})
-    assert score == 100.0 and used == {"response": 1.0}
+    score, used = composite_score({"response": 1.0, "on_time": 0.5, "resolution": 0.5, "satisfaction": 0.8})
+    assert score == pytest.approx(100 * (0.1 * 1.0 + 0.3 * 0.5 + 0.3 * 0.5 + 0.3 * 0.8))
+    assert used == {"response": 0.1, "on_time": 0.3, "resolution": 0.3, "satisfaction": 0.3}
+    # callbacks still pending: those rates are left out and the rest renormalised
+    score, used = composite_score({"response": 1.0, "on_time": 1.0, "resolution": None, "satisfaction": None})
+    assert score == 100.0 and used == {"response": 0.25, "on_time": 0.75}
+    # timeliness counts: 0 % on time cannot score 100, and without any on-time outcome there is no score at all
+    assert composite_score({"response": 1.0, "on_time": 0.0})[0] == 25.0
+    assert composite_score({"response": 1.0, "on_time": None}) == (None, {})
     assert composite_score({"response": None}) == (None, {})
     with pytest.raises(ValueError):
-        composite_score({"response": 1.0}, {"response": -1.0})
+        composite_score({"response": 1.0, "on_time": 1.0}, {"response": -1.0})
 
 
 def at(hour: int, day: int = 1) -> datetime:
@@ -103,7 +107,8 @@ def test_scorecards_rank_explain_and_export(client: TestClient, city: City) -> N
     assert f["response"] == {"met": 3, "missed": 0, "pending": 0}  # the send-back came before the sign deadline
     assert f["resolution_rate"] == 0.5 and f["satisfaction_rate"] == 0.5 and f["callbacks"] == 2
     assert f["send_backs"] == 1 and f["send_backs_refused"] == 1 and f["overdue"] == 0
-    assert f["score"] == pytest.approx(100 * (0.1 * 1 + 0.45 * 0.5 + 0.45 * 0.5))
+    assert f["on_time"] == {"met": 2, "missed": 0, "pending": 1}
+    assert f["score"] == pytest.approx(100 * (0.1 * 1 + 0.3 * 1 + 0.3 * 0.5 + 0.3 * 0.5))
     assert units[city.ids["unit:zjj"]]["figures"]["dispatched"] == 1
     assert r.json()["units"][0]["rank"] == 1
 
@@ -135,6 +140,57 @@ def test_scorecards_rank_explain_and_export(client: TestClient, city: City) -> N
     assert header[:4] == ["排名", "单位", "派单量", "响应率"] and header[-1] == "综合得分"
     numbers = {row[1] for row in wb["工单明细"].iter_rows(min_row=2, values_only=True)}
     assert {good["number"], poor["number"], bounced["number"], other["number"]} <= numbers
+    detail = list(wb["工单明细"].iter_rows(values_only=True))
+    column = detail[0].index("是否解决")
+    solved = {row[1]: row[column] for row in detail[1:] if row[0] == "澄江街道办事处"}
+    assert solved == {good["number"]: "是", poor["number"]: "否", bounced["number"]: "待回访"}
+    earned = detail[0].index("计入综合得分")
+    assert sum(row[earned] for row in detail[1:] if row[0] == "澄江街道办事处") == pytest.approx(f["score"], abs=0.02)
+
+
+def test_the_composite_is_explained_per_ticket(client: TestClient, city: City) -> None:
+    """The 综合得分 drill-down: what each ticket earned and could have earned, per rate; the sum is the score."""
+    good = handled(client, city, "satisfied", True)
+    poor = handled(client, city, "unsatisfied", False)
+    today = datetime.now(UTC).astimezone(CAL.tz).date()
+    period = {"from": today.isoformat(), "to": today.isoformat()}
+    unit = city.ids["unit:cjjd"]
+    score = client.get(f"/api/scorecards/{unit}", params=period, headers=city.headers("supervisor")).json()
+    total = score["units"][0]["figures"]["score"]
+    drill = client.get(f"/api/scorecards/{unit}/tickets", params={**period, "figure": "score"},
+                       headers=city.headers("supervisor"))
+    assert drill.status_code == 200, drill.text
+    assert drill.json()["label"] == "综合得分"
+    rows = {t["number"]: t for t in drill.json()["tickets"]}
+    assert rows[good["number"]]["outcome"] == "met" and rows[poor["number"]]["outcome"] == "missed"
+    assert sum(t["value"]["earned"] for t in rows.values()) == pytest.approx(total, abs=0.02)
+    lost = rows[poor["number"]]["value"]["rates"]
+    assert lost["resolution"] == {"outcome": "missed", "earned": 0.0, "possible": 15.0}
+    assert lost["on_time"]["earned"] == lost["on_time"]["possible"] == 15.0
+
+
+def test_doing_nothing_never_ranks_first(client: TestClient, city: City, services: Services) -> None:
+    """Seen on the demo city: 市住建局 ranked first with 100.00 on one ticket it only sent back, and a unit with 0 %
+    on time and one overdue ticket scored 100.00. A send-back re-dispatched elsewhere decides no on-time outcome:
+    no score ("no data"); an overdue ticket signed in time scores the response only, far from 100."""
+    bounced = submit(client, city)
+    act(client, city, "agent", bounced["id"], "dispatch", unit_id=city.ids["unit:zjj"])
+    act(client, city, "zjj", bounced["id"], "return", note="不属于本局职责")
+    act(client, city, "dispatcher", bounced["id"], "dispatch", unit_id=city.ids["unit:cgj"], note="改派城管局")
+    late = submit(client, city)
+    act(client, city, "agent", late["id"], "dispatch", unit_id=city.ids["unit:cjjd"])
+    act(client, city, "cjjd", late["id"], "sign")
+    now = datetime.now(UTC)
+    with services.sessions() as s:
+        cards, _ = compute_scorecards(s, CAL, now - timedelta(days=1), now + timedelta(days=1),
+                                      now + timedelta(days=30))
+    figures = {c.unit_id: c.figures() for c in cards}
+    slacker = figures[city.ids["unit:zjj"]]
+    assert slacker["response_rate"] == 1.0 and slacker["on_time_rate"] is None and slacker["score"] is None
+    overdue = figures[city.ids["unit:cjjd"]]
+    assert overdue["on_time_rate"] == 0.0 and overdue["overdue"] == 1
+    assert overdue["score"] == 25.0
+    assert cards[-1].unit_id == city.ids["unit:zjj"]  # no data ranks last
 
 
 def test_a_score_of_zero_ranks_above_no_data(client: TestClient, city: City, services: Services) -> None:
@@ -187,17 +243,18 @@ def test_an_unreachable_close_is_neither_solved_nor_unsolved() -> None:
 def test_the_citys_default_weights_are_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOTLINE_SCORE_WEIGHTS", '{"response": 0.2, "resolution": 0.4, "satisfaction": 0.4}')
     city_weights = Settings(demo=True).score_weights
-    assert city_weights == {"response": 0.2, "resolution": 0.4, "satisfaction": 0.4}
+    assert city_weights == {"response": 0.2, "on_time": 0.0, "resolution": 0.4, "satisfaction": 0.4}
     assert request_weights({}, city_weights) == city_weights  # the request gives none
     assert request_weights({"response": None, "resolution": None}, city_weights) == city_weights
-    assert request_weights({"response": 1.0}, city_weights) == {"response": 1.0, "resolution": 0.4,
+    assert request_weights({"response": 1.0}, city_weights) == {"response": 1.0, "on_time": 0.0, "resolution": 0.4,
                                                                "satisfaction": 0.4}
     with pytest.raises(Invalid):
         request_weights({"response": 0.0, "resolution": 0.0, "satisfaction": 0.0}, city_weights)
     with pytest.raises(Invalid):
         request_weights({"response": -1.0}, city_weights)
     monkeypatch.setenv("HOTLINE_SCORE_WEIGHTS", '{"response": 1}')
-    assert Settings(demo=True).score_weights == {"response": 1.0, "resolution": 0.0, "satisfaction": 0.0}
+    assert Settings(demo=True).score_weights == {"response": 1.0, "on_time": 0.0, "resolution": 0.0,
+                                                 "satisfaction": 0.0}
     for bad in ('{"response": -0.1, "resolution": 1}', '{"response": 0, "resolution": 0}', '{"speed": 1}'):
         monkeypatch.setenv("HOTLINE_SCORE_WEIGHTS", bad)
         with pytest.raises(ValidationError):
@@ -220,8 +277,9 @@ def test_the_ranking_api_starts_from_the_citys_weights(client: TestClient, city:
     services.settings.score_weights = {"response": 0.2, "resolution": 0.3, "satisfaction": 0.5}
     r = client.get("/api/scorecards", headers=city.headers("supervisor"))
     assert r.status_code == 200, r.text
-    assert r.json()["weights"] == {"response": 0.2, "resolution": 0.3, "satisfaction": 0.5}
-    r = client.get("/api/scorecards?w_response=0.6", headers=city.headers("supervisor"))
-    assert r.json()["weights"] == {"response": 0.6, "resolution": 0.3, "satisfaction": 0.5}
-    r = client.get("/api/scorecards?w_response=0&w_resolution=0&w_satisfaction=0", headers=city.headers("supervisor"))
+    assert r.json()["weights"] == {"response": 0.2, "on_time": 0.0, "resolution": 0.3, "satisfaction": 0.5}
+    r = client.get("/api/scorecards?w_response=0.6&w_on_time=0.4", headers=city.headers("supervisor"))
+    assert r.json()["weights"] == {"response": 0.6, "on_time": 0.4, "resolution": 0.3, "satisfaction": 0.5}
+    r = client.get("/api/scorecards?w_response=0&w_resolution=0&w_satisfaction=0",
+                   headers=city.headers("supervisor"))
     assert r.status_code == 422 and "w_" in r.text

@@ -104,7 +104,7 @@ def test_accountability_case_opened_explained_decided(client: TestClient, city: 
     second = ok(act(client, city, "supervisor", ticket_id, "accountability", note="另案：答复敷衍"))
     second_id = second["events"][-1]["data"]["case_ids"][0]
     r = act(client, city, "supervisor", ticket_id, "accountability", note="维持", decision="uphold")
-    assert r.status_code == 422 and "case_id" in r.json()["detail"]
+    assert r.status_code == 422 and "case_id" in r.json()["message"]
     ok(act(client, city, "supervisor", ticket_id, "accountability", note="理由不成立，维持问责", decision="uphold",
            case_id=case_id))
     ok(act(client, city, "supervisor", ticket_id, "accountability", note="经核实不属实", decision="dismiss",

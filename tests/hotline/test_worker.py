@@ -163,7 +163,7 @@ def test_leaving_the_deadline_states_takes_the_ticket_out_of_the_sweep(
     act(client, city, "agent", transferred, "transfer", line="119")
     returned = dispatched_ticket(client, city)
     act(client, city, "cjjd", returned, "return", note="不属于本街道职责")
-    assert ticket(services, returned).notice_level == 0  # the clock runs on while the dispatcher decides
+    assert ticket(services, returned).notice_level == done  # the unit's clock stands still while the centre decides
     parent = submit(client, city)["id"]
     assert act(client, city, "agent", returned, "merge", parent_id=parent).json()["status"] == "merged"
     paused = dispatched_ticket(client, city)
@@ -275,3 +275,26 @@ def test_the_worker_survives_database_errors_with_bounded_backoff(services: Serv
     outcomes.append(outcomes[0])
     with pytest.raises(OperationalError):  # --once still fails loudly
         worker.run_forever(settings, once=True, sleep=sleep, build=lambda *_a, **_k: services, clock=lambda: clock[0])
+
+
+def test_a_send_back_waiting_for_the_centre_is_never_overdue_against_the_unit(
+    client: TestClient, city: City, services: Services
+) -> None:
+    """退单待处理 is the centre's wait: no reminder, no overdue, no 问责 case against the unit, however long it takes;
+    a refusal gives the unit back its deadlines moved on by the wait, and the sweep chases from there."""
+    ticket_id = dispatched_ticket(client, city)
+    dispatched = ticket(services, ticket_id)
+    assert dispatched.reply_due is not None and dispatched.escalate_at is not None
+    returned_at = dispatched.dispatched_at + timedelta(minutes=1)  # type: ignore[operator]
+    perform(services, city, "cjjd", ticket_id, "return", returned_at, note="不属于本街道职责")
+    decided_at = dispatched.escalate_at + timedelta(days=10)
+    assert sweep_once(services, now=decided_at) == {}
+    assert notices(services, ticket_id) == [] and cases_of(services, ticket_id) == []
+    perform(services, city, "dispatcher", ticket_id, "refuse_return", decided_at, note="派单目录明确由属地街道主办")
+    resumed = ticket(services, ticket_id)
+    assert resumed.status == "dispatched" and resumed.paused_at is None
+    assert resumed.reply_due is not None and resumed.reply_due > decided_at
+    timing = services.timing
+    assert resumed.reply_due == timing.shift_for_pause(dispatched.reply_due, returned_at, decided_at, clock=False)
+    assert sweep_once(services, now=decided_at + timedelta(seconds=1)) == {}
+    assert sweep_once(services, now=resumed.reply_due) == {"deadline_warning": 1, "overdue": 1}

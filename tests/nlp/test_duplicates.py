@@ -67,3 +67,15 @@ def test_hot_spot_groups_similar_requests_at_one_place():
     assert len(spots) == 1
     assert spots[0].place_code == "C1" and sorted(spots[0].ticket_ids) == ["T1", "T4", "T5"]
     assert spots[0].first_at == NOW
+
+
+def test_hot_spot_tags_leave_out_everyday_filler_words():
+    """Seen on the demo city: 家里, 时候, 晚上 as a hot spot's tags. The tags say what the incident is."""
+    index = DuplicateIndex(window=timedelta(days=7))
+    for n, text in enumerate(("晚上家里停电了，这个时候电梯也停了", "家里晚上突然停电，什么时候来电",
+                              "晚上的时候家里停电，电梯困人")):
+        index.add(f"P{n}", text, "C1", NOW + timedelta(minutes=n))
+    spots = index.hot_spots(min_size=3, min_score=0.2)
+    assert len(spots) == 1
+    assert "停电" in spots[0].top_terms
+    assert not {"家里", "时候", "晚上"} & set(spots[0].top_terms), spots[0].top_terms

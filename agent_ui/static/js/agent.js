@@ -7,7 +7,7 @@ import { LiveChannel } from './live.js';
 import { coalesce } from './schedule.js';
 import { fmtTime } from './time.js';
 import { requireUser, topbar } from './topbar.js';
-import { renderTicket } from './ticket.js';
+import { renderTicket, reworkBadge } from './ticket.js';
 
 const me = await requireUser();
 topbar(me);
@@ -18,12 +18,42 @@ const ticketBox = $('#ticket');
 // The intake form's kinds: "自动识别" (the analysis decides), then every kind the server knows.
 $('#in-kind').append(...Object.entries(labels().kind).map(([value, text]) => h('option', { value }, text)));
 
-function defaultsFrom(ticket) {
+/**
+ * The route the desk proposes now: the analysis' own, unless the ticket's category was corrected (更正分类) since;
+ * then what the catalogue says for the new category (``GET /api/route``), with its explanation.
+ */
+async function currentRoute(ticket) {
   const a = ticket.analysis || {};
   const top = (a.categories || [])[0];
+  const analysed = { unit_id: a.unit_id ?? null, unit_name: a.unit_name || null, co_unit_ids: a.co_unit_ids || [],
+    explanation: a.route_explanation || '' };
+  if (!ticket.category || (top && top.category_id === ticket.category.id)) return analysed;
+  const params = new URLSearchParams({ category_id: ticket.category.id });
+  if (ticket.area) params.set('area_id', ticket.area.id);
+  try {
+    const r = await api(`/api/route?${params}`);
+    return { unit_id: r.unit ? r.unit.id : null, unit_name: r.unit ? r.unit.name : null,
+      co_unit_ids: r.co_units.map((u) => u.id), explanation: r.explanation || '' };
+  } catch (err) {
+    toast(`无法按更正后的分类查询派单目录：${err.message}`, 'error');
+    return { unit_id: null, unit_name: null, co_unit_ids: [], explanation: '' };
+  }
+}
+
+function defaultsFrom(ticket, route) {
+  const a = ticket.analysis || {};
+  const top = (a.categories || [])[0];
+  // 重办 goes back to the ticket's current lead unit (the dispatcher may still choose another), with the reason;
+  // a send-back is decided afresh (no unit proposed); otherwise the proposed route and why.
+  let dispatch = { unit_id: route.unit_id, co_unit_ids: route.co_unit_ids, note: route.explanation };
+  if (ticket.status === 'reopened' && ticket.unit) {
+    dispatch = { unit_id: ticket.unit.id, co_unit_ids: ticket.co_units,
+      note: `重办（第 ${ticket.reopen_count} 次）：${ticket.reopen_reason || ''}` };
+  } else if (ticket.unit && ticket.status === 'returned') {
+    dispatch = { unit_id: null, co_unit_ids: [], note: '' };
+  }
   return {
-    dispatch: { unit_id: (ticket.unit && ticket.status === 'returned') ? null : a.unit_id, co_unit_ids: a.co_unit_ids || [],
-      note: a.route_explanation || '' },
+    dispatch,
     transfer: { line: a.emergency_line || ticket.emergency_line || '110' },
     recategorize: { category_id: top ? top.category_id : (ticket.category && ticket.category.id) },
     merge: {},
@@ -33,6 +63,7 @@ function defaultsFrom(ticket) {
 
 const ctx = {
   me, units, categories, showAnalysis: true,
+  afterRender: () => keepDispatchNoteTrue(),
   openTicket: (id) => openTicket(id),
   onDone: (updated) => { showTicket(updated); refreshQueue(); },
   onConflict: () => state.selected && openTicket(state.selected.id),
@@ -44,12 +75,34 @@ const ctx = {
   },
 };
 
-function showTicket(ticket) {
+async function showTicket(ticket) {
   state.selected = ticket;
-  ctx.defaults = defaultsFrom(ticket);
+  const route = await currentRoute(ticket);
+  if (state.selected !== ticket) return;  // another ticket was opened meanwhile
+  ctx.route = route;
+  ctx.defaults = defaultsFrom(ticket, route);
   ctx.open = null;
   renderTicket(ticketBox, ticket, ctx);
   for (const li of document.querySelectorAll('#queue-list li')) li.classList.toggle('selected', Number(li.dataset.id) === ticket.id);
+}
+
+/**
+ * The pre-filled 派单说明 explains one unit's rule: once the dispatcher picks another unit it would tell that unit
+ * something false, so it is emptied (and comes back if the proposed unit is chosen again); a note the dispatcher
+ * wrote themselves is never touched.
+ */
+function keepDispatchNoteTrue() {
+  const form = ticketBox.querySelector('form.act-dispatch');
+  // (a 重办 note says why the supervisor reopened it: true whichever unit gets it)
+  if (!form || !form.elements.note || !form.elements.unit_id || state.selected.status === 'reopened') return;
+  const proposed = ctx.defaults.dispatch;
+  const prefilled = proposed.note || '';
+  let auto = true;
+  form.elements.note.addEventListener('input', () => { auto = false; });
+  form.elements.unit_id.addEventListener('change', () => {
+    if (!auto) return;
+    form.elements.note.value = Number(form.elements.unit_id.value) === proposed.unit_id ? prefilled : '';
+  });
 }
 
 async function openTicket(id, { ifChanged = false } = {}) {
@@ -67,7 +120,7 @@ function queueItem(t) {
   return h('li', { dataset: { id: t.id }, class: `${t.urgent ? 'urgent' : ''} ${state.selected && state.selected.id === t.id ? 'selected' : ''}` },
     h('button', { type: 'button', class: 'item', onclick: () => openTicket(t.id) },
       h('div', { class: 'line1' }, h('span', { class: 'number' }, t.number), statusBadge(t.status),
-        t.urgent ? badge('紧急', 'urgent') : null, badge(labelOf('kind', t.kind))),
+        t.urgent ? badge('紧急', 'urgent') : null, reworkBadge(t), badge(labelOf('kind', t.kind))),
       h('div', { class: 'line2 title' }, t.title || t.text.slice(0, 30)),
       h('div', { class: 'line3 muted small' }, `${fmtTime(t.received_at)} · ${labelOf('channel', t.channel)}`,
         t.analysis && t.analysis.unit_name ? ` · 建议：${t.analysis.unit_name}` : '')));

@@ -285,7 +285,7 @@ const SC_COLUMNS = [
   ['平均办理时长', 'handling_time', (f) => hours(f.handling_hours_avg)],
   ['P90办理时长', 'handling_time', (f) => hours(f.handling_hours_p90)],
 ];
-const WEIGHT_LABELS = { response: '响应率', resolution: '解决率', satisfaction: '满意率' };
+const WEIGHT_LABELS = { response: '响应率', on_time: '按时办结率', resolution: '解决率', satisfaction: '满意率' };
 
 function iso(d) { return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`; }
 
@@ -302,7 +302,8 @@ function presetRange(preset, today) {
 export function scorecardsPanel({ openDetail }) {
   const body = $('#sc-body');
   const state = { data: null, today: null, drill: null };
-  const weightInputs = { response: $('#sc-w-response'), resolution: $('#sc-w-resolution'), satisfaction: $('#sc-w-satisfaction') };
+  const weightInputs = { response: $('#sc-w-response'), on_time: $('#sc-w-on_time'), resolution: $('#sc-w-resolution'),
+    satisfaction: $('#sc-w-satisfaction') };
 
   function params() {
     const p = new URLSearchParams();
@@ -336,8 +337,12 @@ export function scorecardsPanel({ openDetail }) {
         SC_COLUMNS.map(([label, figure, value]) => h('td', { class: 'num' },
           h('button', { type: 'button', class: 'link fig', dataset: { figure }, title: `查看「${label}」对应的工单`,
             onclick: () => drill(u, figure, label) }, value(f)))),
-        h('td', { class: 'num score', title: used ? `实际权重：${used}` : '无可计分的数据' },
-          f.score === null ? '—' : f.score.toFixed(2))));
+        // No on-time outcome yet: no score ("暂无数据"), never a 100 earned by doing nothing. The score drills down
+        // to what each ticket added to it.
+        h('td', { class: 'num score', title: used ? `实际权重：${used}` : '暂无按时办结数据，不计综合得分' },
+          f.score === null ? h('span', { class: 'muted' }, '暂无数据')
+            : h('button', { type: 'button', class: 'link fig', dataset: { figure: 'score' }, title: '查看每件工单的得分',
+              onclick: () => drill(u, 'score', '综合得分') }, f.score.toFixed(2)))));
     }
   }
 
@@ -365,9 +370,8 @@ export function scorecardsPanel({ openDetail }) {
 
   async function drill(unit, figure, label, { keep = false } = {}) {
     state.drill = [unit, figure, label];
-    const p = new URLSearchParams({ figure });
-    if ($('#sc-from').value) p.set('from', $('#sc-from').value);
-    if ($('#sc-to').value) p.set('to', $('#sc-to').value);
+    const p = params();
+    p.set('figure', figure);
     const section = $('#sc-drill');
     try {
       const data = await api(`/api/scorecards/${unit.unit_id}/tickets?${p}`);
@@ -447,5 +451,11 @@ function figureValue(figure, value) {
   if (figure === 'satisfaction_rate') return labelOf('satisfaction', value);
   if (figure === 'send_backs' || figure === 'send_backs_refused') return `${value} 次`;
   if (figure === 'dispatched') return fmtTime(value);
+  if (figure === 'score') {
+    if (value.earned === null) return '—';
+    const lost = Object.entries(value.rates).filter(([, p]) => p.earned < p.possible)
+      .map(([k, p]) => `${WEIGHT_LABELS[k] || k} −${(p.possible - p.earned).toFixed(2)}`);
+    return `得 ${value.earned.toFixed(2)} / ${value.possible.toFixed(2)} 分${lost.length ? `（${lost.join('，')}）` : ''}`;
+  }
   return String(value);
 }

@@ -87,7 +87,9 @@ async function loadBoard() {
   renderLights();
   $('#kpi-open').textContent = String(data.counts.open);
   fill('#ext-list', data.extension_pending, '无延期申请', () => '延期待审批');
-  fill('#ret-list', data.returned, '无退单', () => '退单待处理');
+  // A send-back stops the unit's clock: what runs is the centre's own wait for its decision.
+  fill('#ret-list', data.returned, '无退单', (t) => (t.deadline && t.deadline.centre_waiting_s !== null
+    ? `退单待处理 · 中心已等待 ${fmtSpan(t.deadline.centre_waiting_s)}` : '退单待处理'));
   fill('#uns-list', data.unsatisfied, '无不满意回访', (t) => (t.solved ? '已解决但不满意' : '未解决且不满意'));
   $('#ext-count').textContent = String(data.extension_pending.length);
   $('#ret-count').textContent = String(data.returned.length);
@@ -267,4 +269,4 @@ live.connect();
 setInterval(() => { renderLights(); panels.supervision.tick(); }, 2000);
 setInterval(() => refreshBoard(), 60 * 1000);
 setInterval(() => panels.hotspots.load(), 60 * 1000); // the window slides: old reports drop out
-window.__desk = { live, state, clock, charts, drill, panels, ctx };
+window.__desk = { live, state, clock, charts, drill, panels, ctx, openDetail };

@@ -68,8 +68,8 @@ function fieldInput(field, ctx, ticket, defaults, formId) {
     }
     case 'approve':
       return h('fieldset', { class: 'field' }, h('legend', {}, field.label),
-        h('label', {}, h('input', { type: 'radio', name: field.name, value: 'true', required: true }), '同意'),
-        h('label', {}, h('input', { type: 'radio', name: field.name, value: 'false' }), '不同意'));
+        h('label', { class: 'radio' }, h('input', { type: 'radio', name: field.name, value: 'true', required: true }), '同意'),
+        h('label', { class: 'radio' }, h('input', { type: 'radio', name: field.name, value: 'false' }), '不同意'));
     case 'textarea':
     case 'lines':
       input = h('textarea', { id, name: field.name, rows: field.widget === 'lines' ? 2 : 3, required: field.required });
@@ -124,6 +124,16 @@ export async function performAction(ticket, action, body) {
   return api(`/api/tickets/${ticket.id}/actions/${action}`, { method: 'POST', body: { version: ticket.version, ...body } });
 }
 
+/** What the unit asked for, shown beside the 延期审批 form: the extra working hours, the reason, who and when. */
+function extensionRequest(ticket) {
+  const request = [...(ticket.events || [])].reverse().find((e) => e.type === 'request_extension');
+  if (!request) return null;
+  return h('div', { class: 'ext-request' },
+    h('p', {}, h('span', { class: 'k' }, '申请延长：'), h('strong', {}, `${request.data.working_hours} 个工作小时`),
+      h('span', { class: 'muted small' }, ` · ${request.actor} · ${fmtTime(request.created_at)}`)),
+    h('p', {}, h('span', { class: 'k' }, '延期理由：'), h('span', { class: 'text' }, request.note)));
+}
+
 /** The forms for the actions allowed now; ``ctx.defaults[action]`` pre-fills them (e.g. from the analysis). */
 export function actionPanel(ticket, ctx) {
   const allowed = (ticket.allowed_actions || []).filter((a) => actionForm(a) && !(ctx.hide || []).includes(a));
@@ -137,6 +147,7 @@ export function actionPanel(ticket, ctx) {
     const formId = `f-${name}-${ticket.id}`;
     const defaults = (ctx.defaults && ctx.defaults[name]) || {};
     const form = h('form', { id: formId, class: `action-form act-${name}`, dataset: { action: name } },
+      name === 'decide_extension' ? extensionRequest(ticket) : null,
       spec.fields.map((f) => fieldInput(f, ctx, ticket, defaults, formId)),
       h('div', { class: 'buttons' }, h('button', { type: 'submit', class: spec.primary ? 'primary' : '' }, `确认${spec.label}`)));
     form.addEventListener('submit', async (e) => {
@@ -185,10 +196,12 @@ export function analysisPanel(ticket, ctx) {
     urgent ? h('span', { class: 'urgent-text' }, '紧急', a.urgency_reason ? `：${a.urgency_reason}` : '',
       a.emergency_line ? ` · 建议转 ${a.emergency_line}` : '') : h('span', {}, '一般')));
   box.appendChild(h('div', { class: 'row' }, h('span', { class: 'k' }, '地区'), h('span', {}, a.area_name || '未识别')));
-  box.appendChild(h('div', { class: 'row' }, h('span', { class: 'k' }, '建议承办'),
-    h('div', {}, h('span', {}, a.unit_name || '无（需人工派单）',
-      (a.co_unit_ids || []).length ? `；协办：${a.co_unit_ids.map((id) => unitName(ctx.units, id)).join('、')}` : ''),
-    a.route_explanation ? h('div', { class: 'explain' }, a.route_explanation) : null)));
+  // ``ctx.route``: the route for the ticket's category now (after 更正分类 the catalogue's, not the first guess)
+  const route = ctx.route || { unit_name: a.unit_name, co_unit_ids: a.co_unit_ids || [], explanation: a.route_explanation };
+  box.appendChild(h('div', { class: 'row route' }, h('span', { class: 'k' }, '建议承办'),
+    h('div', {}, h('span', { class: 'unit' }, route.unit_name || '无（需人工派单）',
+      (route.co_unit_ids || []).length ? `；协办：${route.co_unit_ids.map((id) => unitName(ctx.units, id)).join('、')}` : ''),
+    route.explanation ? h('div', { class: 'explain' }, route.explanation) : null)));
   const dups = a.duplicates || [];
   box.appendChild(h('div', { class: 'row' }, h('span', { class: 'k' }, '疑似重复'),
     dups.length ? h('ul', { class: 'dups' }, dups.map((d) => h('li', {},
@@ -268,6 +281,12 @@ export function conversationList(ticket) {
       m.state === 'failed' && m.last_error ? h('div', { class: 'note muted small' }, `原因：${m.last_error}`) : null))));
 }
 
+/** 重办 mark: a ticket a supervisor reopened after an unsatisfied callback (the count when more than once). */
+export function reworkBadge(ticket) {
+  if (!ticket.reopen_count) return null;
+  return badge(ticket.reopen_count > 1 ? `重办 ×${ticket.reopen_count}` : '重办', 'rework');
+}
+
 /** The whole ticket: header, text, citizen, units, optional analysis, actions, history. */
 export function renderTicket(container, ticket, ctx) {
   clear(container);
@@ -276,7 +295,10 @@ export function renderTicket(container, ticket, ctx) {
     h('h2', {}, h('span', { class: 'number' }, ticket.number), ' ', h('span', { class: 'title' }, ticket.title || '（无标题）')),
     h('div', { class: 'badges' }, statusBadge(ticket.status), ticket.urgent ? badge('紧急', 'urgent') : null,
       ticket.confidential ? badge('保密', 'secret') : null, ticket.extension_pending ? badge('延期审批中', 'warn') : null,
-      badge(labelOf('kind', ticket.kind))));
+      reworkBadge(ticket), badge(labelOf('kind', ticket.kind))));
+  const rework = ticket.reopen_count && ticket.reopen_reason
+    ? h('p', { class: 'rework-reason' }, h('span', { class: 'k' }, '重办理由：'), h('span', { class: 'text' }, ticket.reopen_reason))
+    : null;
   const meta = h('dl', { class: 'meta' },
     h('dt', {}, '渠道'), h('dd', {}, labelOf('channel', ticket.channel)),
     h('dt', {}, '受理时间'), h('dd', {}, fmtTime(ticket.received_at, true)),
@@ -284,14 +306,17 @@ export function renderTicket(container, ticket, ctx) {
     h('dt', {}, '分类'), h('dd', {}, ticket.category ? ticket.category.name : '未分类'),
     h('dt', {}, '主办单位'), h('dd', {}, ticket.unit ? ticket.unit.name : '—'),
     h('dt', {}, '协办单位'), h('dd', {}, ticket.co_units.length ? ticket.co_units.map((id) => unitName(ctx.units, id)).join('、') : '—'),
-    h('dt', {}, '市民'), h('dd', {}, ticket.citizen ? `${ticket.citizen.name || '匿名'} ${ticket.citizen.phone || ''}` : (ticket.confidential ? '保密' : '匿名')),
+    // 未留姓名, not 匿名: a caller who gave no name did not ask for anonymity (that is 保密)
+    h('dt', {}, '市民'), h('dd', {}, ticket.citizen ? `${ticket.citizen.name || '未留姓名'} ${ticket.citizen.phone || ''}` : (ticket.confidential ? '保密' : '未留姓名')),
     h('dt', {}, '签收时限'), h('dd', {}, fmtTime(ticket.sign_due, true)),
     h('dt', {}, '答复时限'), h('dd', {}, fmtTime(ticket.reply_due, true)));
   const body = h('section', { class: 'complaint', 'aria-label': '诉求内容' }, h('h3', {}, '诉求内容'),
     h('p', { class: 'text' }, ticket.text));
   const reply = ticket.reply_text ? h('section', { class: 'reply' }, h('h3', {}, '答复内容'), h('p', { class: 'text' }, ticket.reply_text),
     ticket.satisfaction ? h('p', {}, `回访：${labelOf('satisfaction', ticket.satisfaction)}，${ticket.solved ? '已解决' : '未解决'}`) : null) : null;
-  container.append(head, body, meta);
+  container.append(head);
+  if (rework) container.append(rework);
+  container.append(body, meta);
   if (reply) container.append(reply);
   if (ctx.showAnalysis) container.append(analysisPanel(ticket, ctx));
   if (ctx.beforeActions) container.append(...ctx.beforeActions(ticket).filter(Boolean));
@@ -299,4 +324,5 @@ export function renderTicket(container, ticket, ctx) {
   const talk = conversationList(ticket);
   if (talk) container.append(talk);
   if (ticket.events) container.append(historyList(ticket));
+  if (ctx.afterRender) ctx.afterRender(ticket);
 }

@@ -7,7 +7,7 @@ import { LiveChannel } from './live.js';
 import { coalesce } from './schedule.js';
 import { WorkClock, fmtSpan, fmtTime } from './time.js';
 import { requireUser, topbar } from './topbar.js';
-import { renderTicket, oversightPanel } from './ticket.js';
+import { renderTicket, oversightPanel, reworkBadge } from './ticket.js';
 
 const me = await requireUser();
 topbar(me);
@@ -46,7 +46,7 @@ function countdownText(info) {
     return [done, 'done'];
   }
   if (!info.reply_due) return ['', ''];
-  if (info.paused) return ['已暂停（待市民补充）', 'paused'];
+  if (info.paused) return [info.status === 'returned' ? '已暂停（退单待中心决定）' : '已暂停（待市民补充）', 'paused'];
   const light = clock.light(info);
   const left = clock.left(info, 'reply');
   const mode = info.clock ? '' : '工作时间';
@@ -73,7 +73,7 @@ function card(t) {
   return h('li', { dataset: { id: t.id }, class: `card light-${light || 'none'} ${state.selected && state.selected.id === t.id ? 'selected' : ''}` },
     h('button', { type: 'button', class: 'item', onclick: () => openTicket(t.id) },
       h('div', { class: 'line1' }, h('span', { class: 'number' }, t.number), statusBadge(t.status),
-        t.urgent ? badge('紧急', 'urgent') : null,
+        t.urgent ? badge('紧急', 'urgent') : null, reworkBadge(t),
         t.unit && me.unit_id && t.unit.id !== me.unit_id ? badge('协办', 'co') : null,
         supervisionBadge(info),
         info && info.accountability_open ? badge('问责', 'danger') : null,
