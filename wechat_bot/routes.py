@@ -113,7 +113,9 @@ def wechat_router(settings: WeChatSettings, accept: AcceptFn, session: Callable[
         log.warning("wechat: refused %s from %s with %d: %s", request.method, client, status, reason)
         return PlainTextResponse(reason, status_code=status)
 
-    @router.get(PATH, response_class=PlainTextResponse)
+    # the verification answer is plain text (echostr); a refusal is JSON like every other refusal of the app
+    @router.get(PATH, response_class=PlainTextResponse, responses={422: {"content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/ErrorOut"}}}}})
     def verify(request: Request, signature: str = "", timestamp: str = "", nonce: str = "",
                echostr: str = "") -> Response:
         try:

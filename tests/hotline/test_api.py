@@ -106,7 +106,7 @@ def test_the_openapi_document_describes_the_422_the_app_returns(client: TestClie
             ref = operation["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
             assert ref.endswith("/ErrorOut"), (method, path)
     body = client.get("/api/tickets?page=x", headers=city.headers("agent")).json()
-    assert set(body) == {"detail", "errors"} and isinstance(body["detail"], str)
+    assert set(body) == {"detail", "message", "errors"} and isinstance(body["detail"], str)
     assert set(body["errors"][0]) == {"field", "message", "type", "reason"}
     assert body["errors"][0]["message"] == "须为整数" and body["errors"][0]["type"] == "int_parsing"
 
