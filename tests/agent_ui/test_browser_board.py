@@ -83,6 +83,7 @@ def test_the_ranking_shows_units_and_each_figure_drills_down(
 
     # 派单量 of the first unit: both of its tickets, each opening the ticket dialog
     page.click(f"#sc-body tr[data-unit='{cgj}'] button[data-figure=dispatched]")
+    page.wait_for_selector("#sc-drill-title:has-text('派单量')")  # the previous drill-down may still be shown
     page.wait_for_selector("#sc-drill:not([hidden]) #sc-drill-body tr[data-id]")
     assert shown_ids(board, "#sc-drill-body tr[data-id]") == {good["id"], waiting["id"]}
     assert "派单量" in page.inner_text("#sc-drill-title")
