@@ -94,6 +94,8 @@ FORMS: dict[str, Form] = {
     "merge": Form((Ask("parent_id", "ticketref", "并入工单（编号或ID）"), _note("说明", "text")), key="m"),
     "transfer": Form((Ask("line", "select", "转接线路", option_labels=EMERGENCY_LINE_LABELS),
                       _note("说明", "text")), key="t"),
+    "follow_up": Form((Ask("text", "textarea", "关联工单的诉求内容（已带入原工单，请写明需承办单位处理的事项）"),
+                       Ask("location", "text", "地点"), _note("说明（记入原工单）", "text"))),
     "recategorize": Form((Ask("category_id", "category", "正确分类"), _note("说明", "text")), key="c"),
     "refuse_return": Form((_note("驳回理由"),)),
     "sign": Form(key="s", primary=True),

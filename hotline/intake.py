@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hotline import workflow
+from hotline import views, workflow
 from hotline.auth import SYSTEM, Actor
 from hotline.errors import Invalid
 from hotline.fields import Moment, NoNul
@@ -153,11 +153,14 @@ def create_ticket(
     auto_dispatch: bool = True,
     now: datetime | None = None,
     extra: dict[str, Any] | None = None,
+    citizen_id: int | None = None,
 ) -> Ticket:
     """Analyse, route and create the ticket with its ``receive`` event (and auto-dispatch when allowed).
 
-    Shared by the agents' synchronous intake (``submit``) and the worker's processing of accepted channel messages
-    (``hotline.inbound``); ``extra`` (attachments, coordinates) is kept on the receive event.
+    Shared by the agents' synchronous intake (``submit``), the worker's processing of accepted channel messages
+    (``hotline.inbound``) and follow-up tickets (``follow_up_maker``); ``extra`` (attachments, coordinates, the
+    ticket followed up) is kept on the receive event. ``citizen_id``: a citizen already known (a follow-up is for
+    the same citizen), else the request's citizen is looked up or recorded.
     """
     if len(request.text) > max_text_chars:
         raise Invalid(
@@ -178,7 +181,7 @@ def create_ticket(
         status=Status.received,
         category_id=suggestion.category_id,
         area_id=suggestion.area_id,
-        citizen_id=_citizen_id(session, request),
+        citizen_id=citizen_id if citizen_id is not None else _citizen_id(session, request),
         confidential=request.confidential,
         owner_id=actor.user_id if actor.role in (Role.agent, Role.dispatcher) else None,
         analysis=suggestion.to_json(),
@@ -213,6 +216,26 @@ def create_ticket(
             now=now,
         )
     return ticket
+
+
+def follow_up_maker(
+    *, suggester: Suggester, timing: Timing, max_text_chars: int = 10_000, auto_dispatch: bool = True
+) -> workflow.FollowUpMaker:
+    """How ``workflow``'s ``follow_up`` (关联工单) makes its ticket: ``create_ticket``, the normal intake, on the
+    transferred ticket's channel for the same citizen, as confidential as it was, its receive event naming the
+    transferred ticket and the line it went to."""
+
+    def make(session: Session, source: Ticket, data: workflow.FollowUpInput, actor: Actor, now: datetime) -> Ticket:
+        # A dispatcher reads the pre-filled text with the numbers masked; sent back unchanged, it is the original.
+        text = source.text if data.text == views.shown_text(source.text, actor) else data.text
+        request = IntakeRequest(channel=source.channel, text=text, location=data.location or source.location,
+                                confidential=source.confidential)
+        follows = {"follows_id": source.id, "follows_number": source.number, "follows_line": source.emergency_line}
+        return create_ticket(session, request, actor, suggester=suggester, timing=timing,
+                             max_text_chars=max_text_chars, auto_dispatch=auto_dispatch, now=now, extra=follows,
+                             citizen_id=source.citizen_id)
+
+    return make
 
 
 def _existing_ticket(session: Session, channel: str, external_id: str) -> Ticket | None:

@@ -52,6 +52,7 @@ EVENT_LABELS: dict[str, str] = {
     "receive": "受理",
     "answer": "直接答复",
     "transfer": "转警",
+    "follow_up": "关联工单",
     "merge": "并案",
     "dispatch": "派单",
     "sign": "签收",
@@ -113,6 +114,12 @@ CASE_STATE_LABELS: dict[str, str] = {
     "explained": "已说明，待督办员决定",
     "upheld": "维持问责",
     "dismissed": "撤销问责",
+}
+
+#: ``SupervisionOrder.state``: a 督办 order waits for the unit's written answer, or has it
+ORDER_STATE_LABELS: dict[str, str] = {
+    "open": "待单位回复",
+    "responded": "单位已回复",
 }
 
 #: ``accountability``'s ``decision``

@@ -5,7 +5,8 @@ dispatchers, admins, units and channels see it masked (138****1234), in ``citize
 stands in the text: the ticket's title and text, event notes, the conversation (``shown_text``). A confidential
 (保密) ticket shows units no citizen at all, and units cannot look tickets up by citizen (``/api/tickets`` refuses
 ``citizen_id`` from them), so no other ticket of the same caller links the identity. A merged ticket shows a unit
-its parent only when that unit may see the parent.
+its parent only when that unit may see the parent; a follow-up ticket (关联工单) shows a unit the line its
+transferred ticket went to, never that ticket's number (a transferred ticket has no unit, so no unit may see it).
 
 The desk draws its buttons from ``allowed_actions``, computed with the ticket's co-units, so a co-unit's handler
 sees the actions open to co-units (备注, 督办回复) and nothing a lead unit alone may do.
@@ -145,9 +146,20 @@ class ConversationItem(BaseModel):
     last_error: str | None = None
 
 
+class CallbackOut(BaseModel):
+    """The latest callback (回访): what the citizen said, shown on the ticket itself, not only in its history."""
+
+    satisfaction: str
+    solved: bool
+    note: str  # the citizen's words as recorded, masked like every text
+    actor: str
+    at: datetime
+
+
 class TicketDetail(TicketOut):
     events: list[EventOut]
     conversation: list[ConversationItem] = []
+    last_callback: CallbackOut | None = None
 
 
 def ticket_load_options() -> list[Any]:
@@ -250,10 +262,12 @@ def ticket_detail(session: Session, ticket_id: int, actor: Actor) -> TicketDetai
     )
     reopens = [e.note for e in events if e.type == "reopen"]
     base = ticket_out(ticket, actor, (len(reopens), reopens[-1]) if reopens else None)
-    hide_parent = not parent_visible(ticket, actor)
+    hidden = (_PARENT_KEYS if not parent_visible(ticket, actor) else ()) + (_FOLLOWS_KEYS if actor.is_unit else ())
+    callbacks = [e for e in events if e.type == "callback"]
     return TicketDetail(
         **base.model_dump(),
         conversation=conversation(session, ticket, actor),
+        last_callback=_callback_out(callbacks[-1], actor) if callbacks else None,
         events=[
             EventOut(
                 id=e.id,
@@ -263,7 +277,7 @@ def ticket_detail(session: Session, ticket_id: int, actor: Actor) -> TicketDetai
                 from_status=e.from_status,
                 to_status=e.to_status,
                 note=shown_text(e.note, actor),
-                data=_event_data(e.data, hide_parent),
+                data={k: v for k, v in e.data.items() if k not in hidden},
                 created_at=e.created_at,
             )
             for e in events
@@ -272,12 +286,12 @@ def ticket_detail(session: Session, ticket_id: int, actor: Actor) -> TicketDetai
 
 
 _PARENT_KEYS = ("parent_id", "parent_number")
+_FOLLOWS_KEYS = ("follows_id", "follows_number")  # the transferred ticket a follow-up came from
 
 
-def _event_data(data: dict[str, Any], hide_parent: bool) -> dict[str, Any]:
-    if not hide_parent:
-        return data
-    return {k: v for k, v in data.items() if k not in _PARENT_KEYS}
+def _callback_out(event: TicketEvent, actor: Actor) -> CallbackOut:
+    return CallbackOut(satisfaction=str(event.data.get("satisfaction", "")), solved=bool(event.data.get("solved")),
+                       note=shown_text(event.note, actor), actor=event.actor_name, at=event.created_at)
 
 
 def conversation(session: Session, ticket: Ticket, actor: Actor) -> list[ConversationItem]:

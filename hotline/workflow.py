@@ -15,6 +15,11 @@ Who may act (decisions written down here because nobody else will):
   unit spent before sending it back still counts, and unjustified send-backs have their own rule
   (``refused_returns``).
 - an unsatisfied callback can only be closed by a supervisor, with a reason; otherwise a supervisor reopens it.
+- 转警 (``transfer``) ends the ticket: the emergency line owns the emergency, and the handover is what the centre
+  is measured on. What a unit must still do (the gas company's repair after 119 came) is a follow-up ticket
+  (``follow_up``, 关联工单): an event on the transferred ticket that makes a new ticket through the normal intake
+  (``hotline.intake.follow_up_maker``), for the same citizen, with both tickets naming each other in their
+  history. The transferred ticket is never dispatched onward; see docs/DESIGN.md.
 
 Deadlines and the sweep:
 - ``DEADLINE_STATES`` (dispatched, signed) are the states in which a unit's reply clock runs and the worker
@@ -113,6 +118,18 @@ class TransferInput(ActionInput):
     line: Literal["110", "119", "120", "122"]
 
 
+class FollowUpInput(ActionInput):
+    """关联工单: what the unit is to handle (the desk pre-fills the transferred ticket's text) and where."""
+
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), NoNul]
+    location: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300), NoNul] | None = None
+
+
+#: Makes the follow-up ticket of ``source`` through the normal intake (``hotline.intake.follow_up_maker``). Passed
+#: into ``perform`` by its caller because the intake builds on this module, not the other way round.
+FollowUpMaker = Callable[[Session, Ticket, FollowUpInput, Actor, datetime], Ticket]
+
+
 class MergeInput(ActionInput):
     parent_id: Id
 
@@ -192,6 +209,7 @@ class Context:
     timing: Timing
     now: datetime
     event_data: dict[str, Any] = field(default_factory=dict)
+    make_follow_up: FollowUpMaker | None = None
 
 
 def set_reply_due(ctx: Context, due: datetime, start: datetime, *, sent: int | None = None) -> None:
@@ -298,6 +316,15 @@ def _transfer(ctx: Context) -> None:
     ctx.ticket.emergency_line = ctx.data.line
     ctx.ticket.closed_at = ctx.now
     ctx.event_data["line"] = ctx.data.line
+
+
+def _follow_up(ctx: Context) -> None:
+    """关联工单: a new ticket for what a unit must still do after 转警; this ticket stays transferred."""
+    assert isinstance(ctx.data, FollowUpInput)
+    if ctx.make_follow_up is None:
+        raise RuntimeError("perform('follow_up') needs make_follow_up (hotline.intake.follow_up_maker)")
+    follow_up = ctx.make_follow_up(ctx.session, ctx.ticket, ctx.data, ctx.actor, ctx.now)
+    ctx.event_data.update(follow_up_id=follow_up.id, follow_up_number=follow_up.number)
 
 
 def _merge(ctx: Context) -> None:
@@ -638,6 +665,7 @@ ACTIONS: dict[str, Action] = _table(
     Action("answer", "直接答复", frozenset({S.received}), S.answered, FRONT_DESK, ActionInput, apply=_answer),
     Action("transfer", "转警/转急救", frozenset({S.received}), S.transferred, FRONT_DESK, TransferInput,
            apply=_transfer),
+    Action("follow_up", "关联工单", frozenset({S.transferred}), None, FRONT_DESK, FollowUpInput, apply=_follow_up),
     Action("merge", "并案", frozenset({S.received, S.returned}), S.merged, FRONT_DESK, MergeInput, apply=_merge),
     Action("dispatch", "派单", frozenset({S.received, S.returned, S.reopened}), S.dispatched, FRONT_DESK,
            DispatchInput, apply=_dispatch, source_roles={S.returned: DISPATCHERS}),
@@ -728,8 +756,12 @@ def perform(
     timing: Timing,
     *,
     now: datetime | None = None,
+    make_follow_up: FollowUpMaker | None = None,
 ) -> TicketEvent:
-    """Apply one action to one ticket and append its event. Raises 404/403/409/422 as ``DomainError``."""
+    """Apply one action to one ticket and append its event. Raises 404/403/409/422 as ``DomainError``.
+
+    ``make_follow_up`` is needed for ``follow_up`` only (the API passes ``hotline.intake.follow_up_maker``).
+    """
     action = ACTIONS.get(action_name)
     if action is None:
         raise NotFound(f"unknown action '{action_name}'; actions are: {', '.join(ACTIONS)}")
@@ -764,7 +796,7 @@ def perform(
         )
     now = now or datetime.now(UTC)
     from_status, number = ticket.status, ticket.number
-    ctx = Context(session, ticket, actor, data, timing, now)
+    ctx = Context(session, ticket, actor, data, timing, now, make_follow_up=make_follow_up)
     target = action.target
     if target == RESUME:
         target = ticket.resume_status or S.received

@@ -59,6 +59,7 @@ class Labels(BaseModel):
     case_rule: dict[str, str]
     case_state: dict[str, str]
     case_decision: dict[str, str]
+    order_state: dict[str, str]
     outcome: dict[str, str]
     delivery: dict[str, str]
     outbox_kind: dict[str, str]
@@ -92,6 +93,7 @@ def desk_labels() -> Labels:
         satisfaction=labels.SATISFACTION_LABELS, event=labels.EVENT_LABELS, role=labels.ROLE_LABELS,
         emergency_line=labels.EMERGENCY_LINE_LABELS, case_rule=labels.CASE_RULE_LABELS,
         case_state=labels.CASE_STATE_LABELS, case_decision=labels.CASE_DECISION_LABELS,
+        order_state=labels.ORDER_STATE_LABELS,
         outcome=labels.OUTCOME_LABELS, delivery=labels.DELIVERY_LABELS, outbox_kind=labels.OUTBOX_KIND_LABELS,
     )
 

@@ -54,9 +54,10 @@ def list_supervision(
     session: SessionDep, actor: UserDep,
     state: Literal["open", "responded", "overdue", "all"] = "open",
     unit_id: IdQuery = None,
+    ticket_id: IdQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[SupervisionOut]:
-    """督办 orders; ``overdue`` = open and past their due date. Oldest due first."""
+    """督办 orders; ``overdue`` = open and past their due date; ``ticket_id``: one ticket's. Oldest due first."""
     unit_id = _scope_unit(actor, unit_id)
     now = datetime.now(UTC)
     stmt = (
@@ -72,6 +73,8 @@ def list_supervision(
         stmt = stmt.where(SupervisionOrder.state == "open", SupervisionOrder.due_at < now)
     if unit_id is not None:
         stmt = stmt.where(SupervisionOrder.unit_id == unit_id)
+    if ticket_id is not None:
+        stmt = stmt.where(SupervisionOrder.ticket_id == ticket_id)
     return [
         SupervisionOut(
             id=o.id, ticket_id=o.ticket_id, ticket_number=number, unit_id=o.unit_id, unit_name=name, state=o.state,
@@ -104,10 +107,12 @@ def list_accountability(
     session: SessionDep, actor: UserDep,
     state: Literal["opened", "explained", "upheld", "dismissed", "open", "all"] = "open",
     unit_id: IdQuery = None,
+    ticket_id: IdQuery = None,
     rule: Literal["manual", "overdue", "refused_returns", "closed_unsolved"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[CaseOut]:
-    """问责 cases; ``open`` = opened or explained (waiting for the unit or for a decision). Oldest first."""
+    """问责 cases; ``open`` = opened or explained (waiting for the unit or for a decision); ``ticket_id``: one
+    ticket's. Oldest first."""
     unit_id = _scope_unit(actor, unit_id)
     stmt = (
         select(AccountabilityCase, Ticket.number, Unit.name)
@@ -122,6 +127,8 @@ def list_accountability(
         stmt = stmt.where(AccountabilityCase.state == state)
     if unit_id is not None:
         stmt = stmt.where(AccountabilityCase.unit_id == unit_id)
+    if ticket_id is not None:
+        stmt = stmt.where(AccountabilityCase.ticket_id == ticket_id)
     if rule is not None:
         stmt = stmt.where(AccountabilityCase.rule == rule)
     return [

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, or_, select
 
-from hotline import action_forms, views, workflow
+from hotline import action_forms, intake, views, workflow
 from hotline.api.deps import IdPath, IdQuery, ServicesDep, SessionDep, UserDep
 from hotline.errors import Forbidden, Invalid, describe_validation
 from hotline.fields import Day
@@ -126,7 +126,10 @@ def act_on_ticket(ticket_id: IdPath,
     except ValidationError as exc:
         detail, english, errors = describe_validation(exc.errors())
         raise Invalid(english, zh=detail, errors=errors) from exc
-    workflow.perform(session, ticket_id, action, actor, data, services.timing)
+    settings = services.settings
+    follow_ups = intake.follow_up_maker(suggester=services.suggester, timing=services.timing,
+                                        max_text_chars=settings.max_text_chars, auto_dispatch=settings.auto_dispatch)
+    workflow.perform(session, ticket_id, action, actor, data, services.timing, make_follow_up=follow_ups)
     session.commit()
     return views.ticket_detail(session, ticket_id, actor)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.agent_ui.conftest import LiveServer
@@ -184,3 +185,196 @@ def test_a_caller_who_gave_no_name_is_not_called_anonymous(browser: Any, live_se
     meta = agent.page.inner_text("#ticket .meta")
     assert "未留姓名" in meta and "匿名" not in meta
     agent.close()
+
+
+def test_after_a_transfer_to_119_a_follow_up_ticket_goes_to_a_unit(
+    browser: Any, live_server: LiveServer, city: City
+) -> None:
+    """A gas leak goes to 119 at once; the gas pipe still needs a unit. From the transferred ticket the agent opens a
+    关联工单 for the same citizen with the text pre-filled; it enters the normal intake and dispatch, and both tickets
+    name each other in their history (the unit sees the line it went to, not the transferred ticket)."""
+    leak = intake(live_server, city, "月湖新村3栋楼道里燃气泄漏，煤气味很浓",
+                  citizen={"name": "王先生", "phone": "13800003333"})
+    agent = Desk(browser, live_server, "agent")
+    page = agent.page
+    open_on_agent_desk(agent, leak["id"])
+    page.click("#ticket details.act-transfer summary")
+    assert page.input_value("#ticket form.act-transfer select[name=line]") == "119"
+    page.click("#ticket form.act-transfer button[type=submit]")
+    page.wait_for_selector("#ticket details.act-follow_up")
+    page.click("#ticket details.act-follow_up summary")
+    form = page.locator("#ticket form.act-follow_up")
+    assert form.locator("[name=text]").input_value() == leak["text"]
+    form.locator("[name=text]").fill(leak["text"] + "。119已到场处置，请燃气集团上门检修管道")
+    with page.expect_response(lambda r: "/actions/follow_up" in r.url) as response_info:
+        form.locator("button[type=submit]").click()
+    assert response_info.value.status == 200
+    source = api(live_server, city, "agent", "GET", f"/api/tickets/{leak['id']}")
+    assert source["status"] == "transferred" and source["emergency_line"] == "119"
+    linked = [e for e in source["events"] if e["type"] == "follow_up"]
+    assert len(linked) == 1
+    follow_id, follow_number = linked[0]["data"]["follow_up_id"], linked[0]["data"]["follow_up_number"]
+    # the desk opens the new ticket, which waits in the queue for dispatch like any other
+    page.wait_for_selector(f"#ticket[data-ticket-id='{follow_id}'] .analysis")
+    assert follow_number in page.inner_text("#ticket .ticket-head")
+    page.wait_for_selector(f"#queue-list li[data-id='{follow_id}']")
+    history = page.inner_text("#ticket .history")
+    assert f"由工单 {leak['number']}" in history and "119" in history
+    assert "原工单已转 119" in page.inner_text("#ticket .analysis")  # not "建议转 119" a second time
+    agent.shot("agent-follow-up-ticket")
+    follow = api(live_server, city, "agent", "GET", f"/api/tickets/{follow_id}")
+    assert follow["status"] == "received" and follow["citizen"]["id"] == leak["citizen"]["id"]
+    assert follow["text"].endswith("请燃气集团上门检修管道")
+    assert follow["events"][0]["data"]["follows_number"] == leak["number"]
+    # back on the transferred ticket, its history links to the follow-up
+    page.click(f"#ticket .history a[data-ticket-id='{leak['id']}']")
+    page.wait_for_selector(f"#ticket[data-ticket-id='{leak['id']}']")
+    assert follow_number in page.inner_text("#ticket .history")
+    dispatch(live_server, city, follow_id, "zjj")
+    seen = api(live_server, city, "zjj", "GET", f"/api/tickets/{follow_id}")
+    receive = seen["events"][0]["data"]
+    assert receive["follows_line"] == "119" and "follows_number" not in receive and "follows_id" not in receive
+    agent.close()
+
+
+def test_the_supervisors_ticket_dialog_shows_its_orders_and_cases_with_the_actions_allowed(
+    browser: Any, live_server: LiveServer, city: City
+) -> None:
+    """Opened on the board, a ticket shows every 督办 order (answered or waiting) and 问责 case with its state, and
+    offers 督办, 催办 and 问责 as the workflow allows them on this ticket."""
+    ticket = intake(live_server, city, "澄江街道文化路井盖缺失，存在安全隐患")
+    dispatch(live_server, city, ticket["id"], "cjjd")
+    act(live_server, city, "supervisor", ticket["id"], "supervise", note="请今天内设置围挡")
+    act(live_server, city, "cjjd", ticket["id"], "respond_supervision", note="围挡已设置")
+    act(live_server, city, "supervisor", ticket["id"], "supervise", note="请两日内补齐井盖")
+    act(live_server, city, "supervisor", ticket["id"], "accountability", note="签收后两天无人到场")
+    act(live_server, city, "cjjd", ticket["id"], "accountability", decision="explain", note="当天人员在抢修水管")
+    board = Desk(browser, live_server, "supervisor")
+    page = board.page
+    page.evaluate(f"window.__desk.openDetail({ticket['id']})")
+    panel = page.locator("dialog#detail[open] .oversight")
+    panel.locator("li.order").nth(1).wait_for()
+    orders = [panel.locator("li.order").nth(i).inner_text() for i in range(2)]
+    assert any("单位已回复" in o and "围挡已设置" in o for o in orders), orders
+    assert any("待单位回复" in o and "请两日内补齐井盖" in o for o in orders), orders
+    case = panel.locator("li.case").inner_text()
+    assert "已说明，待督办员决定" in case and "当天人员在抢修水管" in case
+    assert panel.locator(".oversight-actions button").all_inner_texts() == ["督办", "催办", "问责"]
+    panel.locator(".oversight-actions button:has-text('督办')").click()
+    supervise = page.locator("dialog#detail details.act-supervise")
+    assert supervise.get_attribute("open") is not None
+    supervise.locator("[name=note]").fill("请明日上午前上报处置照片")
+    with page.expect_response(lambda r: "/actions/supervise" in r.url) as response_info:
+        supervise.locator("button[type=submit]").click()
+    assert response_info.value.status == 200
+    page.wait_for_selector("dialog#detail[open] .oversight li.order:has-text('请明日上午前上报处置照片')")
+    board.shot("supervisor-dialog-oversight", full=False)
+    # a closed ticket can no longer be supervised or reminded; a case may still be opened on it
+    done = intake(live_server, city, "澄江街道建设路路灯不亮")
+    dispatch(live_server, city, done["id"], "cjjd")
+    act(live_server, city, "cjjd", done["id"], "sign")
+    act(live_server, city, "cjjd", done["id"], "reply", note="已修复")
+    act(live_server, city, "agent", done["id"], "callback", satisfaction="satisfied", solved=True)
+    act(live_server, city, "agent", done["id"], "close")
+    page.click("#detail-close")
+    page.evaluate(f"window.__desk.openDetail({done['id']})")
+    page.wait_for_selector(f"dialog#detail[open] #detail-body[data-ticket-id='{done['id']}'] .oversight")
+    assert "暂无督办与问责" in page.inner_text("dialog#detail .oversight")
+    assert page.locator("dialog#detail .oversight-actions button").all_inner_texts() == ["问责"]
+    board.close()
+
+
+def test_an_unsatisfied_callback_shows_on_the_ticket_for_every_role_masked_as_visibility_says(
+    browser: Any, live_server: LiveServer, city: City
+) -> None:
+    """The callback's result (solved? satisfaction) and the citizen's words sit in the ticket's summary, not only in
+    its history: the supervisor reviewing it, the dispatcher and the unit getting it back (numbers masked for those
+    two, as everywhere), and no other unit."""
+    ticket = intake(live_server, city, "澄江街道文化路井盖缺失，存在安全隐患", citizen={"phone": "13800004444"})
+    dispatch(live_server, city, ticket["id"], "cjjd")
+    act(live_server, city, "cjjd", ticket["id"], "sign")
+    act(live_server, city, "cjjd", ticket["id"], "reply", note="已补齐井盖。")
+    words = "井盖还是没有补，昨晚有人差点摔倒，可以打我另一个电话13912345678"
+    act(live_server, city, "agent", ticket["id"], "callback", satisfaction="unsatisfied", solved=False, note=words)
+
+    def result(page: Any, selector: str) -> str:
+        page.wait_for_selector(f"{selector} .callback-result")
+        text: str = page.inner_text(f"{selector} .callback-result")
+        assert "不满意" in text and "未解决" in text
+        return text
+
+    board = Desk(browser, live_server, "supervisor")
+    board.page.click(f"#uns-list li[data-id='{ticket['id']}'] button.item")
+    assert words in result(board.page, "dialog#detail[open]")
+    board.close()
+    act(live_server, city, "supervisor", ticket["id"], "reopen", note="市民反映井盖仍未补齐")
+    masked = words.replace("13912345678", "139****5678")
+    desk = Desk(browser, live_server, "dispatcher")
+    open_on_agent_desk(desk, ticket["id"])
+    assert masked in result(desk.page, "#ticket")
+    desk.shot("dispatcher-callback-result")
+    desk.close()
+    dispatch(live_server, city, ticket["id"], "cjjd")
+    unit = Desk(browser, live_server, "cjjd")
+    unit.page.click(f"#unit-list li[data-id='{ticket['id']}'] button.item")
+    assert masked in result(unit.page, "#ticket")
+    unit.close()
+    response = httpx.get(f"{live_server.url}/api/tickets/{ticket['id']}", headers=city.headers("zjj"))
+    assert response.status_code == 404
+
+
+def test_on_a_phone_the_opened_ticket_is_in_view_with_a_way_back_and_no_keyboard_hints(
+    browser: Any, live_server: LiveServer, city: City
+) -> None:
+    """On a 390×844 phone: the opened ticket's number is below the sticky top bar, not under it; no keyboard hints
+    (nobody has a keyboard); 返回列表 leads back to the ticket in the list."""
+    made = [intake(live_server, city, f"澄江街道文化路{n}号井盖缺失，存在安全隐患") for n in (2, 4, 6, 8)]
+    for ticket in made:
+        dispatch(live_server, city, ticket["id"], "cjjd")
+    last = made[-1]["id"]
+    for who, item, desk_hint in (("cjjd", f"#unit-list li[data-id='{last}']", None),
+                                 ("agent", f"#queue-list li[data-id='{made[0]['id']}']", ".shortcuts")):
+        desk = Desk(browser, live_server, who, phone=True)
+        page = desk.page
+        if who == "agent":
+            made.append(intake(live_server, city, "澄江街道建设路有人占道经营"))
+            item = f"#queue-list li[data-id='{made[-1]['id']}']"
+        page.wait_for_selector(item)
+        page.click(f"{item} button.item")
+        page.wait_for_selector("#ticket details.action")
+        assert page.locator("kbd:visible").count() == 0, page.locator("kbd:visible").all_inner_texts()
+        if desk_hint:
+            assert not page.locator(desk_hint).is_visible()
+        page.wait_for_function(
+            """() => { const bar = document.querySelector('.topbar').getBoundingClientRect();
+                       const n = document.querySelector('#ticket .ticket-head .number').getBoundingClientRect();
+                       return n.top >= bar.bottom && n.bottom <= window.innerHeight; }""", timeout=5000)
+        desk.shot(f"{who}-desk-phone-ticket", full=False)
+        back = page.locator("#ticket .back-to-list")
+        assert back.is_visible() and back.inner_text() == "返回列表"
+        back.click()
+        page.wait_for_function(
+            """(sel) => { const bar = document.querySelector('.topbar').getBoundingClientRect();
+                          const li = document.querySelector(sel).getBoundingClientRect();
+                          return li.top >= bar.bottom && li.bottom <= window.innerHeight; }""", arg=item, timeout=5000)
+        desk.close()
+
+
+@pytest.mark.parametrize(("who", "path", "for_role", "home", "home_title"), [
+    ("cjjd", "/desk/supervisor", "督办员、管理员", "/desk/unit", "承办台"),
+    ("agent", "/desk/admin", "管理员", "/desk/agent", "受理台"),
+])
+def test_a_desk_for_another_role_says_so_in_chinese_without_a_console_error(
+    browser: Any, live_server: LiveServer, city: City, who: str, path: str, for_role: str, home: str,
+    home_title: str,
+) -> None:
+    desk = Desk(browser, live_server, who)
+    desk.page.goto(live_server.url + path)
+    desk.page.wait_for_selector("main.denied")
+    notice = desk.page.inner_text("main.denied")
+    assert f"供{for_role}使用" in notice, notice
+    link = desk.page.locator("main.denied a")
+    assert link.get_attribute("href") == home and home_title in link.inner_text()
+    desk.page.evaluate("() => new Promise((done) => setTimeout(done, 0))")  # let a pending error surface
+    desk.shot(f"wrong-role-{who}")
+    desk.close()  # no uncaught error on the page

@@ -96,6 +96,24 @@ def test_phone_numbers_in_the_text_reach_only_full_number_roles(client: TestClie
         assert "13912345678" in client.get(f"/api/tickets/{t['id']}", headers=city.headers(who)).json()["text"]
 
 
+def test_the_callback_result_is_on_the_ticket_masked_as_for_every_text(client: TestClient, city: City) -> None:
+    """What the citizen said at the callback is on the ticket (``last_callback``), also after a reopen, for every
+    role that may see the ticket; numbers in it are masked for the roles that get masked numbers."""
+    t = submit(client, city)
+    dispatch(client, city, t["id"], "cjjd")
+    act(client, city, "cjjd", t["id"], "sign")
+    act(client, city, "cjjd", t["id"], "reply", note="已清理摊位")
+    words = "摊位第二天又摆出来了，有事打我13912345678"
+    act(client, city, "agent", t["id"], "callback", satisfaction="unsatisfied", solved=False, note=words)
+    act(client, city, "supervisor", t["id"], "reopen", note="市民反映摊位仍在")
+    dispatch(client, city, t["id"], "cjjd")
+    masked = words.replace("13912345678", "139****5678")
+    for who, note in (("agent", words), ("supervisor", words), ("dispatcher", masked), ("cjjd", masked)):
+        shown = client.get(f"/api/tickets/{t['id']}", headers=city.headers(who)).json()["last_callback"]
+        assert (shown["satisfaction"], shown["solved"], shown["note"]) == ("unsatisfied", False, note), who
+    assert client.get(f"/api/tickets/{t['id']}", headers=city.headers("zjj")).status_code == 404
+
+
 def test_a_channel_sees_its_own_ticket_masked(client: TestClient, city: City, monkeypatch: pytest.MonkeyPatch
                                               ) -> None:
     monkeypatch.setitem(client.app.state.services.settings.channel_keys, "wechat", "k" * 24)  # type: ignore[attr-defined]

@@ -75,6 +75,26 @@ def test_supervision_order_has_due_date_response_and_lists(client: TestClient, c
     assert act(client, city, "cjjd", ticket_id, "respond_supervision", note="再答一次").status_code == 409
 
 
+def test_one_tickets_orders_and_cases_are_listed_for_its_dialog(client: TestClient, city: City) -> None:
+    """The supervisor's ticket dialog asks for one ticket's orders and cases, answered and decided ones too."""
+    first, second = dispatched(client, city), dispatched(client, city)
+    for ticket_id in (first, second):
+        ok(act(client, city, "supervisor", ticket_id, "supervise", note="请两个工作日内书面答复"))
+    ok(act(client, city, "cjjd", first, "respond_supervision", note="已到场处置"))
+    ok(act(client, city, "supervisor", first, "accountability", note="签收后两天无人到场"))
+    every = {"state": "all", "ticket_id": first}
+    orders = ok(client.get("/api/supervision", params=every, headers=city.headers("supervisor")))
+    assert [(o["ticket_id"], o["state"]) for o in orders] == [(first, "responded")]
+    listed = ok(client.get("/api/accountability", params=every, headers=city.headers("supervisor")))
+    assert [(c["ticket_id"], c["state"]) for c in listed] == [(first, "opened")]
+    assert ok(client.get("/api/accountability", params={"state": "all", "ticket_id": second},
+                         headers=city.headers("supervisor"))) == []
+    # a unit still sees its own orders only, whichever ticket it names
+    assert ok(client.get("/api/supervision", params=every, headers=city.headers("zjj"))) == []
+    bad = client.get("/api/supervision", params={"ticket_id": 0}, headers=city.headers("supervisor"))
+    assert bad.status_code == 422
+
+
 def test_supervision_needs_a_unit_and_accepts_a_co_unit(client: TestClient, city: City) -> None:
     t = submit(client, city)
     assert act(client, city, "supervisor", t["id"], "supervise", note="督办未派单工单").status_code == 409

@@ -153,6 +153,43 @@ def test_direct_answer_transfer_and_merge(client: TestClient, city: City) -> Non
     assert act(client, city, "agent", c["id"], "merge", parent_id=c["id"]).status_code == 422
 
 
+def test_after_a_transfer_a_follow_up_ticket_goes_through_the_intake_for_the_same_citizen(
+    client: TestClient, city: City
+) -> None:
+    """转警 ends the ticket; what a unit must still do is a 关联工单 made from it: the normal intake, the same
+    citizen and channel, as confidential as the original, each ticket naming the other in its history."""
+    leak = submit(client, city, "建设路闻到很浓的煤气味，我电话13912345678", confidential=True,
+                  citizen={"name": "王先生", "phone": "13800003333"})
+    refused = act(client, city, "agent", leak["id"], "follow_up", text=leak["text"])
+    assert refused.status_code == 409 and "transfer" in refused.json()["allowed"]
+    assert act(client, city, "agent", leak["id"], "transfer", line="119").status_code == 200
+    assert act(client, city, "agent", leak["id"], "follow_up", text="  ").status_code == 422
+    assert act(client, city, "cjjd", leak["id"], "follow_up", text=leak["text"]).status_code == 404
+    # a dispatcher reads the text with the number masked: sent back unchanged, the follow-up keeps the original
+    shown = client.get(f"/api/tickets/{leak['id']}", headers=city.headers("dispatcher")).json()
+    assert "follow_up" in shown["allowed_actions"] and "139****5678" in shown["text"]
+    r = act(client, city, "dispatcher", leak["id"], "follow_up", text=shown["text"], note="燃气管道需上门检修")
+    assert r.status_code == 200, r.text
+    source = r.json()
+    assert source["status"] == "transferred" and [e["type"] for e in source["events"]][-2:] == ["transfer",
+                                                                                                 "follow_up"]
+    link = source["events"][-1]
+    assert link["note"] == "燃气管道需上门检修" and link["to_status"] is None
+    follow = client.get(f"/api/tickets/{link['data']['follow_up_id']}", headers=city.headers("agent")).json()
+    assert follow["number"] == link["data"]["follow_up_number"] and follow["status"] == "received"
+    assert follow["text"] == leak["text"] and follow["channel"] == "phone" and follow["confidential"]
+    assert follow["citizen"]["id"] == leak["citizen"]["id"]
+    receive = follow["events"][0]
+    assert receive["type"] == "receive"
+    assert (receive["data"]["follows_id"], receive["data"]["follows_line"]) == (leak["id"], "119")
+    # the unit gets it by the normal dispatch and learns which line took the emergency, not the other ticket
+    dispatch_to(client, city, follow["id"], unit="zjj")
+    unit_view = client.get(f"/api/tickets/{follow['id']}", headers=city.headers("zjj")).json()
+    assert unit_view["citizen"] is None
+    assert unit_view["events"][0]["data"]["follows_line"] == "119"
+    assert "follows_id" not in unit_view["events"][0]["data"] and leak["number"] not in str(unit_view)
+
+
 def test_recategorize_is_recorded_for_retraining(client: TestClient, city: City) -> None:
     t = submit(client, city)
     r = act(client, city, "agent", t["id"], "recategorize", category_id=city.ids["cat:zhandao"], note="")

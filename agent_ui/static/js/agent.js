@@ -7,7 +7,7 @@ import { LiveChannel } from './live.js';
 import { coalesce } from './schedule.js';
 import { fmtTime } from './time.js';
 import { requireUser, topbar } from './topbar.js';
-import { renderTicket, reworkBadge } from './ticket.js';
+import { renderTicket, revealTicket, reworkBadge } from './ticket.js';
 
 const me = await requireUser();
 topbar(me);
@@ -58,6 +58,8 @@ function defaultsFrom(ticket, route) {
     recategorize: { category_id: top ? top.category_id : (ticket.category && ticket.category.id) },
     merge: {},
     answer: {},
+    // 关联工单 after 转警: the request as recorded, for the agent to add what the unit is to do
+    follow_up: { text: ticket.text, location: ticket.location },
   };
 }
 
@@ -65,7 +67,15 @@ const ctx = {
   me, units, categories, showAnalysis: true,
   afterRender: () => keepDispatchNoteTrue(),
   openTicket: (id) => openTicket(id),
-  onDone: (updated) => { showTicket(updated); refreshQueue(); },
+  backToList: () => backToList(),
+  onDone: (updated, name) => {
+    refreshQueue();
+    // 关联工单: go on with the new ticket (it waits in the queue for dispatch)
+    const made = name === 'follow_up' && [...updated.events].reverse().find((e) => e.type === 'follow_up');
+    if (!made) { showTicket(updated); return; }
+    toast(`已新建关联工单：${made.data.follow_up_number}（原工单 ${updated.number} 仍为已转警）`, 'ok');
+    openTicket(made.data.follow_up_id, { reveal: true });
+  },
   onConflict: () => state.selected && openTicket(state.selected.id),
   prefill: (action, values) => {
     if (!state.selected) return;
@@ -75,7 +85,7 @@ const ctx = {
   },
 };
 
-async function showTicket(ticket) {
+async function showTicket(ticket, { reveal = false } = {}) {
   state.selected = ticket;
   const route = await currentRoute(ticket);
   if (state.selected !== ticket) return;  // another ticket was opened meanwhile
@@ -84,6 +94,15 @@ async function showTicket(ticket) {
   ctx.open = null;
   renderTicket(ticketBox, ticket, ctx);
   for (const li of document.querySelectorAll('#queue-list li')) li.classList.toggle('selected', Number(li.dataset.id) === ticket.id);
+  if (reveal) revealTicket(ticketBox);
+}
+
+/** 返回列表 (phones): back up to the open ticket's place in the queue, or the queue's top. */
+function backToList() {
+  const id = state.selected && state.selected.id;
+  const item = id && document.querySelector(`#queue-list li[data-id='${id}'] button.item`);
+  (item ? item.closest('li') : $('#queue-list')).scrollIntoView({ block: 'center' });
+  if (item) item.focus({ preventScroll: true });
 }
 
 /**
@@ -105,12 +124,12 @@ function keepDispatchNoteTrue() {
   });
 }
 
-async function openTicket(id, { ifChanged = false } = {}) {
+async function openTicket(id, { ifChanged = false, reveal = !ifChanged } = {}) {
   try {
     const t = await api(`/api/tickets/${id}`);
     // A live event about the ticket on screen (often our own action, already shown): redraw only if it changed.
     if (ifChanged && state.selected && state.selected.id === t.id && state.selected.version === t.version) return;
-    showTicket(t);
+    showTicket(t, { reveal });
   } catch (err) {
     toast(`无法打开工单：${err.message}`, 'error');
   }

@@ -3,13 +3,13 @@
 // hot spots, supervision orders, accountability cases and unit scorecards (board_panels.js); charts by category,
 // area and channel with drill-down; who is online.
 import { api } from './api.js';
-import { labelOf, policies, statusBadge } from './config.js';
+import { action, labelOf, policies, statusBadge } from './config.js';
 import { h, clear, $, toast, badge } from './dom.js';
 import { LiveChannel } from './live.js';
 import { debounce } from './schedule.js';
 import { WorkClock, fmtSpan, fmtTime } from './time.js';
 import { requireUser, topbar } from './topbar.js';
-import { renderTicket, unitName } from './ticket.js';
+import { openActionForm, oversightPanel, renderTicket, unitName } from './ticket.js';
 import { hotspotsPanel, supervisionPanel, accountabilityPanel, scorecardsPanel } from './board_panels.js';
 
 const me = await requireUser();
@@ -102,21 +102,43 @@ const refreshBoard = debounce(() => loadBoard().catch((e) => toast(e.message, 'e
 const dialog = $('#detail');
 const detailBody = $('#detail-body');
 $('#detail-close').addEventListener('click', () => dialog.close());
-function show(t) {
+/** What the supervisor may do from the 督办/问责 panel: the workflow's 督办, 催办, 问责 where this ticket allows them. */
+const OVERSIGHT_ACTIONS = ['supervise', 'remind', 'accountability'];
+
+/** Every 督办 order and 问责 case of the ticket, answered and decided ones too. */
+async function oversightOf(id) {
+  const [orders, cases] = await Promise.all([
+    api(`/api/supervision?state=all&ticket_id=${id}`), api(`/api/accountability?state=all&ticket_id=${id}`)]);
+  return { orders, cases };
+}
+
+function show(t, oversight) {
   ctx.ticket = t; // the action forms read ``version`` from this object when they submit
+  ctx.oversight = oversight;
+  // the 问责 form decides one of the cases still open (or opens a new one)
+  ctx.cases = oversight.cases.filter((c) => c.state === 'opened' || c.state === 'explained');
   renderTicket(detailBody, t, ctx);
 }
 const ctx = {
   me, units, categories, showAnalysis: false,
-  onDone: (updated) => { show(updated); refreshBoard(); },
+  openTicket: (id) => openDetail(id),
+  beforeActions: (t) => [oversightPanel(ctx.oversight.orders, ctx.oversight.cases, {
+    units, showUnit: true, now: clock.now(),
+    actions: OVERSIGHT_ACTIONS.filter((name) => (t.allowed_actions || []).includes(name))
+      .map((name) => ({ label: action(name).label, onclick: () => openActionForm(detailBody, name) })),
+  })],
+  onDone: async (updated) => {
+    show(updated, await oversightOf(updated.id).catch(() => ctx.oversight));
+    refreshBoard();
+  },
   onConflict: () => ctx.current && openDetail(ctx.current),
 };
 async function openDetail(id) {
   try {
-    const t = await api(`/api/tickets/${id}`);
+    const [t, oversight] = await Promise.all([api(`/api/tickets/${id}`), oversightOf(id)]);
     ctx.current = id;
-    ctx.defaults = { dispatch: { unit_id: null } };
-    show(t);
+    ctx.defaults = { dispatch: { unit_id: null }, accountability: { decision: 'open' } };
+    show(t, oversight);
     if (!dialog.open) dialog.showModal();
   } catch (err) { toast(err.message, 'error'); }
 }
@@ -150,10 +172,11 @@ function engaged(container) {
  */
 async function refreshDetail(id) {
   if (!dialog.open || ctx.current !== id) return;
-  const fresh = await api(`/api/tickets/${id}`);
+  const [fresh, oversight] = await Promise.all([api(`/api/tickets/${id}`), oversightOf(id)]);
   if (!dialog.open || ctx.current !== id) return;
   const keep = detailBody.querySelector(':scope > .actions');
-  if (!keep || !ctx.ticket || !engaged(detailBody)) { show(fresh); return; }
+  if (!keep || !ctx.ticket || !engaged(detailBody)) { show(fresh, oversight); return; }
+  ctx.oversight = oversight;
   const before = (ctx.ticket.allowed_actions || []).join(',');
   const changed = before !== (fresh.allowed_actions || []).join(',');
   const scratch = document.createElement('article');
@@ -166,7 +189,7 @@ async function refreshDetail(id) {
   Object.assign(ctx.ticket, fresh);
   keep.prepend(h('div', { class: 'stale-notice', role: 'status' },
     changed ? '此工单的状态已变化，下列操作可能已不适用。' : '此工单刚刚有更新，办理记录已刷新，您填写的内容已保留。',
-    h('button', { type: 'button', class: 'small', onclick: () => show(fresh) }, changed ? '刷新操作' : '重新载入')));
+    h('button', { type: 'button', class: 'small', onclick: () => show(fresh, oversight) }, changed ? '刷新操作' : '重新载入')));
   for (const old of [...keep.querySelectorAll(':scope > .stale-notice')].slice(1)) old.remove();
 }
 const refreshDetailSoon = debounce((id) => refreshDetail(id).catch((e) => toast(e.message, 'error')), 250);

@@ -63,7 +63,7 @@ function fieldInput(field, ctx, ticket, defaults, formId) {
       if (!cases.length) return null;
       input = h('select', { id, name: field.name, required: cases.length > 1 && ctx.me.role === 'unit_handler' },
         cases.length > 1 ? h('option', { value: '' }, '— 选择问责事项 —') : null,
-        cases.map((c) => h('option', { value: c.id }, `#${c.id} ${c.reason.slice(0, 40)}`)));
+        cases.map((c) => h('option', { value: c.id, selected: value === c.id }, `#${c.id} ${c.reason.slice(0, 40)}`)));
       break;
     }
     case 'approve':
@@ -192,9 +192,13 @@ export function analysisPanel(ticket, ctx) {
   box.appendChild(h('div', { class: 'row' }, h('span', { class: 'k' }, '诉求类型'),
     h('span', {}, labels().kind[a.kind] || labels().kind[ticket.kind] || '—')));
   const urgent = a.urgent || ticket.urgent;
+  // A follow-up (关联工单) of a transferred ticket: the emergency line already has it; say so, not "建议转"
+  const receive = (ticket.events || []).find((e) => e.type === 'receive');
+  const followsLine = receive && receive.data ? receive.data.follows_line : null;
+  const line = followsLine ? ` · 原工单已转 ${followsLine}` : (a.emergency_line ? ` · 建议转 ${a.emergency_line}` : '');
   box.appendChild(h('div', { class: 'row' }, h('span', { class: 'k' }, '紧急程度'),
-    urgent ? h('span', { class: 'urgent-text' }, '紧急', a.urgency_reason ? `：${a.urgency_reason}` : '',
-      a.emergency_line ? ` · 建议转 ${a.emergency_line}` : '') : h('span', {}, '一般')));
+    urgent ? h('span', { class: 'urgent-text' }, '紧急', a.urgency_reason ? `：${a.urgency_reason}` : '', line)
+      : h('span', {}, '一般')));
   box.appendChild(h('div', { class: 'row' }, h('span', { class: 'k' }, '地区'), h('span', {}, a.area_name || '未识别')));
   // ``ctx.route``: the route for the ticket's category now (after 更正分类 the catalogue's, not the first guess)
   const route = ctx.route || { unit_name: a.unit_name, co_unit_ids: a.co_unit_ids || [], explanation: a.route_explanation };
@@ -229,21 +233,28 @@ export function analysisPanel(ticket, ctx) {
 }
 
 /**
- * 督办 orders and 问责 cases open on this ticket: the order's demand and due time (``data-due`` lets the page
- * turn it red the moment it passes), the case's reason. ``showUnit``: name the unit (oversight roles see all).
+ * 督办 orders and 问责 cases of this ticket, each with its state: the order's demand and due time (an open one's
+ * ``data-due`` lets the page turn it red the moment it passes) and the unit's answer, the case's reason, the
+ * unit's explanation and the decision. ``showUnit``: name the unit (oversight roles see all). ``actions``: buttons
+ * for what may be done from here (the supervisor's 督办, 催办, 问责); with them the panel shows even when empty.
  */
-export function oversightPanel(orders, cases, { units = [], showUnit = false, now = Date.now() } = {}) {
-  if (!orders.length && !cases.length) return null;
+export function oversightPanel(orders, cases, { units = [], showUnit = false, now = Date.now(), actions = null } = {}) {
+  if (!orders.length && !cases.length && !actions) return null;
   const unitLabel = (id) => (showUnit ? h('span', { class: 'muted small' }, ` · ${unitName(units, id)}`) : null);
   return h('section', { class: 'oversight', 'aria-label': '督办与问责' }, h('h3', {}, '督办与问责'),
+    !orders.length && !cases.length ? h('p', { class: 'muted' }, '暂无督办与问责。') : null,
     h('ul', {},
       orders.map((o) => {
-        const late = Date.parse(o.due_at) < now;
-        return h('li', { class: `order ${late ? 'overdue' : ''}`, dataset: { orderId: o.id } },
-          h('div', { class: 'line1' }, badge('督办', late ? 'danger' : 'warn'),
-            h('span', { class: 'due', dataset: { due: o.due_at } }, `限办 ${fmtTime(o.due_at, true)}${late ? '（已超期）' : ''}`),
+        const open = o.state === 'open';
+        const late = open && Date.parse(o.due_at) < now;
+        return h('li', { class: `order st-${o.state} ${late ? 'overdue' : ''}`, dataset: { orderId: o.id } },
+          h('div', { class: 'line1' }, badge('督办', late ? 'danger' : (open ? 'warn' : '')),
+            h('span', { class: 'order-state' }, labelOf('order_state', o.state)),
+            h('span', { class: 'due', dataset: open ? { due: o.due_at } : {} }, `限办 ${fmtTime(o.due_at, true)}${late ? '（已超期）' : ''}`),
             h('span', { class: 'muted small' }, `下达于 ${fmtTime(o.issued_at)}`), unitLabel(o.unit_id)),
-          h('p', { class: 'demand' }, h('span', { class: 'k' }, '督办要求：'), h('span', { class: 'text' }, o.note)));
+          h('p', { class: 'demand' }, h('span', { class: 'k' }, '督办要求：'), h('span', { class: 'text' }, o.note)),
+          o.response ? h('p', { class: 'response' }, h('span', { class: 'k' }, `单位回复（${fmtTime(o.responded_at)}）：`),
+            h('span', { class: 'text' }, o.response)) : null);
       }),
       cases.map((c) => h('li', { class: `case st-${c.state}`, dataset: { caseId: c.id } },
         h('div', { class: 'line1' }, badge('问责', c.state === 'opened' ? 'danger' : 'warn'),
@@ -251,10 +262,49 @@ export function oversightPanel(orders, cases, { units = [], showUnit = false, no
             `${labelOf('case_rule', c.rule)} · 立案于 ${fmtTime(c.opened_at)} · #${c.id}`), unitLabel(c.unit_id)),
         h('p', { class: 'reason' }, h('span', { class: 'k' }, '问责事由：'), h('span', { class: 'text' }, c.reason)),
         c.explanation ? h('p', { class: 'explanation' }, h('span', { class: 'k' }, '单位说明：'),
-          h('span', { class: 'text' }, c.explanation)) : null))));
+          h('span', { class: 'text' }, c.explanation)) : null,
+        c.decision_note ? h('p', { class: 'decision' }, h('span', { class: 'k' }, '决定意见：'),
+          h('span', { class: 'text' }, c.decision_note)) : null))),
+    actions && actions.length ? h('div', { class: 'oversight-actions buttons' },
+      actions.map((a) => h('button', { type: 'button', class: 'small', onclick: a.onclick }, a.label))) : null);
 }
 
-export function historyList(ticket) {
+/** Open an action's form on the rendered ticket, bring it into view and put the cursor in its first field. */
+export function openActionForm(container, name) {
+  const details = container.querySelector(`details.act-${name}`);
+  if (!details) return;
+  details.open = true;
+  details.scrollIntoView({ block: 'nearest' });
+  const first = details.querySelector('form input, form select, form textarea');
+  if (first) first.focus();
+}
+
+/** Phones and narrow windows show the list above the ticket: bring the opened ticket into view (below the top bar,
+ * whose height the page keeps in ``--topbar-h``), and its list item again for 返回列表. Wide screens show both. */
+export function narrowScreen() { return window.matchMedia('(max-width: 800px)').matches; }
+
+export function revealTicket(container) {
+  if (narrowScreen()) container.scrollIntoView({ block: 'start' });
+}
+
+/** A ticket named in another one's history: a link when the page can open it (``ctx.openTicket``). */
+function ticketLink(id, number, ctx) {
+  if (!ctx.openTicket || id === undefined) return h('span', { class: 'number' }, number);
+  return h('a', { href: '#', class: 'number', dataset: { ticketId: id },
+    onclick: (e) => { e.preventDefault(); ctx.openTicket(id); } }, number);
+}
+
+/** 关联工单: the transferred ticket names its follow-up, the follow-up where it came from (units: only the line). */
+function followUpNote(e, ctx) {
+  const d = e.data || {};
+  if (d.follow_up_number) return h('div', { class: 'note link' }, '新建关联工单 ', ticketLink(d.follow_up_id, d.follow_up_number, ctx));
+  if (!d.follows_line && !d.follows_number) return null;
+  const line = d.follows_line ? `转警（${labelOf('emergency_line', d.follows_line)}）后` : '';
+  return h('div', { class: 'note link' }, d.follows_number
+    ? ['由工单 ', ticketLink(d.follows_id, d.follows_number, ctx), ` ${line}新建的关联工单`] : `${line}新建的关联工单`);
+}
+
+export function historyList(ticket, ctx = {}) {
   return h('section', { class: 'history', 'aria-label': '办理记录' }, h('h3', {}, '办理记录'),
     h('ol', {}, (ticket.events || []).map((e) => h('li', {},
       h('time', { datetime: e.created_at }, fmtTime(e.created_at)),
@@ -262,6 +312,7 @@ export function historyList(ticket) {
       h('span', { class: 'actor' }, e.actor),
       e.to_status ? h('span', { class: 'muted' }, ` → ${labelOf('status', e.to_status)}`) : null,
       e.note ? h('div', { class: 'note' }, e.note) : null,
+      followUpNote(e, ctx),
       e.data && e.data.attachments && e.data.attachments.length ? h('div', { class: 'note' },
         `附件：${e.data.attachments.map((a) => (typeof a === 'string' ? a : a.url || a.media_id || a.kind)).join('；')}`) : null))));
 }
@@ -279,6 +330,16 @@ export function conversationList(ticket) {
       m.attempts > 1 ? h('span', { class: 'muted small' }, `（第 ${m.attempts} 次）`) : null,
       h('div', { class: 'note' }, m.text),
       m.state === 'failed' && m.last_error ? h('div', { class: 'note muted small' }, `原因：${m.last_error}`) : null))));
+}
+
+/** The latest callback (回访) on the ticket itself: solved or not, satisfaction, and what the citizen said. */
+export function callbackResult(cb) {
+  if (!cb) return null;
+  return h('section', { class: `callback-result sat-${cb.satisfaction}`, 'aria-label': '回访结果' }, h('h3', {}, '回访结果'),
+    h('p', {}, h('span', { class: 'k' }, '是否解决：'), h('strong', {}, cb.solved ? '已解决' : '未解决'), ' · ',
+      h('span', { class: 'k' }, '满意度：'), h('strong', {}, labelOf('satisfaction', cb.satisfaction)),
+      h('span', { class: 'muted small' }, ` · ${cb.actor} · ${fmtTime(cb.at)}`)),
+    cb.note ? h('p', { class: 'words' }, h('span', { class: 'k' }, '市民意见：'), h('span', { class: 'text' }, cb.note)) : null);
 }
 
 /** 重办 mark: a ticket a supervisor reopened after an unsatisfied callback (the count when more than once). */
@@ -312,17 +373,20 @@ export function renderTicket(container, ticket, ctx) {
     h('dt', {}, '答复时限'), h('dd', {}, fmtTime(ticket.reply_due, true)));
   const body = h('section', { class: 'complaint', 'aria-label': '诉求内容' }, h('h3', {}, '诉求内容'),
     h('p', { class: 'text' }, ticket.text));
-  const reply = ticket.reply_text ? h('section', { class: 'reply' }, h('h3', {}, '答复内容'), h('p', { class: 'text' }, ticket.reply_text),
-    ticket.satisfaction ? h('p', {}, `回访：${labelOf('satisfaction', ticket.satisfaction)}，${ticket.solved ? '已解决' : '未解决'}`) : null) : null;
+  const reply = ticket.reply_text ? h('section', { class: 'reply' }, h('h3', {}, '答复内容'), h('p', { class: 'text' }, ticket.reply_text)) : null;
+  // 返回列表: on a phone the list is above the ticket (CSS shows the button on narrow screens only)
+  if (ctx.backToList) container.append(h('button', { type: 'button', class: 'back-to-list', onclick: ctx.backToList }, '返回列表'));
   container.append(head);
   if (rework) container.append(rework);
   container.append(body, meta);
   if (reply) container.append(reply);
+  const callback = callbackResult(ticket.last_callback);
+  if (callback) container.append(callback);
   if (ctx.showAnalysis) container.append(analysisPanel(ticket, ctx));
   if (ctx.beforeActions) container.append(...ctx.beforeActions(ticket).filter(Boolean));
   container.append(actionPanel(ticket, ctx));
   const talk = conversationList(ticket);
   if (talk) container.append(talk);
-  if (ticket.events) container.append(historyList(ticket));
+  if (ticket.events) container.append(historyList(ticket, ctx));
   if (ctx.afterRender) ctx.afterRender(ticket);
 }

@@ -11,20 +11,28 @@ function thisPage() {
   return page;
 }
 
+/** A promise that never settles: the page's script stops at its ``await`` without an (uncaught) error. */
+const STOP = () => new Promise(() => {});
+
 /**
  * Check the session and that the user's role may open this page, and load the desk config; returns the current
  * user or redirects to the login page. Once it returned, every label, form and policy of the config is there.
+ * A page for other roles says whose desk it is and links to the user's own; the page's script goes no further.
  */
 export async function requireUser() {
-  if (!token()) { toLogin(); throw new Error('not logged in'); }
+  if (!token()) { toLogin(); return STOP(); }
   const [me] = await Promise.all([api('/api/me'), loadConfig()]);
   saveMe(me);
-  if (!thisPage().roles.includes(me.role)) {
+  const page = thisPage();
+  if (!page.roles.includes(me.role)) {
+    const home = config().pages.find((p) => p.path === homeOf(me.role));
+    const forRoles = page.roles.map((r) => labelOf('role', r)).join('、');
+    document.title = `无权访问 · ${page.title} · 12345`;
     document.body.replaceChildren(h('main', { class: 'denied' },
       h('h1', {}, '无权访问此页面'),
-      h('p', {}, `您的角色是「${labelOf('role', me.role)}」。`),
-      h('a', { href: homeOf(me.role) }, '返回我的工作台')));
-    throw new Error('wrong role');
+      h('p', {}, `「${page.title}」供${forRoles}使用，您的角色是「${labelOf('role', me.role)}」。`),
+      h('p', {}, h('a', { href: homeOf(me.role) }, `前往我的工作台${home ? `（${home.title}）` : ''}`))));
+    return STOP();
   }
   return me;
 }
@@ -41,5 +49,9 @@ export function topbar(me) {
       h('span', { class: 'user' }, `${me.name}（${labelOf('role', me.role)}）`),
       h('button', { type: 'button', class: 'link', onclick: logout }, '退出')));
   document.body.prepend(bar);
+  // The bar is sticky and wraps on a phone: what scrolls into view must stop below it (CSS scroll-margin-top).
+  const keepHeight = () => document.documentElement.style.setProperty('--topbar-h', `${bar.offsetHeight}px`);
+  new ResizeObserver(keepHeight).observe(bar);
+  keepHeight();
   return bar;
 }

@@ -7,7 +7,7 @@ import { LiveChannel } from './live.js';
 import { coalesce } from './schedule.js';
 import { WorkClock, fmtSpan, fmtTime } from './time.js';
 import { requireUser, topbar } from './topbar.js';
-import { renderTicket, oversightPanel, reworkBadge } from './ticket.js';
+import { renderTicket, oversightPanel, revealTicket, reworkBadge } from './ticket.js';
 
 const me = await requireUser();
 topbar(me);
@@ -30,8 +30,9 @@ const LEFT_WITHOUT_REPLY = new Set(['merged', 'transferred']);
 const ctx = {
   me, units, categories: [], showAnalysis: false,
   labels: isUnit ? { accountability: '问责说明' } : {},
-  onDone: (updated) => { openTicket(updated.id, updated); refresh(); },
+  onDone: (updated) => { openTicket(updated.id, { known: updated }); refresh(); },
   onConflict: () => state.selected && openTicket(state.selected.id),
+  backToList: () => backToList(),
   beforeActions: () => [detailCountdown(), oversightPanel(state.oversight.orders, state.oversight.cases,
     { units, showUnit: !isUnit, now: clock.now() })],
 };
@@ -71,7 +72,7 @@ function card(t) {
   const info = t.deadline;
   const [text, light] = countdownText(info);
   return h('li', { dataset: { id: t.id }, class: `card light-${light || 'none'} ${state.selected && state.selected.id === t.id ? 'selected' : ''}` },
-    h('button', { type: 'button', class: 'item', onclick: () => openTicket(t.id) },
+    h('button', { type: 'button', class: 'item', onclick: () => openTicket(t.id, { reveal: true }) },
       h('div', { class: 'line1' }, h('span', { class: 'number' }, t.number), statusBadge(t.status),
         t.urgent ? badge('紧急', 'urgent') : null, reworkBadge(t),
         t.unit && me.unit_id && t.unit.id !== me.unit_id ? badge('协办', 'co') : null,
@@ -155,7 +156,7 @@ async function load() {
 const refresh = coalesce(() => load().catch((e) => toast(e.message, 'error')));
 const reloadSelected = coalesce(() => (state.selected ? openTicket(state.selected.id) : null));
 
-function showTicket(ticket) {
+function showTicket(ticket, { reveal = false } = {}) {
   state.selected = ticket;
   const mine = (x) => !isUnit || x.unit_id === me.unit_id;
   const orders = state.oversight.orders.filter((o) => o.state === 'open' && mine(o));
@@ -169,16 +170,24 @@ function showTicket(ticket) {
   if (isUnit && !opened.length) ctx.hide.push('accountability');
   renderTicket(ticketBox, ticket, ctx);
   for (const li of document.querySelectorAll('#unit-list li')) li.classList.toggle('selected', Number(li.dataset.id) === ticket.id);
-  if (window.matchMedia('(max-width: 800px)').matches) ticketBox.scrollIntoView({ behavior: 'smooth' });
+  if (reveal) revealTicket(ticketBox);
 }
 
-/** Orders and cases of this ticket (GET /api/supervision and /api/accountability filter by unit, not ticket). */
+/** 返回列表 (phones): back up to the open ticket's card in the list, or the list's top. */
+function backToList() {
+  const id = state.selected && state.selected.id;
+  const item = id && document.querySelector(`#unit-list li[data-id='${id}'] button.item`);
+  (item ? item.closest('li') : $('#unit-list')).scrollIntoView({ block: 'center' });
+  if (item) item.focus({ preventScroll: true });
+}
+
+/** The open orders and cases of this ticket (a unit's own only: the server scopes them). */
 async function oversightOf(id) {
   const [orders, cases] = await Promise.all([
-    api('/api/supervision?state=open&limit=1000').catch(() => []),
-    api('/api/accountability?state=open&limit=1000').catch(() => []),
+    api(`/api/supervision?state=open&ticket_id=${id}`).catch(() => []),
+    api(`/api/accountability?state=open&ticket_id=${id}`).catch(() => []),
   ]);
-  return { orders: orders.filter((o) => o.ticket_id === id), cases: cases.filter((c) => c.ticket_id === id) };
+  return { orders, cases };
 }
 
 async function deadlineOf(id) {
@@ -198,8 +207,9 @@ function typingIn(box) {
  * Show a ticket with its 督办/问责 and its countdown. ``known``: the ticket our own action just returned, shown at
  * once. The page is redrawn only when something changed (version, orders, cases), and never under the user's
  * fingers: while they type in the open ticket a notice offers the refresh instead (``force`` is that refresh).
+ * ``reveal``: the user opened it from the list (on a phone, scroll it into view).
  */
-async function openTicket(id, known = null, force = false) {
+async function openTicket(id, { known = null, force = false, reveal = false } = {}) {
   const seq = ++state.openSeq;
   if (known) showTicket(known);
   try {
@@ -209,14 +219,18 @@ async function openTicket(id, known = null, force = false) {
     const key = JSON.stringify(oversight);
     const shown = state.selected && state.selected.id === ticket.id && Number(ticketBox.dataset.ticketId) === ticket.id;
     state.deadline = deadline;
-    if (!force && shown && state.selected.version === ticket.version && key === state.oversightKey) { tick(); return; }
+    if (!force && shown && state.selected.version === ticket.version && key === state.oversightKey) {
+      tick();
+      if (reveal) revealTicket(ticketBox);
+      return;
+    }
     if (!force && shown && typingIn(ticketBox)) {
-      refreshSelected(ticketBox, () => openTicket(id, null, true));
+      refreshSelected(ticketBox, () => openTicket(id, { force: true }));
       return;
     }
     state.oversight = oversight;
     state.oversightKey = key;
-    showTicket(ticket);
+    showTicket(ticket, { reveal });
   } catch (err) {
     if (err.status === 404) {
       state.selected = null;
