@@ -103,10 +103,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     for router in API_ROUTERS:
         app.include_router(router)
 
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
     mount_desk(app, services)
     mount_forum(app, services)
     mount_open311(app, services)

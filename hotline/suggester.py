@@ -52,6 +52,11 @@ class CitySuggester:
             self._duplicates = self._make_duplicate_index(self._directory)
             self._load_open_tickets(session)
 
+    @property
+    def model(self) -> Model | None:
+        """The loaded classifier (None: tickets wait to be classified by a person); readiness asks for it."""
+        return self._model
+
     @staticmethod
     def _make_duplicate_index(directory: RoutingSnapshot) -> DuplicateIndex:
         """Duplicates are looked up with the city's words (place and unit names, 燃气泄漏 …) kept whole, and with
