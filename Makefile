@@ -29,7 +29,7 @@ run: install
 	$(BIN)/python -m tests.fakes.twilio_api --port 8010 & twilio=$$!; \
 	$(BIN)/python -m tests.fakes.wechat_api --port $(DEMO_WECHAT_API_PORT) & wechat=$$!; \
 	trap "kill $$twilio $$wechat" EXIT INT TERM; \
-	$(DEMO_ENV) HOTLINE_WECHAT_API_BASE=http://127.0.0.1:$(DEMO_WECHAT_API_PORT) $(BIN)/hotline serve
+	$(DEMO_ENV) HOTLINE_LOG_FORMAT=text HOTLINE_WECHAT_API_BASE=http://127.0.0.1:$(DEMO_WECHAT_API_PORT) $(BIN)/hotline serve
 
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -51,7 +51,7 @@ import jwt
 from fastapi import WebSocket, WebSocketDisconnect
 from sqlalchemy import and_, func, or_, select
 
-from hotline import auth
+from hotline import auth, metrics
 from hotline.errors import DomainError
 from hotline.fields import MAX_ID
 from hotline.models import Role, Ticket, TicketCoUnit, TicketEvent, User
@@ -324,6 +324,7 @@ class Hub:
         conn = Connection(ws=ws, actor=actor, queue=asyncio.Queue(self.queue_size + self.replay_limit + 8))
         conn.expires_at = _token_expiry(token)
         self.connections.add(conn)  # buffering from here: nothing published from now on can be missed
+        metrics.WEBSOCKETS.inc()
         try:
             await self._start(conn, last_event_id)
             await self._announce_presence(conn, joined=True)
@@ -337,6 +338,7 @@ class Hub:
                     await task
         finally:
             self.connections.discard(conn)
+            metrics.WEBSOCKETS.dec()
             await self._announce_presence(conn, joined=False)
             if conn.close_code is not None:
                 await _close(ws, conn.close_code, conn.close_reason)

@@ -17,8 +17,10 @@ from agent_ui.web import mount as mount_desk
 from channels.forum.backend import mount_forum
 from channels.open311.backend import mount_open311
 from channels.phone.mount import mount_phone
+from hotline import metrics
 from hotline.api import ROUTERS as API_ROUTERS
 from hotline.errors import ERROR_RESPONSES, DomainError, TooMany, describe_validation
+from hotline.logs import RequestId
 from hotline.middleware import BodyLimit, NoSniff
 from hotline.services import Services, build_services, follow_config_changes, follow_tickets
 from hotline.settings import Settings, get_settings
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks: list[asyncio.Task[Any]] = []
+        metrics.process_started("api")
         if settings.runs_embedded_worker:
             from hotline.worker import run_embedded
 
@@ -83,6 +86,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await services.bus.close()
+            metrics.process_stopping()
 
     app = FastAPI(
         title="12345 政务服务便民热线",
@@ -103,10 +107,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     for router in API_ROUTERS:
         app.include_router(router)
 
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
     mount_desk(app, services)
     mount_forum(app, services)
     mount_open311(app, services)
@@ -115,4 +115,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(NoSniff)
+    app.add_middleware(metrics.HttpMetrics)
+    app.add_middleware(RequestId)  # outermost: every answer, a 413 too, carries the request id
     return app

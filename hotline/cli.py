@@ -7,43 +7,69 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
 from channels import simulate as channel_simulators
 from channels.phone import simulate as phone_commands
-from hotline import nlp_commands, routing_commands
+from hotline import logs, nlp_commands, routing_commands
 from hotline.settings import load_settings
 from nlp import cli as nlp_cli
 from wechat_bot import simulator as wechat_simulator
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        print("hotline: --workers must be at least 1", file=sys.stderr)
+        return 2
+    made_dir: str | None = None
+    if args.workers > 1:
+        # every worker writes its figures where any worker's /metrics adds them up (hotline.metrics); the
+        # directory must be there and empty before prometheus_client is first imported, here or in a worker
+        if not os.environ.get(MULTIPROC_ENV):
+            made_dir = os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="hotline-metrics-")
+        directory = Path(os.environ[MULTIPROC_ENV])
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):  # figures of an earlier run must not be added to this one's
+            stale.unlink()
+
     import uvicorn
 
     from agent_ui.hub import FRAME_MAX_BYTES
 
     settings = load_settings()
-    uvicorn.run(
-        "hotline.app:create_app",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        workers=args.workers,
-        log_level="info",
-        proxy_headers=True,
-        ws_max_size=FRAME_MAX_BYTES,
-    )
+    try:
+        uvicorn.run(
+            "hotline.app:create_app",
+            factory=True,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            workers=args.workers,
+            log_config=logs.logging_config(),
+            access_log=False,  # hotline.logs.RequestId writes the access line, with the request id
+            proxy_headers=True,
+            ws_max_size=FRAME_MAX_BYTES,
+        )
+    finally:
+        if made_dir:
+            shutil.rmtree(made_dir, ignore_errors=True)
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from hotline import metrics
     from hotline.worker import run_forever
 
-    run_forever(load_settings(), once=args.once)
+    settings = load_settings()
+    if settings.worker_metrics_port:
+        metrics.serve_worker_metrics(settings.worker_metrics_host, settings.worker_metrics_port)
+    run_forever(settings, once=args.once)
     return 0
 
 
@@ -52,6 +78,34 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
 
     upgrade(load_settings().database_url)
     print("database is at the latest schema")
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from hotline.backup import BackupError, backup
+
+    try:
+        written = backup(load_settings().database_url, Path(args.out))
+    except BackupError as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return 2
+    print(f"backup written to {written} ({written.stat().st_size} bytes)")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from hotline.backup import BackupError, restore
+
+    if not args.yes:
+        print("hotline: restore replaces everything in the database; stop the service and add --yes",
+              file=sys.stderr)
+        return 2
+    try:
+        restore(load_settings().database_url, Path(args.source))
+    except BackupError as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return 2
+    print("database restored; run `hotline migrate` if the backup is older than this version")
     return 0
 
 
@@ -107,6 +161,10 @@ def cmd_users_create(args: argparse.Namespace) -> int:
     return 0
 
 
+LONG_RUNNING = ("serve", "worker")
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own setting for multiprocess mode
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hotline", description="12345 政务服务便民热线")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -122,6 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_worker)
 
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("backup", help="back up the database (PostgreSQL: pg_dump -Fc; SQLite: online backup)")
+    p.add_argument("--out", required=True, help="the backup file to write")
+    p.set_defaults(func=cmd_backup)
+    p = sub.add_parser("restore", help="replace the database's contents with a backup (service stopped)")
+    p.add_argument("--from", dest="source", required=True, help="a file written by `hotline backup`")
+    p.add_argument("--yes", action="store_true", help="yes, replace the database's contents")
+    p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("seed-demo", help="load the demo city if the database is empty")
     p.add_argument("--force", action="store_true", help="seed even if data exists (adds to it)")
@@ -145,8 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    # the long-running processes log for a collector (HOTLINE_LOG_FORMAT, JSON by default); one-off commands are
+    # read by the person who typed them
+    logs.configure(None if args.command in LONG_RUNNING else "text")
     handler = getattr(args, "func", None) or args.handler
     result: int = handler(args)
     return result

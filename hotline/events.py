@@ -17,6 +17,8 @@ from typing import Any, Protocol
 import redis
 import redis.asyncio as aioredis
 
+from hotline import metrics
+
 log = logging.getLogger(__name__)
 CHANNEL = "hotline:events"
 
@@ -85,6 +87,7 @@ class RedisBus:
                 pipe.publish(self._channel, json.dumps(message, ensure_ascii=False, default=str))
             pipe.execute()
         except redis.RedisError:
+            metrics.EVENT_PUBLISH_FAILURES.inc()
             log.exception("could not publish %d event(s) to Redis; desks will catch up from the log", len(messages))
 
     async def subscribe(self) -> AsyncIterator[dict[str, Any]]:

@@ -27,7 +27,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from hotline import intake
+from hotline import intake, metrics
 from hotline.auth import channel_actor
 from hotline.db import transaction
 from hotline.errors import Conflict, Invalid, NotFound
@@ -126,7 +126,9 @@ def accept(
     )
     new_id = session.execute(stmt).scalar_one_or_none()
     if new_id is not None:
+        metrics.INTAKE.labels(message.channel, "accepted").inc()
         return Accepted(int(new_id), duplicate=False)
+    metrics.INTAKE.labels(message.channel, "replayed").inc()
     existing = session.scalar(select(InboundMessage.id).where(
         InboundMessage.channel == message.channel, InboundMessage.external_id == message.external_id))
     assert existing is not None  # the conflict was on this very key
@@ -203,10 +205,15 @@ def process_pending(
     ctx = Context(suggester, timing, auto_dispatch, max_text_chars, now)
     with transaction(sessions) as session:
         ids = claim(session, now or datetime.now(UTC), limit)
+        channels: dict[int, str] = {}
         if ids:  # one model call for the batch instead of one per message
-            payloads = session.scalars(select(InboundMessage.payload).where(InboundMessage.id.in_(ids))).all()
-            suggester.prepare([(p.get("title") or "", str(p.get("text", "")), p.get("location")) for p in payloads])
+            rows = session.execute(select(InboundMessage.id, InboundMessage.channel, InboundMessage.payload)
+                                   .where(InboundMessage.id.in_(ids))).all()
+            channels = {row.id: row.channel for row in rows}
+            suggester.prepare([(p.get("title") or "", str(p.get("text", "")), p.get("location"))
+                               for _, _, p in rows])
     for inbound_id in ids:
+        outcome = "created"
         try:
             with transaction(sessions) as session:
                 _process_one(session, inbound_id, ctx, handlers or {})
@@ -216,8 +223,11 @@ def process_pending(
             with transaction(sessions) as session:
                 if _record_failure(session, inbound_id, exc, now or datetime.now(UTC)):
                     report.failed += 1
+                    outcome = "failed"
                 else:
                     report.retried += 1
+                    outcome = "retried"
+        metrics.INTAKE.labels(channels.get(inbound_id, "unknown"), outcome).inc()
     return report
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hotline import views, workflow
+from hotline import metrics, views, workflow
 from hotline.auth import SYSTEM, Actor
 from hotline.errors import Invalid
 from hotline.fields import Moment, NoNul
@@ -120,6 +120,7 @@ def submit(
     if request.external_id is not None:
         existing = _existing_ticket(session, request.channel, request.external_id)
         if existing is not None:
+            metrics.INTAKE.labels(request.channel, "replayed").inc()
             return existing, False
         inbound = InboundMessage(
             channel=request.channel, external_id=request.external_id, payload=request.model_dump(mode="json")
@@ -132,12 +133,14 @@ def submit(
             existing = _existing_ticket(session, request.channel, request.external_id)
             if existing is None:
                 raise
+            metrics.INTAKE.labels(request.channel, "replayed").inc()
             return existing, False
 
     ticket = create_ticket(session, request, actor, suggester=suggester, timing=timing, inbound=inbound,
                            max_text_chars=max_text_chars, auto_dispatch=auto_dispatch, now=now)
     if inbound is not None:
         inbound.state, inbound.processed_at = "done", now
+    metrics.INTAKE.labels(request.channel, "created").inc()
     return ticket, True
 
 

@@ -20,7 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from hotline import config_changes
 from hotline.db import make_engine, make_sessionmaker
 from hotline.events import EventBus, make_bus
+from hotline.login_guard import LoginGuard
 from hotline.models import KnowledgeArticle
+from hotline.ratelimit import Counters, RateLimiter
 from hotline.settings import Settings
 from hotline.states import STOPPED_STATES
 from hotline.suggester import CitySuggester, load_city_suggester, remember_ticket
@@ -41,6 +43,9 @@ class Services:
     _knowledge: object | None = None
     _knowledge_lock: threading.Lock = field(default_factory=threading.Lock)
     on_knowledge_changed: list[Callable[[], None]] = field(default_factory=list)
+    #: the process's limits and login throttle, on one backend (Redis when configured: shared by every process)
+    rate_limiter: RateLimiter = field(default_factory=RateLimiter)
+    login_guard: LoginGuard = field(default_factory=LoginGuard)
     #: tells this process's own configuration notices apart from other processes' (it applied its own already)
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
@@ -155,7 +160,9 @@ def build_services(settings: Settings, *, load_model: bool = True) -> Services:
     bus = make_bus(settings.redis_url)
     sessions = make_sessionmaker(engine, bus.publish)
     timing = Timing.from_database(sessions, settings.city_timezone)
-    services = Services(settings=settings, engine=engine, sessions=sessions, bus=bus, timing=timing)
+    counters = Counters(settings.redis_url)
+    services = Services(settings=settings, engine=engine, sessions=sessions, bus=bus, timing=timing,
+                        rate_limiter=RateLimiter(counters), login_guard=LoginGuard(counters=counters))
     if load_model:
         services.suggester = load_city_suggester(settings.model_dir, sessions, services.knowledge_search)
     return services

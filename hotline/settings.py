@@ -127,6 +127,11 @@ class Settings(RuleSettings):
     #: the phone channel (HOTLINE_PHONE_ENABLED, HOTLINE_TWILIO_*, HOTLINE_PUBLIC_BASE_URL …; channels.phone.settings)
     phone: PhoneSettings = Field(default_factory=PhoneSettings)
     wechat: WeChatSettings = Field(default_factory=WeChatSettings)  # HOTLINE_WECHAT_* (wechat_bot.settings)
+    #: the Prometheus scraper's bearer token for GET /metrics (admins' tokens work too; hotline.metrics)
+    metrics_token: str | None = Field(default=None, min_length=16, max_length=200)
+    #: `hotline worker` serves its own /metrics on this port when set (unauthenticated: bind it to a private address)
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
 
     @model_validator(mode="after")
     def _refuse_demo_secrets_outside_demo(self) -> Settings:

@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from hotline import metrics
 from hotline.models import Area, Ticket
 from hotline.routing_snapshot import RoutingSnapshot
 from hotline.states import IN_PROGRESS_STATES, sorted_states
@@ -51,6 +52,11 @@ class CitySuggester:
             self._analyzer = self._make_analyzer()
             self._duplicates = self._make_duplicate_index(self._directory)
             self._load_open_tickets(session)
+
+    @property
+    def model(self) -> Model | None:
+        """The loaded classifier (None: tickets wait to be classified by a person); readiness asks for it."""
+        return self._model
 
     @staticmethod
     def _make_duplicate_index(directory: RoutingSnapshot) -> DuplicateIndex:
@@ -90,16 +96,28 @@ class CitySuggester:
     def prepare(self, messages: Sequence[tuple[str, str, str | None]]) -> None:
         """Classify a batch in one model call (the worker's batches); ``suggest`` then takes the ready analyses."""
         items = [(title, f"{text} {location or ''}".strip()) for title, text, location in messages]
-        analyses = self._analyzer.analyze_many(items)
+        with metrics.timed(metrics.CLASSIFIER_LATENCY, call="batch"):
+            analyses = self._analyzer.analyze_many(items)
+        metrics.CLASSIFIED_MESSAGES.inc(len(items))
         with self._lock:
             self._prepared = dict(zip(items, analyses, strict=True))
 
     def suggest(self, session: Session, title: str, text: str, location: str | None, now: datetime) -> Suggestion:
+        with metrics.timed(metrics.ANALYSIS_LATENCY):
+            return self._suggest(session, title, text, location, now)
+
+    def _classify(self, analyzer: TextAnalyzer, title: str, message: str) -> Analysis:
+        with metrics.timed(metrics.CLASSIFIER_LATENCY, call="one"):
+            analysis = analyzer.analyze(title, message)
+        metrics.CLASSIFIED_MESSAGES.inc()
+        return analysis
+
+    def _suggest(self, session: Session, title: str, text: str, location: str | None, now: datetime) -> Suggestion:
         directory, analyzer = self._directory, self._analyzer
         message = f"{text} {location or ''}".strip()
         with self._lock:
             prepared = self._prepared.pop((title, message), None)
-        analysis = prepared or analyzer.analyze(title, message)
+        analysis = prepared or self._classify(analyzer, title, message)
         model_scores: dict[str, float] = {}
         for guess in analysis.categories:
             name = resolve(guess.label, directory.categories_by_name)

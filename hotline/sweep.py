@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from hotline import workflow
+from hotline import metrics, workflow
 from hotline.accountability import open_case_once, sweep_rules
 from hotline.auth import SYSTEM
 from hotline.db import transaction
@@ -172,7 +172,7 @@ def _iso(value: datetime | None) -> str | None:
 
 def sweep_once(services: Services, now: datetime | None = None) -> dict[str, int]:
     cases: dict[str, int] = {}
-    with transaction(services.sessions) as session:
+    with metrics.timed(metrics.SWEEP_DURATION), transaction(services.sessions) as session:
         sent = sweep(session, now, cases=cases, rules=services.settings)
     if cases:
         log.info("accountability cases opened: %s", cases)

@@ -61,7 +61,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from hotline import notices
+from hotline import metrics, notices
 from hotline.auth import Actor
 from hotline.db import queue_event
 from hotline.errors import Conflict, Forbidden, Invalid, NotFound
@@ -824,6 +824,7 @@ def perform(
         now=now,
     )
     notices.after_event(session, ticket, event)  # the citizen hears of a reply or a close (hotline.notices)
+    metrics.WORKFLOW_ACTIONS.labels(action_name).inc()
     return event
 
 

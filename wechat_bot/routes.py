@@ -14,6 +14,9 @@ number)``, which must return only the tickets of that openid (``number`` None: t
   "received, registering" note: the ticket number comes later from the worker, through the outbox's
   customer-service message. WeChat's retries of the same MsgId reach ``accept`` again, which recognises them, and
   get the same answer. If ``accept`` fails (the database is down), the request fails and WeChat retries it.
+- ``throttle`` (optional): pushes per sending address are counted before the body is read (over the limit: 429
+  with ``Retry-After``), a citizen's messages per openid after it is verified; a citizen over the limit is answered
+  with ``texts.too_many`` (HTTP 200, so WeChat does not retry) and the message is not stored.
 - ``查询 <受理编号>`` (also 查进度 / 进度查询) and the 进度查询 menu answer from ``lookup_status`` with the
   sender's openid, never a number alone; subscribe answers with the welcome, the 我要反映 and 办事指南 menus with
   their texts. ``TEMPLATESENDJOBFINISH`` goes to ``on_delivery_report`` when given (the outbox's delivery status).
@@ -81,6 +84,8 @@ class Accepted(Protocol):
 
 
 AcceptFn = Callable[[Session, Inbound], Accepted]
+#: (limit name, client) -> None when allowed, else the seconds to wait (the hotline's rate limits)
+Throttle = Callable[[str, str], int | None]
 StatusLookup = Callable[[Session, str, str | None], Sequence[TicketStatus]]
 DeliveryReport = Callable[[Session, TemplateSendFinished], None]
 
@@ -101,7 +106,7 @@ class _Refusal(Exception):
 def wechat_router(settings: WeChatSettings, accept: AcceptFn, session: Callable[..., Any],
                   lookup_status: StatusLookup, on_delivery_report: DeliveryReport | None = None,
                   texts: Texts = DEFAULT_TEXTS, clock: Callable[[], float] = time.time,
-                  max_body_bytes: int = MAX_PUSH_BYTES) -> APIRouter:
+                  max_body_bytes: int = MAX_PUSH_BYTES, throttle: Throttle | None = None) -> APIRouter:
     """The GET and POST routes of ``/channels/wechat`` (see the module docstring)."""
     crypto = (MessageCrypto(settings.token, settings.appid, settings.aes_key, settings.previous_aes_key)
               if settings.aes_key else None)
@@ -189,12 +194,26 @@ def wechat_router(settings: WeChatSettings, accept: AcceptFn, session: Callable[
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > max_body_bytes:
             return refuse(request, 413, f"the body is larger than {max_body_bytes} bytes")
+        address = request.client.host if request.client else "unknown"
+        if throttle is not None and (wait := await run_in_threadpool(throttle, "wechat_address", address)):
+            response = refuse(request, 429, f"too many pushes from this address; retry in {wait} s")
+            response.headers["Retry-After"] = str(wait)
+            return response
         body = await request.body()
         try:
             push, opened = read(body, dict(request.query_params))
         except _Refusal as refusal:
             return refuse(request, refusal.status, refusal.reason)
-        answer = await run_in_threadpool(reply_text, db, push)
+        wait = None
+        if throttle is not None and isinstance(push, Text | Voice | Image | Location):
+            wait = await run_in_threadpool(throttle, "wechat_openid", push.from_user)
+        if wait:
+            # answered, not refused: WeChat retries a failed push (three times) and then shows the citizen
+            # "该公众号暂时无法提供服务"; a reply tells the citizen what happened, and nothing is stored
+            log.warning("wechat: %s sends too many messages; not stored, retry in %d s", push.from_user[:8], wait)
+            answer: str | None = texts.too_many.format(minutes=max(1, -(-wait // 60)))
+        else:
+            answer = await run_in_threadpool(reply_text, db, push)
         if answer is None:
             return Response(SUCCESS, media_type="text/plain")
         now = int(clock())

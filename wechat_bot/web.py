@@ -47,7 +47,8 @@ def mount(app: FastAPI, services: Services) -> None:
     """``/channels/wechat`` on the app, with the real intake."""
     settings = services.settings.wechat
     if settings.enabled:
-        app.include_router(wechat_router(settings, accept, _session, lookup_status, delivery_report))
+        app.include_router(wechat_router(settings, accept, _session, lookup_status, delivery_report,
+                                         throttle=services.rate_limiter.webhook))
 
 
 def handler(services: Services) -> WeChatHandler:

@@ -101,7 +101,8 @@ class ForumHotline:
     services: Services
 
     def backend(self) -> ForumBackend:
-        return ForumBackend(accept=self.accept, pending_replies=self.pending_replies, mark_posted=self.mark_posted)
+        return ForumBackend(accept=self.accept, pending_replies=self.pending_replies, mark_posted=self.mark_posted,
+                            throttle=self.services.rate_limiter.webhook)
 
     def accept(self, board: str, post: PushedPost) -> bool:
         with transaction(self.services.sessions) as session:

@@ -39,6 +39,8 @@ class ForumBackend:
     pending_replies: Callable[[str], Sequence[OfficialReply]]  # board → replies to post, oldest first
     mark_posted: Callable[[str, RepliesPosted], int]  # (board, marks) → how many replies were marked
     now: Callable[[], datetime] = _utc_now
+    #: (limit name, client) → None when allowed, else the seconds to wait; signed pushes are limited per board
+    throttle: Callable[[str, str], int | None] = lambda _name, _client: None
 
 
 async def _signed_body(request: Request, board: str, settings: ForumSettings, now: datetime) -> bytes:
@@ -68,6 +70,11 @@ def forum_router(backend: ForumBackend, settings: ForumSettings) -> APIRouter:
     @router.post("/{board}", status_code=202)
     async def push(board: str, request: Request) -> JSONResponse:
         body = await _signed_body(request, board, settings, backend.now())
+        wait = await run_in_threadpool(backend.throttle, "forum_board", board)
+        if wait:
+            return JSONResponse({"detail": f"该版块推送过于频繁，请 {wait} 秒后重试",
+                                 "message": f"too many pushes for board {board}; retry in {wait} s"},
+                                status_code=429, headers={"Retry-After": str(wait)})
         try:
             post = parse_post(body)
         except PushInvalid as invalid:

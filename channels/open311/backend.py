@@ -102,7 +102,7 @@ class Open311Hotline:
     def backend(self) -> Open311Backend:
         return Open311Backend(list_services=self.list_services, service_definition=self.service_definition,
                               submit=self.submit, find_requests=self.find_requests, find_request=self.find_request,
-                              find_token=self.find_token)
+                              find_token=self.find_token, throttle=self.services.rate_limiter.webhook)
 
     def list_services(self) -> list[Service]:
         with self.services.sessions() as session:

@@ -76,10 +76,16 @@ class Open311Error:
 class Open311Failure(Exception):
     """A request the spec says to refuse: the HTTP status and one or more errors with that code."""
 
-    def __init__(self, status: int, *descriptions: str) -> None:
+    def __init__(self, status: int, *descriptions: str, retry_after: int | None = None) -> None:
         super().__init__("; ".join(descriptions))
         self.status = status
         self.errors = [Open311Error(status, d) for d in descriptions]
+        self.retry_after = retry_after
+
+    @classmethod
+    def too_many(cls, wait: int) -> Open311Failure:
+        """A client over its request limit: 429 in the spec's error list, with ``Retry-After``."""
+        return cls(429, f"请求过于频繁，请 {wait} 秒后再试 (too many requests; retry in {wait} s)", retry_after=wait)
 
 
 # --- what we answer -------------------------------------------------------------------------------------------

@@ -70,6 +70,8 @@ class Open311Backend:
     find_request: Callable[[str], ServiceRequest | None]  # None: unknown or not public
     find_token: Callable[[str], TokenStatus | None]  # None: unknown token
     now: Callable[[], datetime] = _utc_now
+    #: (limit name, client) → None when allowed, else the seconds to wait; submissions are limited per client
+    throttle: Callable[[str, str], int | None] = lambda _name, _client: None
 
 
 def _format(fmt: str) -> Format:
@@ -91,7 +93,10 @@ def _answer(body: bytes, fmt: Format, status: int = 200) -> Response:
 
 
 def _refusal(failure: Open311Failure, fmt: Format) -> Response:
-    return _answer(render_errors(failure.errors, fmt), fmt, failure.status)
+    response = _answer(render_errors(failure.errors, fmt), fmt, failure.status)
+    if failure.retry_after is not None:
+        response.headers["Retry-After"] = str(failure.retry_after)
+    return response
 
 
 def _guess_format(text: str) -> Format:
@@ -167,6 +172,8 @@ def open311_router(backend: Open311Backend, settings: Open311Settings) -> APIRou
             client = settings.client_for(fields.get("api_key") or request.query_params.get("api_key"))
             if client is None:
                 raise Open311Failure(403, "api_key was not provided or is not valid")
+            if wait := await run_in_threadpool(backend.throttle, "open311_key", client):
+                raise Open311Failure.too_many(wait)
             check_jurisdiction(fields.get("jurisdiction_id"))
             code = fields.get("service_code")
             if code is None:

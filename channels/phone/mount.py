@@ -27,7 +27,8 @@ def mount_phone(app: FastAPI, services: Services) -> None:
         return
     track_replies(services.sessions, settings)
     app.include_router(phone_router(settings, accept=accept, session=get_session,
-                                    ticket_status=ticket_status_for(settings.city_timezone)))
+                                    ticket_status=ticket_status_for(settings.city_timezone),
+                                    throttle=services.rate_limiter.webhook))
 
 
 def phone_handlers(services: Services) -> dict[str, inbound.Handler]:

@@ -57,6 +57,7 @@ class PhonePrompts(BaseModel):
     voicemail_thanks: str = "您的留言已收到，我们会尽快处理并给您回电，再见。"
     voicemail_empty: str = "没有收到您的留言，如有需要请再次来电，再见。"
     goodbye: str = "感谢您的来电，再见。"
+    too_many_calls: str = "您的来电过于频繁，请稍后再拨。如遇紧急情况，请拨打110、119或120，再见。"
     survey_intro: str = "您好，这里是12345政务服务便民热线，现在对您反映的工单{number}进行回访。"
     survey_solved: str = "您反映的问题是否已经解决？已解决请按1，没有解决请按2，也可以直接说出来。"
     survey_satisfaction: str = "您对办理结果是否满意？满意请按1，基本满意请按2，不满意请按3，也可以直接说出来。"

@@ -93,6 +93,7 @@ def phone_router(
     ticket_status: TicketStatusFn,
     emergency_line_of: Callable[[str], str | None] = emergency_line_of_text,
     now: Callable[[], datetime] = _utcnow,
+    throttle: Callable[[str, str], int | None] | None = None,
 ) -> APIRouter:
     """The webhook routes for one city's phone settings (see the module docstring for the two functions)."""
     ivr = Ivr.from_settings(settings)
@@ -133,6 +134,12 @@ def phone_router(
 
     @router.post(Paths.VOICE)
     def voice(form: Form) -> Response:
+        caller = form.get("From", "")
+        wait = throttle("twilio_caller", caller) if throttle is not None and caller else None
+        if wait:
+            # TwiML, not a 429: Twilio would play its own English "application error" to the citizen
+            log.warning("phone: %s calls too often; told to call later (%d s)", caller[:7], wait)
+            return _xml(ivr.too_many_calls())
         return _xml(ivr.welcome())
 
     @router.post(Paths.MENU)

@@ -242,6 +242,13 @@ class Ivr:
         response.hangup()
         return response
 
+    def too_many_calls(self) -> VoiceResponse:
+        """A number calling more often than the limit: told so, and the call ends (nothing is stored)."""
+        response = VoiceResponse()
+        self._say(response, self.prompts.too_many_calls)
+        response.hangup()
+        return response
+
     # -- survey call (回访) ----------------------------------------------------------------------------------
 
     def survey_url(self, survey: str, number: str) -> str:

@@ -16,6 +16,7 @@ from hotline.api import (
     inbound,
     intake,
     knowledge,
+    ops,
     policies,
     public,
     scorecards,
@@ -27,5 +28,5 @@ from hotline.api import (
 ROUTERS: tuple[APIRouter, ...] = tuple(
     module.router
     for module in (auth, intake, inbound, tickets, directory, catalogue, users, knowledge, calendar, policies,
-                   supervision, scorecards, audit, public)
+                   supervision, scorecards, audit, public, ops)
 )

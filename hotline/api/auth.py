@@ -36,13 +36,9 @@ class MeOut(BaseModel):
     unit_id: int | None
 
 
-def get_login_guard(request: Request, services: ServicesDep) -> LoginGuard:
-    """One guard per app (its counts shared through Redis when the city has Redis)."""
-    guard: LoginGuard | None = getattr(request.app.state, "login_guard", None)
-    if guard is None:
-        guard = LoginGuard(redis_url=services.settings.redis_url)
-        request.app.state.login_guard = guard
-    return guard
+def get_login_guard(services: ServicesDep) -> LoginGuard:
+    """The process's guard (its counts shared through Redis when the city has Redis)."""
+    return services.login_guard
 
 
 @router.post("/auth/login", response_model=TokenOut, tags=["auth"], responses={

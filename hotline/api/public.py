@@ -33,9 +33,7 @@ NOT_FOUND = "未找到该工单，请核对工单编号和手机号后四位"
 
 
 def _limiter(request: Request) -> RateLimiter:
-    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
-    if limiter is None:
-        limiter = request.app.state.rate_limiter = RateLimiter(request.app.state.services.settings.redis_url)
+    limiter: RateLimiter = request.app.state.services.rate_limiter
     return limiter
 
 
