@@ -8,11 +8,13 @@ output goes to a log file the test can read when something goes wrong.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -159,3 +161,73 @@ class Stack:
 
 
 CHANNEL_HEADERS = {"Authorization": f"Bearer {WEB_KEY}"}
+
+
+class DeskSocket:
+    """A desk's live connection as ``agent_ui/static/js/live.js`` keeps it, in a thread: hello with the token (and
+    ``last_event_id`` after a reconnect), pong to pings, reconnect on any close but 4401/4403, drop event ids it
+    has seen. Records what each connection received, so a test can tell a server-side duplicate from a replay."""
+
+    def __init__(self, ws_url: str, token: str) -> None:
+        self.ws_url, self.token = ws_url, token
+        self.seen: list[int] = []  # event ids in the order they were first received (what the desk shows)
+        self.per_connection: list[list[int]] = []  # every event id each connection delivered, duplicates included
+        self.close_codes: list[int | None] = []
+        self.errors: list[str] = []
+        self._seen_set: set[int] = set()
+        self._stop = threading.Event()
+        self._hello = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="desk-socket", daemon=True)
+
+    def start(self, timeout: float = 30) -> DeskSocket:
+        self._thread.start()
+        assert self._hello.wait(timeout), f"no hello on {self.ws_url}: {self.errors[-3:]}"
+        return self
+
+    @property
+    def last_event_id(self) -> int | None:
+        return max(self._seen_set) if self._seen_set else None
+
+    def _run(self) -> None:
+        from websockets.exceptions import ConnectionClosed, InvalidHandshake
+        from websockets.sync.client import connect
+
+        attempt = 0
+        while not self._stop.is_set():
+            received: list[int] = []
+            try:
+                with connect(self.ws_url, open_timeout=10, close_timeout=2) as ws:
+                    hello: dict[str, Any] = {"token": self.token}
+                    if self.last_event_id is not None:
+                        hello["last_event_id"] = self.last_event_id
+                    ws.send(json.dumps(hello))
+                    self.per_connection.append(received)
+                    while not self._stop.is_set():
+                        try:
+                            raw = ws.recv(timeout=0.5)
+                        except TimeoutError:
+                            continue
+                        message = json.loads(raw)
+                        if message.get("type") == "ping":
+                            ws.send(json.dumps({"type": "pong", "t": message.get("t")}))
+                        elif message.get("type") == "hello":
+                            attempt = 0
+                            self._hello.set()
+                        elif "event_id" in message:
+                            received.append(int(message["event_id"]))
+                            if message["event_id"] not in self._seen_set:
+                                self._seen_set.add(int(message["event_id"]))
+                                self.seen.append(int(message["event_id"]))
+            except ConnectionClosed as closed:
+                code = closed.rcvd.code if closed.rcvd is not None else None
+                self.close_codes.append(code)
+                if code in (4401, 4403):
+                    return
+            except (OSError, InvalidHandshake, TimeoutError) as exc:
+                self.errors.append(repr(exc))
+            attempt += 1
+            self._stop.wait(min(5.0, 0.2 * 2 ** min(attempt, 5)))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)

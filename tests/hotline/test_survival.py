@@ -19,9 +19,10 @@ import pytest
 from sqlalchemy import func, select
 
 from hotline.db import make_engine
-from hotline.models import InboundMessage
+from hotline.migrate import upgrade
+from hotline.models import InboundMessage, Ticket, TicketEvent
 from tests import infra
-from tests.processes import CHANNEL_HEADERS, Stack, seed_directory, wait_until
+from tests.processes import CHANNEL_HEADERS, DeskSocket, Stack, seed_directory, wait_until
 
 pytestmark = [pytest.mark.postgres]
 UNAVAILABLE = "数据库暂时不可用，请稍后重试"
@@ -101,3 +102,70 @@ def test_while_postgresql_is_down_requests_fail_fast_with_503_and_the_service_re
     assert worker.alive()
     log = worker.output()
     assert "worker pass failed" in log and "the worker works again" in log
+
+
+def all_event_ids(database_url: str) -> list[int]:
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.scalars(select(TicketEvent.id).order_by(TicketEvent.id)))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.redis
+def test_with_redis_stopped_intake_goes_on_and_the_desk_catches_up_on_every_missed_event_once(
+    tmp_path: Path,
+) -> None:
+    url = infra.fresh_postgres_database()
+    upgrade(url)
+    seed_directory(url, tmp_path)
+    redis_server = infra.throwaway_redis()
+    stack = Stack(url, tmp_path, redis_url=redis_server.url)
+    desk: DeskSocket | None = None
+    try:
+        stack.serve(workers=2)
+        stack.worker()
+        agent = stack.login("agent")
+        desk = DeskSocket(f"ws://127.0.0.1:{stack.port}/ws", agent["Authorization"].split()[1]).start()
+
+        def intake(n: int) -> list[str]:
+            """n tickets by the agents' synchronous path and n by the durable channel path."""
+            external: list[str] = []
+            for _ in range(n):
+                sync = httpx.post(f"{stack.base}/api/intake", headers=agent, timeout=30,
+                                  json={"channel": "phone", "text": "建设路的井盖丢了，晚上很危险"})
+                assert sync.status_code == 201, sync.text
+                body = web_message()
+                accepted = httpx.post(f"{stack.base}/api/inbound", json=body, headers=CHANNEL_HEADERS, timeout=30)
+                assert accepted.status_code == 202, accepted.text
+                external.append(body["external_id"])
+            return external
+
+        def caught_up() -> bool:
+            return sorted(desk.seen) == all_event_ids(url)
+
+        first = intake(3)
+        wait_until(lambda: tickets_of(url, first) == 3 and caught_up(), 60, "the desk to see the first tickets")
+
+        redis_server.stop()  # SIGKILL: every subscription and publisher connection cut
+        during = intake(8)
+        wait_until(lambda: tickets_of(url, during) == 8, 60, "the worker's tickets while Redis is down")
+        missed = set(all_event_ids(url)) - set(desk.seen)
+        assert len(missed) >= 16, "the desk should have missed the events published while Redis was down"
+
+        redis_server.start()
+        after = intake(3)
+        wait_until(lambda: tickets_of(url, after) == 3, 60, "the worker's tickets after the restart")
+        wait_until(caught_up, 60, "the desk to catch up on every event it missed")
+        assert 4503 in desk.close_codes, "the hub asks its desks to catch up once the bus is back"
+        for delivered in desk.per_connection:
+            assert len(delivered) == len(set(delivered)), "one connection delivered an event twice"
+        assert len(desk.seen) == len(set(desk.seen))
+        with make_engine(url).connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(Ticket)) == 2 * (3 + 8 + 3)
+    finally:
+        if desk is not None:
+            desk.close()
+        stack.close()
+        redis_server.stop()
