@@ -8,6 +8,8 @@ server, a throwaway one of its own (tests/infra.py), so no other test is disturb
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -169,3 +171,42 @@ def test_with_redis_stopped_intake_goes_on_and_the_desk_catches_up_on_every_miss
             desk.close()
         stack.close()
         redis_server.stop()
+
+
+def test_an_api_worker_and_the_worker_killed_mid_stream_lose_and_double_no_acknowledged_request(
+    tmp_path: Path,
+) -> None:
+    url = infra.fresh_postgres_database()
+    upgrade(url)
+    seed_directory(url, tmp_path)
+    stack = Stack(url, tmp_path)
+    try:
+        server = stack.serve(workers=2)
+        worker = stack.worker()
+        acknowledged: list[str] = []
+        with httpx.Client(base_url=stack.base, headers=CHANNEL_HEADERS, timeout=30) as http:
+            for n in range(120):
+                body = web_message()
+                try:
+                    answer = http.post("/api/inbound", json=body)
+                except httpx.HTTPError:  # the connection the killed API worker held: not acknowledged, retried
+                    answer = http.post("/api/inbound", json=body)
+                if answer.status_code in (200, 202):
+                    acknowledged.append(body["external_id"])
+                if n == 40:
+                    victim = server.children()[0]
+                    os.kill(victim, signal.SIGKILL)  # one API worker, mid-stream
+                if n == 70:
+                    worker.kill()  # the deadline worker, mid-batch: its claims stay leased
+                    worker = stack.worker()
+        assert len(acknowledged) >= 110
+        wait_until(lambda: tickets_of(url, acknowledged) == len(acknowledged), 180,
+                   "every acknowledged message to become a ticket", interval=0.5)
+        with make_engine(url).connect() as conn:
+            stored = conn.scalar(select(func.count()).select_from(InboundMessage))
+            # one ticket per stored message (a request cut off by the kill may be stored, then recognised on retry)
+            assert conn.scalar(select(func.count()).select_from(Ticket)) == stored >= len(acknowledged)
+            assert conn.scalar(select(func.count()).select_from(InboundMessage)
+                               .where(InboundMessage.state != "done")) == 0
+    finally:
+        stack.close()
