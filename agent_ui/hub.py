@@ -25,6 +25,9 @@ Why it is built this way (the 12345 rules behind it):
   ``created_at``. (A transaction whose event commits after event ``last`` was seen took its ``now`` before it
   flushed, hence before ``last`` committed; so its ``created_at`` ≥ ``last.created_at`` − the longest
   transaction.) The client drops the ids it has already seen; the server dedupes replay against the live buffer.
+- **The bus lost and back.** Events published while Redis was down reached no hub. When the subscription is back
+  (``hotline.events.BUS_RECONNECTED``) the hub closes every connection with 4503; the desk reconnects at once
+  with its ``last_event_id`` and is replayed the gap from ``ticket_events``.
 - **Slow or dead clients.** Each connection has a bounded queue; a client that falls too far behind is closed
   (4409) and catches up by replay. The server pings every ``ping_interval`` seconds (application message
   ``{"type": "ping"}``); a client silent for two intervals is dropped (4408).
@@ -53,6 +56,7 @@ from sqlalchemy import and_, func, or_, select
 
 from hotline import auth, metrics
 from hotline.errors import DomainError
+from hotline.events import BUS_RECONNECTED
 from hotline.fields import MAX_ID
 from hotline.models import Role, Ticket, TicketCoUnit, TicketEvent, User
 from hotline.services import Services
@@ -69,6 +73,7 @@ CLOSE_AUTH = 4401  # no/invalid/expired token, or the account changed
 CLOSE_FORBIDDEN = 4403  # a channel key is not a desk user
 CLOSE_HEARTBEAT = 4408  # silent for too long
 CLOSE_TOO_SLOW = 4409  # queue overflow: reconnect with last_event_id
+CLOSE_CATCH_UP = 4503  # the event bus was lost and is back: reconnect with last_event_id for what it missed
 CLOSE_GOING_AWAY = 1001  # server shutting down
 CLOSE_TOO_BIG = 1009  # a frame over the limit (RFC 6455 "message too big")
 
@@ -202,6 +207,9 @@ class Hub:
         while True:
             try:
                 async for message in services.bus.subscribe():
+                    if message.get("type") == BUS_RECONNECTED:
+                        self.catch_up_everyone()
+                        continue
                     try:
                         await self.dispatch(message)
                     except Exception:
@@ -211,6 +219,14 @@ class Hub:
             except Exception:
                 log.exception("desk hub lost the event bus; resubscribing in 1 s")
                 await asyncio.sleep(1)
+
+    def catch_up_everyone(self) -> None:
+        """The bus lost events while it was down (Redis restarted): close every connection with ``CLOSE_CATCH_UP``;
+        the desk reconnects at once with its ``last_event_id`` and is replayed what it missed from the log."""
+        if self.connections:
+            log.info("event bus back; %d desk connection(s) asked to catch up", len(self.connections))
+        for conn in list(self.connections):
+            self.kill(conn, CLOSE_CATCH_UP, "event bus reconnected; reconnect with last_event_id")
 
     # ------------------------------------------------------------------ fan-out
     async def dispatch(self, message: dict[str, Any]) -> None:

@@ -11,7 +11,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from agent_ui.web import mount as mount_desk
 from channels.forum.backend import mount_forum
@@ -19,6 +18,7 @@ from channels.open311.backend import mount_open311
 from channels.phone.mount import mount_phone
 from hotline import metrics
 from hotline.api import ROUTERS as API_ROUTERS
+from hotline.db_errors import HANDLERS as DATABASE_ERROR_HANDLERS
 from hotline.errors import ERROR_RESPONSES, DomainError, TooMany, describe_validation
 from hotline.logs import RequestId
 from hotline.middleware import BodyLimit, NoSniff
@@ -43,24 +43,6 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     detail, english, errors = describe_validation(exc.errors())
     return JSONResponse({"detail": detail, "message": english, "errors": errors}, status_code=422)
-
-
-def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
-    log.warning("integrity error: %s", exc)
-    return JSONResponse({"detail": "与已有数据冲突（重复，或引用的内容不存在）",
-                         "message": "this conflicts with existing data (duplicate or missing reference)"}, 409)
-
-
-def _data_error(_request: Request, exc: Exception) -> JSONResponse:
-    log.warning("value refused by the database: %s", exc)
-    return JSONResponse({"detail": "有数值超出范围或无法保存，请检查数字和文字",
-                         "message": "a value is out of range or cannot be stored (check numbers and text)"}, 422)
-
-
-def _busy_error(_request: Request, exc: Exception) -> JSONResponse:
-    log.warning("database busy: %s", exc)
-    return JSONResponse({"detail": "系统繁忙，请稍后重试", "message": "the database is busy; try again in a moment"},
-                        503, headers={"Retry-After": "1"})
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -101,9 +83,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.state.startup_hooks.append(follow_tickets)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(IntegrityError, _integrity_error)
-    app.add_exception_handler(DataError, _data_error)
-    app.add_exception_handler(OperationalError, _busy_error)
+    for database_error, handler in DATABASE_ERROR_HANDLERS.items():
+        app.add_exception_handler(database_error, handler)
     for router in API_ROUTERS:
         app.include_router(router)
 

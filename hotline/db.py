@@ -13,9 +13,16 @@ from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 PENDING_EVENTS = "pending_events"
+#: seconds to wait for a PostgreSQL connection: a server that is down or unreachable is an error in this time, not a
+#: request hanging for the operating system's TCP timeout (minutes)
+CONNECT_TIMEOUT_SECONDS = 3
+# SQLSTATE classes that mean "no usable connection": 08 connection exception, 57P01-57P03 the server is shutting
+# down, restarting or not accepting connections yet
+_UNREACHABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
 Publisher = Callable[[list[dict[str, Any]]], None]
 
 
@@ -52,8 +59,26 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 40)
+    # pre-ping replaces a pooled connection the server dropped (a restart) before it is used, so the service recovers
+    # by itself once PostgreSQL is back; a failed ping or statement invalidates the pool's other idle connections too
     kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_timeout", 10)
+    kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT_SECONDS})
     return create_engine(url, **kwargs)
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether a database error means the server cannot be reached (down, restarting, connection lost), as opposed
+    to a statement that failed on a working server (deadlock, lock timeout, SQLite busy)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", False)
+    if sqlstate is False:  # not psycopg (SQLite): a locked file is busy, not unreachable
+        return False
+    # psycopg reports a failed connect (refused, timed out, reset) without a SQLSTATE
+    return sqlstate is None or str(sqlstate).startswith(_UNREACHABLE_SQLSTATES)
 
 
 def make_sessionmaker(engine: Engine, publish: Publisher | None = None) -> sessionmaker[Session]:

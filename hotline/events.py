@@ -21,6 +21,9 @@ from hotline import metrics
 
 log = logging.getLogger(__name__)
 CHANNEL = "hotline:events"
+#: yielded by ``subscribe`` once the subscription is back after a loss: whatever was published meanwhile never
+#: arrived here, so listeners that forward events (the desk hub) make their clients catch up from the log
+BUS_RECONNECTED = "bus_reconnected"
 
 
 class EventBus(Protocol):
@@ -91,17 +94,25 @@ class RedisBus:
             log.exception("could not publish %d event(s) to Redis; desks will catch up from the log", len(messages))
 
     async def subscribe(self) -> AsyncIterator[dict[str, Any]]:
-        """Yield events; reconnects after a Redis restart (the gap is filled from the log by the desk)."""
+        """Yield events; reconnects after a Redis restart and then yields ``{"type": BUS_RECONNECTED}`` (the gap is
+        filled from the log by whoever needs it)."""
+        lost = False
         while True:
-            client = aioredis.Redis.from_url(self._url)
+            client = aioredis.Redis.from_url(self._url, socket_connect_timeout=2)
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self._channel)
+                if lost:
+                    log.info("Redis subscription restored")
+                    lost = False
+                    yield {"type": BUS_RECONNECTED}
                 async for raw in pubsub.listen():
                     if raw.get("type") == "message":
                         yield json.loads(raw["data"])
             except (redis.RedisError, OSError):
-                log.warning("Redis subscription lost; reconnecting in 1 s")
+                if not lost:
+                    log.warning("Redis subscription lost; reconnecting every second")
+                lost = True
                 await asyncio.sleep(1)
             finally:
                 try:

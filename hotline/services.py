@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hotline import config_changes
 from hotline.db import make_engine, make_sessionmaker
-from hotline.events import EventBus, make_bus
+from hotline.events import BUS_RECONNECTED, EventBus, make_bus
 from hotline.login_guard import LoginGuard
 from hotline.models import KnowledgeArticle
 from hotline.ratelimit import Counters, RateLimiter
@@ -131,7 +131,9 @@ async def follow_config_changes(services: Services, poll_seconds: float = 5.0) -
 
     async def listen() -> None:
         async for message in services.bus.subscribe():
-            if message.get("type") == config_changes.CONFIG_CHANGED and message.get("origin") != services.instance_id:
+            if message.get("type") == BUS_RECONNECTED or (
+                message.get("type") == config_changes.CONFIG_CHANGED and message.get("origin") != services.instance_id
+            ):  # after a bus outage a notice may have been lost: read the counters at once
                 await catch_up()
 
     async def poll() -> None:

@@ -57,32 +57,77 @@ def _find_pg_bin(name: str) -> str | None:
     return candidates[-1] if candidates else None
 
 
+class ThrowawayPostgres:
+    """A PostgreSQL server of its own (initdb in a temporary directory, a free port) that a test may stop and start
+    again without disturbing any other test. ``None`` from ``create`` when the binaries are missing."""
+
+    def __init__(self, data: str, port: int, pg_ctl: str, run_as: list[str]) -> None:
+        self.data, self.port, self._pg_ctl, self._run_as = data, port, pg_ctl, run_as
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+
+    @classmethod
+    def create(cls) -> ThrowawayPostgres | None:
+        initdb, pg_ctl = _find_pg_bin("initdb"), _find_pg_bin("pg_ctl")
+        if not initdb or not pg_ctl or (os.geteuid() == 0 and not shutil.which("runuser")):
+            return None
+        data = tempfile.mkdtemp(prefix="hotline-pg-")
+        run_as: list[str] = []
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            shutil.chown(data, "postgres", "postgres")
+            run_as = ["runuser", "-u", "postgres", "--"]
+        try:
+            subprocess.run([*run_as, initdb, "-D", data, "-U", "postgres", "--auth=trust"], check=True,
+                           capture_output=True, timeout=120)
+        except (subprocess.SubprocessError, OSError):
+            return None
+        server = cls(data, _free_port(), pg_ctl, run_as)
+        atexit.register(server.stop)
+        try:
+            server.start()
+        except (subprocess.SubprocessError, OSError):
+            return None
+        return server if _pg_ok(server.url) else None
+
+    def start(self) -> None:
+        subprocess.run([*self._run_as, self._pg_ctl, "-D", self.data, "-o",
+                        f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1", "-w", "start",
+                        "-l", f"{self.data}/log"], check=True, capture_output=True, timeout=60)
+
+    def stop(self, mode: str = "immediate") -> None:
+        """``immediate``: as a crash (no checkpoint, connections cut); ``fast``: an administrator's restart."""
+        subprocess.run([*self._run_as, self._pg_ctl, "-D", self.data, "-m", mode, "-w", "stop"],
+                       capture_output=True, check=False, timeout=60)
+
+    def database(self) -> str:
+        """A fresh database on this server, migrated to the latest schema."""
+        import psycopg
+
+        from hotline.migrate import upgrade
+
+        name = f"hotline_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.url.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = self.url.rsplit("/", 1)[0] + "/" + name
+        upgrade(url)
+        return url
+
+
+def throwaway_postgres() -> ThrowawayPostgres:
+    server = ThrowawayPostgres.create()
+    if server is None:
+        unavailable("a throwaway PostgreSQL", "initdb/pg_ctl are not installed or could not start a server")
+        raise AssertionError("unreachable")
+    return server
+
+
 @lru_cache
 def postgres_server() -> str | None:
     """A server URL (database 'postgres'-level admin access), or None."""
     url = os.environ.get("HOTLINE_TEST_POSTGRES_URL", DEFAULT_PG)
     if _pg_ok(url):
         return url
-    initdb, pg_ctl = _find_pg_bin("initdb"), _find_pg_bin("pg_ctl")
-    if not initdb or not pg_ctl or (os.geteuid() == 0 and not shutil.which("runuser")):
-        return None
-    data = tempfile.mkdtemp(prefix="hotline-pg-")
-    port = _free_port()
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        shutil.chown(data, "postgres", "postgres")
-        run_as = ["runuser", "-u", "postgres", "--"]
-    try:
-        subprocess.run([*run_as, initdb, "-D", data, "-U", "postgres", "--auth=trust"], check=True,
-                       capture_output=True, timeout=120)
-        subprocess.run([*run_as, pg_ctl, "-D", data, "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1",
-                        "-w", "start", "-l", f"{data}/log"], check=True, capture_output=True, timeout=60)
-    except (subprocess.SubprocessError, OSError):
-        return None
-    atexit.register(lambda: subprocess.run([*run_as, pg_ctl, "-D", data, "-m", "immediate", "stop"],
-                                           capture_output=True, check=False))
-    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    return url if _pg_ok(url) else None
+    server = ThrowawayPostgres.create()
+    return server.url if server is not None else None
 
 
 def fresh_postgres_database() -> str:
@@ -117,6 +162,43 @@ def _redis_ok(url: str) -> bool:
         return False
 
 
+class ThrowawayRedis:
+    """A redis-server of its own on a free port, to stop and start again in a test (no persistence)."""
+
+    def __init__(self, binary: str) -> None:
+        self._binary = binary
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._proc: subprocess.Popen[bytes] | None = None
+        atexit.register(self.stop)
+
+    def start(self) -> None:
+        self._proc = subprocess.Popen([self._binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                       "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not _redis_ok(self.url):
+            if time.monotonic() > deadline or self._proc.poll() is not None:
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """As a crash: SIGKILL, every connection cut at once."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+
+
+def throwaway_redis() -> ThrowawayRedis:
+    binary = shutil.which("redis-server")
+    if not binary:
+        unavailable("a throwaway Redis", "redis-server is not installed")
+        raise AssertionError("unreachable")
+    server = ThrowawayRedis(binary)
+    server.start()
+    return server
+
+
 @lru_cache
 def redis_url() -> str | None:
     url = os.environ.get("HOTLINE_TEST_REDIS_URL", DEFAULT_REDIS)
@@ -125,16 +207,12 @@ def redis_url() -> str | None:
     binary = shutil.which("redis-server")
     if not binary:
         return None
-    port = _free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    atexit.register(proc.terminate)
-    url = f"redis://127.0.0.1:{port}/0"
-    for _ in range(50):
-        if _redis_ok(url):
-            return url
-        time.sleep(0.1)
-    return None
+    server = ThrowawayRedis(binary)
+    try:
+        server.start()
+    except RuntimeError:
+        return None
+    return server.url
 
 
 def require_redis() -> str:
