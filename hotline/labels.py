@@ -82,6 +82,7 @@ EVENT_LABELS: dict[str, str] = {
     "voicemail": "语音留言",
     "survey_call": "自动回访电话",
     "citizen_message": "市民补充",
+    "attachment_refused": "附件未能保存",
 }
 
 ROLE_LABELS: dict[str, str] = {
@@ -167,4 +168,21 @@ PUBLIC_STATUS_LABELS: dict[str, str] = {
     "returned": "正在重新确定承办单位",
     "reopened": "正在重新办理",
     "awaiting_citizen": "需要您补充信息，请留意来电或短信",
+}
+
+#: ``TicketAttachment.kind``: what a file that came with a message is
+ATTACHMENT_KIND_LABELS: dict[str, str] = {
+    "image": "图片",
+    "audio": "语音",
+    "recording": "录音",
+    "document": "文件",
+}
+
+#: ``TicketAttachment.state``
+ATTACHMENT_STATE_LABELS: dict[str, str] = {
+    "pending": "待获取",
+    "fetching": "获取中",
+    "stored": "已保存",
+    "refused": "未能保存",
+    "linked": "外部链接",
 }
