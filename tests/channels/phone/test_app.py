@@ -17,10 +17,10 @@ from sqlalchemy import func, select
 from channels.phone.outbound import SURVEY_CALL, make_sender
 from channels.phone.prompts import PhonePrompts
 from channels.phone.twiml import Paths
-from hotline import inbound, outbox, workflow
+from hotline import inbound, notices, outbox, workflow
 from hotline.db import make_engine, make_sessionmaker, transaction
 from hotline.events import LocalBus
-from hotline.models import InboundMessage, OutboxMessage, Status, Ticket, TicketEvent
+from hotline.models import Citizen, InboundMessage, OutboxMessage, Status, Ticket, TicketEvent
 from hotline.services import Services
 from hotline.settings import Settings
 from hotline.suggestion import NullSuggester
@@ -33,6 +33,7 @@ from tests.fakes.twilio_api import FakeTwilioApi
 from tests.fakes.twilio_caller import TwilioCaller, Twiml
 
 CITIZEN = "+8613812345678"
+NATIONAL = "13812345678"  # how the citizen is kept (and addressed by the notices; the sender dials E.164)
 PROMPTS = PhonePrompts()
 CITY = ZoneInfo("Asia/Shanghai")
 # Survey tests run the worker at fixed moments after every message arrived (so each is due): a Tuesday to come.
@@ -75,6 +76,11 @@ def events(services: Services, ticket_id: int, type_: str | None = None) -> list
         return list(s.scalars(stmt))
 
 
+def sms_rows(services: Services) -> list[OutboxMessage]:
+    """The citizen's notices by SMS (``hotline.notices``): every outbox row of the phone channel but survey calls."""
+    return [row for row in outbox_rows(services) if row.channel == "phone" and row.kind != SURVEY_CALL]
+
+
 def outbox_rows(services: Services, kind: str | None = None) -> list[OutboxMessage]:
     with services.sessions() as s:
         stmt = select(OutboxMessage).order_by(OutboxMessage.id)
@@ -102,9 +108,9 @@ def test_a_described_request_becomes_a_draft_ticket_with_an_acceptance_sms(
     with services.sessions() as s:
         assert s.get(Ticket, ticket.id) is not None
         assert ticket.citizen_id is not None
-    [sms] = outbox_rows(services, "sms")
-    assert sms.recipient == CITIZEN and sms.ticket_id == ticket.id
-    assert ticket.number in sms.payload["body"] and "按2" in sms.payload["body"]
+    [sms] = sms_rows(services)
+    assert (sms.kind, sms.recipient, sms.ticket_id) == (notices.RECEIVED, NATIONAL, ticket.id)
+    assert ticket.number in sms.payload["text"] and "按2" in sms.payload["text"]
 
 
 def test_the_acceptance_sms_reaches_twilio_once_with_the_outbox_key_as_idempotency_token(
@@ -115,7 +121,7 @@ def test_the_acceptance_sms_reaches_twilio_once_with_the_outbox_key_as_idempoten
     call.press("1")
     call.say("小区垃圾三天没人清运")
     process(services)
-    [row] = outbox_rows(services, "sms")
+    [row] = sms_rows(services)
 
     fake_twilio.lose_next_responses(1)  # Twilio sends it, but its answer is lost on the way back
     first = outbox.send_pending(services.sessions, channel_senders(services))
@@ -129,22 +135,23 @@ def test_the_acceptance_sms_reaches_twilio_once_with_the_outbox_key_as_idempoten
     assert len(fake_twilio.messages) == 1
     [message] = fake_twilio.messages.values()
     assert message["to"] == CITIZEN and message["from"] == "+8657112345"
-    [sent] = outbox_rows(services, "sms")
+    [sent] = sms_rows(services)
     assert sent.state == outbox.SENT and sent.provider_id == message["sid"]
 
 
 def test_a_confidential_phone_ticket_gets_only_its_number_by_sms(services: Services, city: City) -> None:
-    from channels.phone.outbound import queue_acceptance_sms
-
     with transaction(services.sessions) as s:
+        citizen = Citizen(phone=NATIONAL)
+        s.add(citizen)
+        s.flush()
         ticket = Ticket(number="20260310000001", channel="phone", text="举报某单位领导违规收受礼金", confidential=True,
-                        status=Status.received)
+                        status=Status.received, citizen_id=citizen.id)
         s.add(ticket)
         s.flush()
-        assert queue_acceptance_sms(s, services.settings.phone, ticket, "13812345678")
-    [sms] = outbox_rows(services, "sms")
-    assert "20260310000001" in sms.payload["body"]
-    assert "礼金" not in sms.payload["body"] and "举报" not in sms.payload["body"]
+        assert notices.notify(s, ticket, notices.RECEIVED, cause="inbound1")
+    [sms] = sms_rows(services)
+    assert "20260310000001" in sms.payload["text"]
+    assert "礼金" not in sms.payload["text"] and "举报" not in sms.payload["text"]
 
 
 def test_the_same_step_replayed_three_times_is_one_ticket(client: TestClient, services: Services) -> None:
@@ -160,7 +167,7 @@ def test_the_same_step_replayed_three_times_is_one_ticket(client: TestClient, se
     assert len(tickets(services)) == 1
     with services.sessions() as s:
         assert s.scalar(select(func.count()).select_from(InboundMessage)) == 1
-    assert len(outbox_rows(services, "sms")) == 1
+    assert len(sms_rows(services)) == 1
 
 
 def test_a_spoken_emergency_is_dialled_and_its_ticket_is_urgent_and_transferred(
@@ -178,7 +185,8 @@ def test_a_spoken_emergency_is_dialled_and_its_ticket_is_urgent_and_transferred(
     assert ticket.urgent and ticket.status == Status.transferred and ticket.emergency_line == "119"
     [moved] = events(services, ticket.id, "transfer")
     assert moved.data["line"] == "119" and moved.actor_name == "系统"
-    assert outbox_rows(services, "sms") == []  # the emergency centre has the case; no acceptance notice
+    [sms] = sms_rows(services)  # the emergency centre has the case: the caller's SMS says so, with the number
+    assert sms.kind == notices.TRANSFERRED and "119" in sms.payload["text"] and ticket.number in sms.payload["text"]
 
     call.dial_ends("completed", duration=95)
     process(services)
@@ -235,7 +243,7 @@ def test_a_voicemail_becomes_a_ticket_with_the_recording_attached(client: TestCl
     assert recording["kind"] == "recording" and recording["url"].startswith("https://api.twilio.com/")
     [voicemail] = events(services, ticket.id, "voicemail")
     assert voicemail.data["duration_seconds"] == "21" and voicemail.data["attachments"] == [recording]
-    assert len(outbox_rows(services, "sms")) == 1
+    assert len(sms_rows(services)) == 1
 
 
 def test_missed_calls_of_one_caller_in_a_day_are_one_callback_task_in_the_agents_queue(
@@ -349,7 +357,8 @@ def test_a_unit_reply_queues_the_survey_call_which_records_the_answers_through_t
     ticket = replied_phone_ticket(client, services, city, TUESDAY_10)
     [survey] = outbox_rows(services, SURVEY_CALL)
     assert survey.recipient == CITIZEN and survey.next_attempt_at == TUESDAY_10
-    assert any(r.payload["body"].startswith("【12345热线】您的工单") for r in outbox_rows(services, "sms"))
+    assert any(r.kind == notices.REPLIED and r.payload["text"].startswith("【12345热线】您的工单")
+               for r in sms_rows(services))
 
     sender = make_sender(services.settings.phone, clock=lambda: TUESDAY_10 + timedelta(minutes=1))
     report = outbox.send_pending(services.sessions, {"phone": sender}, now=TUESDAY_10 + timedelta(minutes=1))
