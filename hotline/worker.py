@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from channels.forum.poll import ForumFeeds
 from channels.open311.backend import open311_handler
-from channels.phone.mount import phone_handlers, phone_senders
+from channels.phone.mount import phone_fetchers, phone_handlers, phone_senders
 from hotline import attachments, inbound, outbox
 from hotline.services import Services, build_services
 from hotline.settings import Settings
@@ -42,7 +42,7 @@ def channel_senders(services: Services) -> dict[str, outbox.Sender]:
 
 def channel_fetchers(services: Services) -> dict[str, attachments.Fetcher]:
     """The attachment fetcher of every enabled channel that downloads its citizens' files."""
-    fetchers: dict[str, attachments.Fetcher] = {}
+    fetchers: dict[str, attachments.Fetcher] = dict(phone_fetchers(services))
     if (wechat_fetcher := wechat.fetcher(services)) is not None:
         fetchers["wechat"] = wechat_fetcher
     return fetchers

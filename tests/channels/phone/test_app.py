@@ -4,6 +4,7 @@ SMS and survey calls to the fake Twilio REST API through the real client."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -17,15 +18,15 @@ from sqlalchemy import func, select
 from channels.phone.outbound import SURVEY_CALL, make_sender
 from channels.phone.prompts import PhonePrompts
 from channels.phone.twiml import Paths
-from hotline import inbound, notices, outbox, workflow
+from hotline import attachments, inbound, notices, outbox, workflow
 from hotline.db import make_engine, make_sessionmaker, transaction
 from hotline.events import LocalBus
-from hotline.models import Citizen, InboundMessage, OutboxMessage, Status, Ticket, TicketEvent
+from hotline.models import Citizen, InboundMessage, OutboxMessage, Status, Ticket, TicketAttachment, TicketEvent
 from hotline.services import Services
 from hotline.settings import Settings
 from hotline.suggestion import NullSuggester
 from hotline.timing import Timing
-from hotline.worker import channel_handlers, channel_senders, process_inbound_once
+from hotline.worker import channel_fetchers, channel_handlers, channel_senders, process_inbound_once
 from routing.calendar import WorkCalendar
 from tests.channels.phone.conftest import AUTH_TOKEN, PUBLIC_BASE, phone_settings
 from tests.conftest import City, actor
@@ -52,8 +53,11 @@ def services(db_url: str, tmp_path: Path, fake_twilio: FakeTwilioApi) -> Iterato
     engine.dispose()
 
 
-def caller(client: TestClient, from_: str = CITIZEN) -> TwilioCaller:
-    return TwilioCaller(client, auth_token=AUTH_TOKEN, public_base_url=PUBLIC_BASE, from_=from_)
+def caller(client: TestClient, from_: str = CITIZEN, account_sid: str | None = None) -> TwilioCaller:
+    call = TwilioCaller(client, auth_token=AUTH_TOKEN, public_base_url=PUBLIC_BASE, from_=from_)
+    if account_sid is not None:  # the account whose recordings the fake Twilio serves
+        call.account_sid = account_sid
+    return call
 
 
 def process(services: Services, now: datetime | None = None) -> inbound.ProcessReport:
@@ -349,6 +353,49 @@ def replied_phone_ticket(client: TestClient, services: Services, city: City, at:
         found = s.get(Ticket, ticket.id)
         assert found is not None
         return found
+
+
+def test_a_voicemail_recording_is_fetched_from_twilio_into_the_attachment_store(
+    client: TestClient, services: Services, fake_twilio: FakeTwilioApi
+) -> None:
+    call = caller(client, account_sid=fake_twilio.account_sid)
+    call.dial_in()
+    call.press("0")
+    call.wait_in_queue(seconds=services.settings.phone.queue_timeout_seconds)
+    call.leave_message(seconds=12)
+    process(services)
+    [ticket] = tickets(services)
+    [receive] = events(services, ticket.id, "receive")
+    recording_sid = receive.data["attachments"][0]["url"].rsplit("/", 1)[1]
+    mp3 = b"ID3\x04" + b"\xff\xfb" * 3000
+    fake_twilio.recordings[recording_sid] = mp3
+
+    report = attachments.fetch_pending(services.sessions, channel_fetchers(services),
+                                       limits=services.settings.attachment_max_bytes)
+    with services.sessions() as s:
+        [row] = s.scalars(select(TicketAttachment))
+        assert report.stored == 1, (row.reason, row.last_error)
+        assert (row.ticket_id, row.kind, row.state) == (ticket.id, "recording", "stored")
+        assert row.content_type == "audio/mpeg"
+        assert row.content == mp3 and row.sha256 == hashlib.sha256(mp3).hexdigest()
+    [download] = fake_twilio.requests_to(f"{recording_sid}.mp3")
+    assert download.username == fake_twilio.account_sid
+
+
+def test_a_deleted_recording_is_refused_with_its_reason(
+    client: TestClient, services: Services, fake_twilio: FakeTwilioApi
+) -> None:
+    call = caller(client, account_sid=fake_twilio.account_sid)
+    call.dial_in()
+    call.press("0")
+    call.wait_in_queue(seconds=services.settings.phone.queue_timeout_seconds)
+    call.leave_message(seconds=12)
+    process(services)
+    report = attachments.fetch_pending(services.sessions, channel_fetchers(services))
+    assert report.refused == 1
+    with services.sessions() as s:
+        [row] = s.scalars(select(TicketAttachment))
+        assert row.state == "refused" and row.reason == "Twilio 未提供该录音（HTTP 404），未能获取"
 
 
 def test_a_unit_reply_queues_the_survey_call_which_records_the_answers_through_the_workflow(
