@@ -27,7 +27,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from hotline import intake, metrics
+from hotline import attachments, intake, metrics
 from hotline.auth import channel_actor
 from hotline.db import transaction
 from hotline.errors import Conflict, Invalid, NotFound
@@ -51,6 +51,8 @@ class Attachment:
     media_id: str | None = None
     content_type: str | None = None
     size: int | None = None
+    #: True: the hotline downloads it into its attachment store (``hotline.attachments``); False: a public link
+    fetch: bool = False
 
 
 @dataclass(frozen=True)
@@ -242,6 +244,8 @@ def _process_one(session: Session, inbound_id: int, ctx: Context, handlers: Mapp
                                                    if k in intake.IntakeRequest.model_fields})
     ticket = handlers.get(row.channel, new_ticket)(session, row, request, ctx)
     row.ticket_id = row.ticket_id or (ticket.id if ticket is not None else None)
+    if ticket is not None:
+        attachments.record(session, ticket, row, ctx.now)  # fetched later, outside this transaction
     row.state, row.lease_until, row.last_error = DONE, None, None
     row.processed_at = ctx.now or datetime.now(UTC)
 

@@ -83,6 +83,7 @@ EVENT_LABELS: dict[str, str] = {
     "voicemail": "语音留言",
     "survey_call": "自动回访电话",
     "citizen_message": "市民补充",
+    "attachment_refused": "附件未能保存",
 }
 
 ROLE_LABELS: dict[str, str] = {
@@ -158,6 +159,16 @@ OUTBOX_KIND_LABELS: dict[str, str] = {
     "status": "进度答复",
     "answer": "直接答复",
     "message": "消息",
+    "sms": "短信",
+    "survey_call": "回访电话",
+    "ticket_received": "受理通知",
+    "ticket_joined": "补充确认",
+    "ticket_answered": "直接答复",
+    "ticket_replied": "办理结果",
+    "ticket_closed": "办结通知",
+    "ticket_merged": "并案通知",
+    "ticket_transferred": "转交紧急部门通知",
+    "ticket_reassigned": "改派通知",
 }
 
 #: a ticket's state as the citizen's own page says it (``GET /api/public/tickets/…``): plainer than the desk's words
@@ -174,4 +185,37 @@ PUBLIC_STATUS_LABELS: dict[str, str] = {
     "returned": "正在重新确定承办单位",
     "reopened": "正在重新办理",
     "awaiting_citizen": "需要您补充信息，请留意来电或短信",
+}
+
+#: ``TicketAttachment.kind``: what a file that came with a message is
+ATTACHMENT_KIND_LABELS: dict[str, str] = {
+    "image": "图片",
+    "audio": "语音",
+    "recording": "录音",
+    "document": "文件",
+}
+
+#: ``TicketAttachment.state``
+ATTACHMENT_STATE_LABELS: dict[str, str] = {
+    "pending": "待获取",
+    "fetching": "获取中",
+    "stored": "已保存",
+    "refused": "未能保存",
+    "linked": "外部链接",
+}
+
+#: a ticket's status as the citizen reads it in WeChat (the desk's own words, such as 退单, stay inside the hotline)
+CITIZEN_STATUS_LABELS: dict[str, str] = {
+    "received": "已受理，正在分派",
+    "answered": "已答复",
+    "transferred": "已转有关部门处置",
+    "merged": "已与同一问题的诉求合并办理",
+    "dispatched": "办理中",
+    "signed": "办理中",
+    "returned": "办理中",
+    "reopened": "重新办理中",
+    "awaiting_citizen": "待您补充材料",
+    "replied": "已答复",
+    "callback": "已答复",
+    "closed": "已办结",
 }

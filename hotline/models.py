@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -520,3 +521,44 @@ class AuditEvent(Base):
 
 
 __all__ += ["AuditEvent"]
+
+
+class TicketAttachment(Base):
+    """A file that came with a citizen's message (a WeChat photo or voice message, a voicemail recording), kept
+    in the database itself so a ``pg_dump`` keeps it with its ticket (``hotline.attachments``).
+
+    ``source`` is where it came from (a WeChat media_id, a recording or image URL). ``state``: ``pending`` (to be
+    fetched by the worker), ``fetching`` (leased), ``stored`` (``content`` holds the bytes with their size and
+    sha256), ``refused`` (not fetched; ``reason`` says why in Chinese: too large, expired at WeChat …) or
+    ``linked`` (a public link kept as it came: the hotline fetches no address a stranger names). ``content`` is
+    deferred: lists never load the bytes."""
+
+    __tablename__ = "attachments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
+    position: Mapped[int] = mapped_column(Integer, default=0)  # its place among its message's attachments
+    channel: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))  # image | audio | recording | document
+    source: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    size: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now)
+    lease_until: Mapped[datetime | None] = mapped_column(TZDateTime())
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now)
+    stored_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("inbound_id", "position", name="uq_attachments_inbound_position"),
+        Index("ix_attachments_pending", "next_attempt_at", postgresql_where=text("state IN ('pending', 'fetching')"),
+              sqlite_where=text("state IN ('pending', 'fetching')")),
+    )
+
+
+__all__ += ["TicketAttachment"]

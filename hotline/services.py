@@ -17,12 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from hotline import config_changes
+from hotline import config_changes, notices
 from hotline.db import make_engine, make_sessionmaker
 from hotline.events import BUS_RECONNECTED, EventBus, make_bus
 from hotline.login_guard import LoginGuard
 from hotline.models import KnowledgeArticle
 from hotline.ratelimit import Counters, RateLimiter
+from hotline.notice_texts import NoticeTexts
 from hotline.settings import Settings
 from hotline.states import STOPPED_STATES
 from hotline.suggester import CitySuggester, load_city_suggester, remember_ticket
@@ -52,6 +53,10 @@ class Services:
     def __post_init__(self) -> None:
         # Every process's sessions announce configuration changes, however its Services was put together.
         config_changes.track(self.sessions, self.instance_id)
+        # The city's wording of the citizen's notices, for every transaction that queues one (hotline.notices).
+        info = {**(self.sessions.kw.get("info") or {}),
+                notices.TEXTS_KEY: NoticeTexts(sms=self.settings.phone.phone_sms)}
+        self.sessions.configure(info=info)
 
     def knowledge_search(self, session: Session, query: str, limit: int) -> list[tuple[int, float]]:
         """Best articles for an agent's direct reply (BM25 over segmented words, see nlp.knowledge)."""

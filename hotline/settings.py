@@ -58,6 +58,12 @@ DEFAULT_OFFICE_HOURS = "08:30-12:00,13:30-17:30"
 _PERIOD = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
+MIB = 1024 * 1024
+#: the size limit of an attachment per kind: WeChat's own limits for images (10 MB) and voice (2 MB); a voicemail
+#: recording of a few minutes is well under 8 MiB
+DEFAULT_MAX_BYTES: dict[str, int] = {"image": 10 * MIB, "audio": 2 * MIB, "recording": 8 * MIB, "document": 10 * MIB}
+
+
 def parse_office_hours(text: str) -> tuple[tuple[time, time], ...]:
     """"08:30-12:00,13:30-17:30" -> ((08:30, 12:00), (13:30, 17:30)); ValueError naming the bad part."""
     periods: list[tuple[time, time]] = []
@@ -122,6 +128,9 @@ class Settings(RuleSettings):
     max_text_chars: int = 10_000
     embedded_worker: bool | None = None  # None: on for SQLite, off otherwise
     sweep_interval_seconds: float = 30.0
+    #: the largest file kept per attachment kind (JSON, e.g. {"image": 10485760}); kinds not named keep the
+    #: defaults of ``DEFAULT_MAX_BYTES`` (image 10 MiB, audio 2 MiB, recording 8 MiB)
+    attachment_max_bytes: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_MAX_BYTES))
     forum: ForumSettings = Field(default_factory=lambda data: ForumSettings(demo=data["demo"]))  # HOTLINE_FORUM_*
     open311: Open311Settings = Field(default_factory=lambda data: Open311Settings(demo=data["demo"]))  # OPEN311_*
     #: the phone channel (HOTLINE_PHONE_ENABLED, HOTLINE_TWILIO_*, HOTLINE_PUBLIC_BASE_URL …; channels.phone.settings)
@@ -132,6 +141,17 @@ class Settings(RuleSettings):
     #: `hotline worker` serves its own /metrics on this port when set (unauthenticated: bind it to a private address)
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     worker_metrics_host: str = "127.0.0.1"
+
+    @field_validator("attachment_max_bytes")
+    @classmethod
+    def _valid_attachment_limits(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - set(DEFAULT_MAX_BYTES))
+        if unknown:
+            raise ValueError(f"HOTLINE_ATTACHMENT_MAX_BYTES names unknown kinds {unknown}; "
+                             f"the kinds are {sorted(DEFAULT_MAX_BYTES)}")
+        if any(limit < 1024 or limit > 100 * 1024 * 1024 for limit in value.values()):
+            raise ValueError("HOTLINE_ATTACHMENT_MAX_BYTES: each limit lies between 1024 bytes and 100 MiB")
+        return {**DEFAULT_MAX_BYTES, **value}
 
     @model_validator(mode="after")
     def _refuse_demo_secrets_outside_demo(self) -> Settings:

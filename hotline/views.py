@@ -22,11 +22,11 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from hotline import workflow
+from hotline import attachments, workflow
 from hotline.auth import Actor
 from hotline.labels import KIND_LABELS, STATUS_LABELS
 from hotline.models import Area, Category, InboundMessage, OutboxMessage, Role, Ticket, TicketEvent, Unit
-from hotline.visibility import sees_unit_work
+from hotline.visibility import may_open_attachment, sees_unit_work
 
 FULL_PHONE_ROLES = frozenset({Role.agent, Role.supervisor})
 
@@ -156,10 +156,37 @@ class CallbackOut(BaseModel):
     at: datetime
 
 
+class AttachmentOut(BaseModel):
+    """A file that came with the citizen's messages (``hotline.attachments``): ``url`` serves a stored one; a
+    public link (``linked``) keeps its address as ``source_url``; a refused one says why in ``reason``."""
+
+    id: int
+    kind: str
+    state: str  # pending | fetching | stored | refused | linked
+    content_type: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+    url: str | None = None
+    source_url: str | None = None
+    reason: str | None = None
+    created_at: datetime
+
+
 class TicketDetail(TicketOut):
     events: list[EventOut]
     conversation: list[ConversationItem] = []
     last_callback: CallbackOut | None = None
+    attachments: list[AttachmentOut] = []
+
+
+def ticket_attachments(session: Session, ticket: Ticket, actor: Actor) -> list[AttachmentOut]:
+    """The ticket's attachments this actor may open (``visibility.may_open_attachment``), without their bytes."""
+    return [AttachmentOut(id=a.id, kind=a.kind, state=a.state, content_type=a.content_type, size=a.size,
+                          sha256=a.sha256, reason=a.reason, created_at=a.created_at,
+                          url=f"/api/attachments/{a.id}" if a.state == attachments.STORED else None,
+                          source_url=a.source if a.state == attachments.LINKED
+                          and a.source.startswith(("https://", "http://")) else None)
+            for a in attachments.of_ticket(session, ticket.id) if may_open_attachment(actor, ticket, a.kind)]
 
 
 def ticket_load_options() -> list[Any]:
@@ -268,6 +295,7 @@ def ticket_detail(session: Session, ticket_id: int, actor: Actor) -> TicketDetai
         **base.model_dump(),
         conversation=conversation(session, ticket, actor),
         last_callback=_callback_out(callbacks[-1], actor) if callbacks else None,
+        attachments=ticket_attachments(session, ticket, actor),
         events=[
             EventOut(
                 id=e.id,

@@ -46,3 +46,13 @@ def can_see(ticket: Ticket, actor: Actor, co_unit_ids: Iterable[int]) -> bool:
 def may_receive(actor: Actor, message: Mapping[str, Any]) -> bool:
     """A live ticket event, judged on the unit ids it carries (those of the ticket when the event was recorded)."""
     return sees_unit_work(actor, message.get("lead_unit_id"), message.get("co_unit_ids") or ())
+
+
+#: attachments that carry the citizen's voice
+VOICE_KINDS = frozenset({"audio", "recording"})
+
+
+def may_open_attachment(actor: Actor, ticket: Ticket, kind: str) -> bool:
+    """On a ticket the actor may see (``can_see``): a unit hears no voice of a confidential (保密) caller, because a
+    voice names the caller as surely as a name does; photos and everything else it may open."""
+    return not (ticket.confidential and actor.is_unit and kind in VOICE_KINDS)

@@ -1,5 +1,6 @@
 """``hotline worker``: the background process (an entry point). It turns stored channel messages into tickets
-(``hotline.inbound``) as they arrive, sends the outbox (``hotline.outbox``) through the channels' senders, and runs
+(``hotline.inbound``) as they arrive, sends the outbox (``hotline.outbox``) through the channels' senders, fetches
+the citizens' files into the attachment store (``hotline.attachments``) through the channels' fetchers, and runs
 the deadline sweeps of ``hotline.sweep``.
 
 ``run_forever`` survives a failed pass (database down, deadlock, a bug in one pass): it logs the error and waits
@@ -17,8 +18,8 @@ from collections.abc import Callable
 
 from channels.forum.poll import ForumFeeds
 from channels.open311.backend import open311_handler
-from channels.phone.mount import phone_handlers, phone_senders
-from hotline import inbound, outbox
+from channels.phone.mount import phone_fetchers, phone_handlers, phone_senders
+from hotline import attachments, inbound, outbox
 from hotline.services import Services, build_services
 from hotline.settings import Settings
 from hotline.sweep import sweep_once
@@ -37,6 +38,21 @@ def channel_senders(services: Services) -> dict[str, outbox.Sender]:
     if (wechat_sender := wechat.sender(services)) is not None:
         senders["wechat"] = wechat_sender
     return senders
+
+
+def channel_fetchers(services: Services) -> dict[str, attachments.Fetcher]:
+    """The attachment fetcher of every enabled channel that downloads its citizens' files."""
+    fetchers: dict[str, attachments.Fetcher] = dict(phone_fetchers(services))
+    if (wechat_fetcher := wechat.fetcher(services)) is not None:
+        fetchers["wechat"] = wechat_fetcher
+    return fetchers
+
+
+def fetch_attachments_once(services: Services, fetchers: dict[str, attachments.Fetcher]) -> attachments.FetchReport:
+    report = attachments.fetch_pending(services.sessions, fetchers, limits=services.settings.attachment_max_bytes)
+    if report:
+        log.info("attachments: %s", report)
+    return report
 
 
 def channel_handlers(services: Services) -> dict[str, inbound.Handler]:
@@ -69,6 +85,7 @@ async def run_embedded(services: Services) -> None:
     """The worker inside the server process (embedded mode): stored messages at once, sweeps every interval."""
     interval = services.settings.sweep_interval_seconds
     senders = channel_senders(services)
+    fetchers = channel_fetchers(services)
     feeds = ForumFeeds(services)
     next_sweep = 0.0
     while True:
@@ -77,6 +94,7 @@ async def run_embedded(services: Services) -> None:
             await asyncio.to_thread(feeds.poll_if_due)
             busy = bool(await asyncio.to_thread(process_inbound_once, services))
             busy = bool(await asyncio.to_thread(send_outbox_once, services, senders)) or busy
+            busy = bool(await asyncio.to_thread(fetch_attachments_once, services, fetchers)) or busy
         except Exception:
             log.exception("processing inbound messages or the outbox failed; retrying")
         if time.monotonic() >= next_sweep:
@@ -108,6 +126,7 @@ def run_forever(
     an error is logged and retried with back-off."""
     services: Services | None = None
     senders: dict[str, outbox.Sender] = {}
+    fetchers: dict[str, attachments.Fetcher] = {}
     feeds: ForumFeeds | None = None
     failures = 0
     next_sweep = 0.0
@@ -119,10 +138,12 @@ def run_forever(
                 services = build(settings)
                 services.timing.escalate_after_days = settings.escalate_after_days
                 senders = channel_senders(services)
+                fetchers = channel_fetchers(services)
             feeds = feeds or ForumFeeds(services)
             feeds.poll_if_due()
             busy = bool(process_inbound_once(services))
             busy = bool(send_outbox_once(services, senders)) or busy
+            busy = bool(fetch_attachments_once(services, fetchers)) or busy
             if once or started >= next_sweep:
                 sent = sweep_once(services)
                 next_sweep = started + settings.sweep_interval_seconds

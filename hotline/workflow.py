@@ -256,6 +256,7 @@ def _dispatch(ctx: Context) -> None:
         ))
         ctx.event_data.update(rework=len(reopens), reopen_reason=reopens[-1] if reopens else None)
     _lapse_extension(ctx)
+    previous_unit_id = t.lead_unit_id  # a re-dispatch to another unit is a notice to the citizen (改派)
     t.lead_unit_id = data.unit_id
     t.co_units = [TicketCoUnit(unit_id=uid) for uid in dict.fromkeys(data.co_unit_ids)]
     t.dispatched_at = ctx.now
@@ -267,6 +268,7 @@ def _dispatch(ctx: Context) -> None:
     t.owner_id = None  # 首接负责 ends with the dispatch
     ctx.event_data.update(
         unit_id=data.unit_id,
+        previous_unit_id=previous_unit_id,
         unit_name=units[data.unit_id].name,
         co_unit_ids=data.co_unit_ids,
         sign_due=t.sign_due.isoformat(),
@@ -823,7 +825,7 @@ def perform(
         data=ctx.event_data,
         now=now,
     )
-    notices.after_event(session, ticket, event)  # the citizen hears of a reply or a close (hotline.notices)
+    notices.after_event(session, ticket, event)  # the citizen hears of the steps hotline.notices names
     metrics.WORKFLOW_ACTIONS.labels(action_name).inc()
     return event
 

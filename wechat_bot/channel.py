@@ -17,7 +17,8 @@
   - otherwise a new ticket through ``intake.create_ticket``, and the citizen hears ``RECEIVED`` with its number.
 - ``lookup_status``: the citizen's own WeChat tickets (by openid), in the words of ``texts.STATUS_WORDS``.
 
-Photos and voice stay on WeChat's side (media_id, kept there three days) as the attachment's reference.
+Photos and voice messages are fetched by the worker from WeChat's media API after the ticket is made (WeChat keeps
+them three days) into the core's attachment store (``hotline.attachments``, fetcher ``wechat_bot.media``).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def to_inbound(record: messages.Inbound) -> core.Inbound:
     words = record.text.strip()
     if not words:
         words = VOICE_TEXT if "audio" in kinds else IMAGE_TEXT if "image" in kinds else LOCATION_TEXT
-    attachments = tuple(core.Attachment(kind=m.kind, url=m.url, media_id=m.media_id, content_type=m.format)
+    attachments = tuple(core.Attachment(kind=m.kind, url=m.url, media_id=m.media_id, content_type=m.format,
+                                        fetch=bool(m.media_id))
                         for m in record.media)
     return core.Inbound(channel=CHANNEL, external_id=record.external_id, text=words,
                         wechat_openid=record.wechat_openid, place_text=record.place_text,

@@ -157,6 +157,17 @@ class MemoryTokenStore:
         self._token = token
 
 
+_PROCESS_STORES: dict[tuple[str, str | None], MemoryTokenStore] = {}
+_PROCESS_STORES_LOCK = threading.Lock()
+
+
+def process_token_store(appid: str, api_base: str | None) -> MemoryTokenStore:
+    """This process's one token store per account: the outbox sender and the media fetcher share it, so neither
+    fetches a token that invalidates the other's."""
+    with _PROCESS_STORES_LOCK:
+        return _PROCESS_STORES.setdefault((appid, api_base), MemoryTokenStore())
+
+
 class RedisTokenStore:
     """The token shared by every process through Redis; one refresher at a time under a Redis lock.
 
@@ -242,7 +253,7 @@ class WeChatClient:
                       prefix: str = "hotline:") -> WeChatClient:
         """Redis-shared tokens when the deployment has Redis, else this process's own."""
         tokens: TokenStore = (RedisTokenStore(redis_client, settings.appid, prefix) if redis_client is not None
-                              else MemoryTokenStore())
+                              else process_token_store(settings.appid, settings.api_base))
         return cls(settings.appid, settings.secret, tokens, base_url=settings.api_base,
                    max_media_bytes=settings.max_media_bytes)
 

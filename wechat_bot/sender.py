@@ -1,10 +1,11 @@
-"""The WeChat channel's outbox ``Sender``: the citizen's notices (``hotline.notices``) as WeChat messages.
+"""The WeChat channel's outbox ``Sender``: delivers the citizen's notices, worded by the core (``hotline.notices``;
+the row's payload holds the text), as WeChat messages.
 
 Each notice goes as a customer-service text message (客服消息), which WeChat allows within 48 hours of the
 citizen's last message. Outside that window (WeChat answers 45015/45047) it goes as a template message when
-``HOTLINE_WECHAT_NOTICE_TEMPLATE_ID`` is configured, else it is parked as failed (``PermanentFailure``), visible
-on the ticket. WeChat errors that a later attempt may cure (busy, network, token) are raised for the outbox to
-retry with back-off; the rest are permanent.
+``HOTLINE_WECHAT_NOTICE_TEMPLATE_ID`` is configured (the notice as ``first``, the number and the status), else it
+is parked as failed (``PermanentFailure``), visible on the ticket. WeChat errors that a later attempt may cure
+(busy, network, token) are raised for the outbox to retry with back-off; the rest are permanent.
 
 WeChat's message APIs take no idempotency key: a worker that dies between sending and marking the row sent makes
 the outbox send it again, and the citizen may read that notice twice. That is the one duplicate left, and the
@@ -13,28 +14,11 @@ harmless direction (a notice never goes missing).
 
 from __future__ import annotations
 
-from hotline import notices, outbox
+from hotline import outbox
+from hotline.labels import CITIZEN_STATUS_LABELS
 from hotline.models import OutboxMessage
-from wechat_bot import texts as say
 from wechat_bot.client import OutsideReplyWindow, WeChatClient, WeChatError
-from wechat_bot.texts import DEFAULT_TEXTS, STATUS_WORDS, Texts
-
-
-def notice_text(row: OutboxMessage, texts: Texts = DEFAULT_TEXTS) -> str:
-    """What the citizen reads for one notice row."""
-    number = str(row.payload.get("number", ""))
-    reply = str(row.payload.get("reply", ""))
-    if row.kind == notices.RECEIVED:
-        return say.accepted(number, texts)
-    if row.kind == notices.JOINED:
-        return say.merged_into(number, texts)
-    if row.kind == notices.ANSWERED:
-        return say.answered(number, reply, texts)
-    if row.kind == notices.REPLIED:
-        return say.unit_replied(number, reply, texts)
-    if row.kind == notices.CLOSED:
-        return say.closed(number, texts)
-    raise outbox.PermanentFailure(f"the WeChat sender has no wording for a {row.kind!r} notice")
+from wechat_bot.texts import DEFAULT_TEXTS, Texts
 
 
 class WeChatSender:
@@ -46,7 +30,9 @@ class WeChatSender:
         self.texts = texts
 
     def __call__(self, row: OutboxMessage) -> str | None:
-        content = notice_text(row, self.texts)
+        content = str(row.payload.get("text") or "")
+        if not content:
+            raise outbox.PermanentFailure(f"the {row.kind!r} notice has no text to deliver")
         try:
             try:
                 self.client.send_text(row.recipient, content)
@@ -56,9 +42,9 @@ class WeChatSender:
                     raise
             number = str(row.payload.get("number", ""))
             msgid = self.client.send_template(row.recipient, self.template_id, {
-                "first": self.texts.template_first if row.kind != notices.CLOSED else content,
+                "first": content,
                 "keyword1": number,
-                "keyword2": STATUS_WORDS.get(str(row.payload.get("status", "")), "办理中"),
+                "keyword2": CITIZEN_STATUS_LABELS.get(str(row.payload.get("status", "")), "办理中"),
                 "remark": self.texts.template_remark.format(number=number),
             })
             return f"template:{msgid}"

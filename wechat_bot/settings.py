@@ -11,7 +11,8 @@ can hold them as one field (``wechat: WeChatSettings = Field(default_factory=WeC
 - ``HOTLINE_WECHAT_API_BASE`` (``https://api.weixin.qq.com``): the API's base URL; tests and the simulator point
   it at a fake.
 - ``HOTLINE_WECHAT_TIMESTAMP_WINDOW_SECONDS`` (300): how far a request's timestamp may be from our clock.
-- ``HOTLINE_WECHAT_MAX_MEDIA_BYTES`` (10 MiB): the largest image or voice file fetched from the media API.
+- ``HOTLINE_WECHAT_MAX_MEDIA_BYTES`` (10 MiB): the client's own ceiling for a media download called without a
+  limit; the attachment store passes its per-kind ``HOTLINE_ATTACHMENT_MAX_BYTES`` instead.
 - ``HOTLINE_WECHAT_ENABLED`` (true): false leaves ``/channels/wechat`` unmounted and its outbox unsent, for a city
   without an official account (its demo values are then not refused either).
 - ``HOTLINE_WECHAT_NOTICE_TEMPLATE_ID`` (unset): the template (模板消息) for a notice to a citizen who last wrote

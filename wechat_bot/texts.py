@@ -1,4 +1,5 @@
-"""Every sentence a citizen reads from the city's official account, in one place.
+"""Every sentence a citizen reads from the city's official account in its passive replies (welcome, guide, status
+answers); the notices that follow a ticket's steps are worded by the core (``hotline.notice_texts``).
 
 ``Texts`` holds the city's wording with these defaults; a city overrides any of them by constructing ``Texts``
 with its own (the fields are plain strings with ``{placeholders}``). The ``texts.format`` functions fill them.
@@ -11,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
+
+from hotline.labels import CITIZEN_STATUS_LABELS
 
 REPLY_LIMIT_BYTES = 2048
 MAX_LISTED_TICKETS = 5
@@ -52,10 +55,6 @@ class Texts:
     too_many: str = (
         "您发送消息太频繁了，这条消息没有登记。请{minutes}分钟后再发送；紧急情况请拨打12345或110、119、120。"
     )
-    accepted: str = (
-        "您反映的问题已受理，受理编号：{number}。办理结果会通过本公众号告诉您，也可发送“查询 {number}”查看进度。"
-    )
-    merged_into: str = "您刚才补充的内容已并入受理编号 {number} 的诉求。"
     status_header: str = "您的诉求办理情况："
     status_line: str = "受理编号 {number}：{status}（{updated}）{summary}"
     status_reply_line: str = "答复：{reply}"
@@ -64,13 +63,7 @@ class Texts:
     not_found: str = (
         "没有查到您名下受理编号为 {number} 的诉求，请核对编号。通过电话等其他渠道提交的诉求，请拨打12345查询。"
     )
-    unit_replied: str = "您反映的问题（受理编号 {number}）已有答复：{reply}"
-    answered: str = (
-        "您咨询的问题已登记，受理编号：{number}。答复如下：{reply}\n如仍有疑问，请直接回复说明，或拨打12345热线。"
-    )
-    template_first: str = "您的诉求有新进展"
     template_remark: str = "详情可在本公众号发送“查询 {number}”查看。"
-    closed: str = "您反映的问题（受理编号 {number}）已办结。感谢您对我们工作的支持。"
     unsupported: str = "暂时无法处理这类消息，请发送文字、语音、图片或位置。"
     error: str = "系统繁忙，请稍后再发一次。也可以拨打12345热线。"
     timezone: str = "Asia/Shanghai"
@@ -78,45 +71,12 @@ class Texts:
 
 DEFAULT_TEXTS = Texts()
 
-#: a ticket's status as the citizen reads it (the desk's own words, such as 退单, stay inside the hotline)
-STATUS_WORDS: dict[str, str] = {
-    "received": "已受理，正在分派",
-    "answered": "已答复",
-    "transferred": "已转有关部门处置",
-    "merged": "已与同一问题的诉求合并办理",
-    "dispatched": "办理中",
-    "signed": "办理中",
-    "returned": "办理中",
-    "reopened": "重新办理中",
-    "awaiting_citizen": "待您补充材料",
-    "replied": "已答复",
-    "callback": "已答复",
-    "closed": "已办结",
-}
+#: a ticket's status as the citizen reads it (its home is hotline.labels)
+STATUS_WORDS = CITIZEN_STATUS_LABELS
 
 
 def welcome(texts: Texts = DEFAULT_TEXTS) -> str:
     return texts.welcome.format(city_line=texts.city_line)
-
-
-def accepted(number: str, texts: Texts = DEFAULT_TEXTS) -> str:
-    return texts.accepted.format(number=number)
-
-
-def merged_into(number: str, texts: Texts = DEFAULT_TEXTS) -> str:
-    return texts.merged_into.format(number=number)
-
-
-def unit_replied(number: str, reply: str, texts: Texts = DEFAULT_TEXTS) -> str:
-    return texts.unit_replied.format(number=number, reply=reply)
-
-
-def answered(number: str, reply: str, texts: Texts = DEFAULT_TEXTS) -> str:
-    return _fit(texts.answered.format(number=number, reply=reply))
-
-
-def closed(number: str, texts: Texts = DEFAULT_TEXTS) -> str:
-    return texts.closed.format(number=number)
 
 
 def not_found(number: str, texts: Texts = DEFAULT_TEXTS) -> str:

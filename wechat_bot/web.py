@@ -1,8 +1,8 @@
 """The WeChat channel plugged into a running hotline: the route, the worker's handler and the outbox sender.
 
 The entry points call these: ``hotline.app`` calls ``mount(app, services)``, ``hotline.worker`` registers
-``handler(services)`` and ``sender(services)``. With ``HOTLINE_WECHAT_ENABLED=false`` there is no route and no
-sender (notices for WeChat tickets then wait in the outbox).
+``handler(services)``, ``sender(services)`` and ``fetcher(services)``. With ``HOTLINE_WECHAT_ENABLED=false`` there
+is no route, no sender and no fetcher (notices and photos of WeChat tickets then wait).
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from fastapi import FastAPI, Request
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from hotline import outbox
+from hotline import attachments, outbox
 from hotline.models import OutboxMessage
 from hotline.services import Services
 from wechat_bot.channel import CHANNEL, WeChatHandler, accept, lookup_status
 from wechat_bot.client import WeChatClient
+from wechat_bot.media import make_fetcher
 from wechat_bot.messages import TemplateSendFinished
 from wechat_bot.routes import wechat_router
 from wechat_bot.sender import WeChatSender
@@ -55,11 +56,22 @@ def handler(services: Services) -> WeChatHandler:
     return WeChatHandler(services.knowledge_search)
 
 
-def sender(services: Services) -> WeChatSender | None:
-    """The outbox sender, sharing the access token through Redis when the deployment has Redis."""
+def _client(services: Services) -> WeChatClient | None:
+    """An API client sharing the access token through Redis when the deployment has Redis (else in the process)."""
     settings = services.settings.wechat
     if not settings.enabled:
         return None
     redis_url = services.settings.redis_url
-    client = WeChatClient.from_settings(settings, redis.Redis.from_url(redis_url) if redis_url else None)
-    return WeChatSender(client, settings.notice_template_id)
+    return WeChatClient.from_settings(settings, redis.Redis.from_url(redis_url) if redis_url else None)
+
+
+def sender(services: Services) -> WeChatSender | None:
+    """The outbox sender."""
+    client = _client(services)
+    return None if client is None else WeChatSender(client, services.settings.wechat.notice_template_id)
+
+
+def fetcher(services: Services) -> attachments.Fetcher | None:
+    """The attachment store's fetcher of photos and voice messages."""
+    client = _client(services)
+    return None if client is None else make_fetcher(client)

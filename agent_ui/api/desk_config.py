@@ -63,6 +63,8 @@ class Labels(BaseModel):
     outcome: dict[str, str]
     delivery: dict[str, str]
     outbox_kind: dict[str, str]
+    attachment_kind: dict[str, str]
+    attachment_state: dict[str, str]
 
 
 class OfficeHours(BaseModel):
@@ -95,6 +97,7 @@ def desk_labels() -> Labels:
         case_state=labels.CASE_STATE_LABELS, case_decision=labels.CASE_DECISION_LABELS,
         order_state=labels.ORDER_STATE_LABELS,
         outcome=labels.OUTCOME_LABELS, delivery=labels.DELIVERY_LABELS, outbox_kind=labels.OUTBOX_KIND_LABELS,
+        attachment_kind=labels.ATTACHMENT_KIND_LABELS, attachment_state=labels.ATTACHMENT_STATE_LABELS,
     )
 
 

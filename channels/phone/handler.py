@@ -2,10 +2,10 @@
 ``raw["step"]``, each in the worker's transaction for that message:
 
 - ``transcript``: a new ticket from what the caller said, with the analysis, not dispatched (an agent is about to
-  take the call and confirms it: a draft for the agent), and the acceptance SMS. A transcript the urgency detector
-  flagged (``EmergencyLine``) is an ``emergency`` instead.
+  take the call and confirms it: a draft for the agent), and the acceptance SMS (``hotline.notices``). A
+  transcript the urgency detector flagged (``EmergencyLine``) is an ``emergency`` instead.
 - ``emergency``: the ticket is flagged urgent and transferred (workflow ``transfer`` by the system actor), which
-  records the line; no SMS (the emergency centre has the case now).
+  records the line; the caller's SMS says so, with the ticket number (``hotline.notices``).
 - ``transfer`` / ``conference``: the outcome of the emergency dial or of the three-party call, a ``call`` event
   on the call's ticket.
 - ``voicemail``: a ticket with the recording attached (or, when the call already made one, a ``voicemail``
@@ -35,10 +35,10 @@ from typing import Any
 from sqlalchemy import exists, or_, select, text
 from sqlalchemy.orm import Session
 
-from channels.phone.outbound import SurveyRef, parse_survey, queue_acceptance_sms, queue_survey_call
+from channels.phone.outbound import SurveyRef, parse_survey, queue_survey_call
 from channels.phone.routes import CALL_STATUS_WORDS
 from channels.phone.settings import PhoneSettings
-from hotline import inbound, intake, workflow
+from hotline import inbound, intake, notices, workflow
 from hotline.auth import SYSTEM, channel_actor
 from hotline.errors import Conflict
 from hotline.labels import EMERGENCY_LINE_LABELS
@@ -141,8 +141,7 @@ def transcript(session: Session, row: InboundMessage, request: intake.IntakeRequ
     line = raw.get("EmergencyLine")
     if line:
         return emergency(session, ticket, str(line), ctx)
-    if request.citizen and request.citizen.phone:
-        queue_acceptance_sms(session, settings, ticket, request.citizen.phone, now=ctx.now)
+    notices.notify(session, ticket, notices.RECEIVED, cause=f"inbound{row.id}")
     return ticket
 
 
@@ -181,8 +180,7 @@ def voicemail(session: Session, row: InboundMessage, request: intake.IntakeReque
         return existing
     ticket = create(session, row, request, ctx, extra={"call_sid": call_sid})
     workflow.record_event(session, ticket, VOICEMAIL, ACTOR, note=request.text, data=data, now=ctx.now)
-    if request.citizen and request.citizen.phone:
-        queue_acceptance_sms(session, settings, ticket, request.citizen.phone, now=ctx.now)
+    notices.notify(session, ticket, notices.RECEIVED, cause=f"inbound{row.id}")
     return ticket
 
 

@@ -27,7 +27,8 @@ CHANNEL = "phone"
 
 
 def to_inbound(message: PhoneMessage) -> inbound.Inbound:
-    attachments = (inbound.Attachment(kind="recording", url=message.recording_url),) if message.recording_url else ()
+    attachments = (inbound.Attachment(kind="recording", url=message.recording_url, fetch=True),
+                   ) if message.recording_url else ()
     return inbound.Inbound(
         channel=CHANNEL, external_id=message.external_id, text=message.text,
         citizen_phone=national(message.citizen_phone), received_at=message.received_at, attachments=attachments,

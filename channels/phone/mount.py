@@ -3,7 +3,8 @@
 - ``mount_phone``: the Twilio webhooks (``/channels/twilio/voice``, its IVR steps, ``/channels/twilio/status`` …)
   with the real ``accept`` and ``ticket_status``, and the reply tracking that queues the reply SMS and the survey
   call in the reply's transaction. Nothing is mounted while ``HOTLINE_PHONE_ENABLED`` is off.
-- ``phone_handlers`` / ``phone_senders``: the worker's handler of stored steps and the outbox sender.
+- ``phone_handlers`` / ``phone_senders`` / ``phone_fetchers``: the worker's handler of stored steps, the outbox
+  sender and the fetcher of voicemail recordings into the attachment store.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from fastapi import FastAPI
 from channels.phone.handler import make_handler
 from channels.phone.intake import accept, ticket_status_for
 from channels.phone.outbound import make_sender, track_replies
+from channels.phone.recordings import make_fetcher as make_recording_fetcher
 from channels.phone.routes import phone_router
-from hotline import inbound, outbox
+from hotline import attachments, inbound, outbox
 from hotline.api.deps import get_session
 from hotline.services import Services
 
@@ -39,3 +41,8 @@ def phone_handlers(services: Services) -> dict[str, inbound.Handler]:
 def phone_senders(services: Services) -> dict[str, outbox.Sender]:
     settings = services.settings.phone
     return {CHANNEL: make_sender(settings)} if settings.phone_enabled else {}
+
+
+def phone_fetchers(services: Services) -> dict[str, attachments.Fetcher]:
+    settings = services.settings.phone
+    return {CHANNEL: make_recording_fetcher(settings)} if settings.phone_enabled else {}

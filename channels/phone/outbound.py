@@ -1,10 +1,12 @@
 """What the phone channel sends, always through the outbox (``hotline.outbox``): retried, never doubled.
 
-- SMS on acceptance (``queue_acceptance_sms``), in the transaction that creates the phone ticket: its number and
-  how to ask for its status, plus a short summary unless the ticket is confidential (``channels.phone.texts``).
-- After a unit's reply (``track_replies``, in the reply's own transaction): the reply SMS and the automated survey
-  call (回访), due at the next moment inside the calling hours. Only tickets that came by phone get them; the other
-  channels' citizens are called back by the agents.
+- The citizen's notices by SMS (accepted, answered, replied, closed, merged, transferred, re-dispatched): the core
+  decides which and words them (``hotline.notices``, templates in ``hotline.notice_texts``, a city's own in
+  ``HOTLINE_PHONE_SMS``); this channel only delivers them. The phone handler queues the acceptance with
+  ``notices.notify`` in the transaction that makes the ticket; the workflow queues the rest.
+- After a unit's reply (``track_replies``, in the reply's own transaction): the automated survey call (回访), due
+  at the next moment inside the calling hours. Only tickets that came by phone get it; the other channels'
+  citizens are called back by the agents. (Not a notice: a call that records an answer.)
 - The sender (``make_sender``) sends each row with ``channels.phone.rest`` and the row's key as Twilio's
   idempotency token, so a resend after a lost answer is not a second SMS or call. A survey call that would go out
   outside the calling hours (a retry that slid into the evening) is postponed to the next calling period. Twilio's
@@ -28,12 +30,11 @@ from twilio.base.exceptions import TwilioRestException
 from channels.phone.numbers import e164, takes_sms
 from channels.phone.rest import PhoneRest, make_client, retryable
 from channels.phone.settings import PhoneSettings
-from channels.phone.texts import TicketNotice
-from hotline import outbox
-from hotline.models import Citizen, OutboxMessage, Ticket, TicketEvent, Unit
+from hotline import notices, outbox
+from hotline.models import Citizen, OutboxMessage, Ticket, TicketEvent
 
 CHANNEL = "phone"
-SMS = "sms"
+SMS = "sms"  # rows queued before notices moved to the core (hotline.notices)
 SURVEY_CALL = "survey_call"
 _REPLIES = "phone_replies"
 
@@ -59,24 +60,6 @@ def parse_survey(ref: str) -> SurveyRef | None:
     return SurveyRef(int(parts[2]), int(parts[3]), int(parts[4]))
 
 
-def queue_sms(session: Session, *, key: str, ticket: Ticket, phone: str, body: str, now: datetime | None) -> bool:
-    """Queue one SMS to ``phone`` (a landline gets none). True when queued."""
-    to = e164(phone)
-    if to is None or not takes_sms(to):
-        return False
-    outbox.enqueue(session, channel=CHANNEL, kind=SMS, key=key, payload={"body": body}, recipient=to,
-                   ticket_id=ticket.id, now=now)
-    return True
-
-
-def queue_acceptance_sms(
-    session: Session, settings: PhoneSettings, ticket: Ticket, phone: str, now: datetime | None = None
-) -> bool:
-    notice = TicketNotice(number=ticket.number, confidential=ticket.confidential, summary=ticket.text)
-    return queue_sms(session, key=f"phone:sms:accepted:{ticket.id}", ticket=ticket, phone=phone,
-                     body=settings.phone_sms.on_acceptance(notice), now=now)
-
-
 def queue_survey_call(
     session: Session, ticket: Ticket, phone: str, ref: SurveyRef, due: datetime, now: datetime | None = None
 ) -> bool:
@@ -89,20 +72,15 @@ def queue_survey_call(
 
 
 def on_reply(session: Session, settings: PhoneSettings, reply: TicketEvent, now: datetime) -> None:
-    """A unit replied to a phone ticket: the reply SMS and the first survey call (inside calling hours)."""
+    """A unit replied to a phone ticket: the first survey call (inside calling hours)."""
     row = session.execute(
-        select(Ticket, Citizen.phone, Unit.name)
+        select(Ticket, Citizen.phone)
         .join(Citizen, Citizen.id == Ticket.citizen_id)
-        .outerjoin(Unit, Unit.id == Ticket.lead_unit_id)
         .where(Ticket.id == reply.ticket_id)
     ).first()
     if row is None or row[0].channel != CHANNEL or not row[1]:
         return
-    ticket, phone, unit = row[0], str(row[1]), row[2] or ""
-    notice = TicketNotice(number=ticket.number, confidential=ticket.confidential, unit=unit,
-                          reply=ticket.reply_text or "")
-    queue_sms(session, key=f"phone:sms:replied:{reply.id}", ticket=ticket, phone=phone,
-              body=settings.phone_sms.on_reply(notice), now=now)
+    ticket, phone = row[0], str(row[1])
     queue_survey_call(session, ticket, phone, SurveyRef(ticket.id, reply.id, 1), settings.next_calling_time(now),
                       now=now)
 
@@ -110,7 +88,7 @@ def on_reply(session: Session, settings: PhoneSettings, reply: TicketEvent, now:
 def track_replies(
     sessions: sessionmaker[Session], settings: PhoneSettings, clock: Callable[[], datetime] | None = None
 ) -> None:
-    """Queue ``on_reply``'s messages in the transaction of every reply made through these sessions."""
+    """Queue ``on_reply``'s survey call in the transaction of every reply made through these sessions."""
     now = clock or (lambda: datetime.now(UTC))
 
     @event.listens_for(sessions, "after_flush")
@@ -139,8 +117,12 @@ def make_sender(
 
     def send(row: OutboxMessage) -> str | None:
         try:
-            if row.kind == SMS:
-                return twilio.send_sms(row.recipient, str(row.payload["body"]), key=row.idempotency_key)
+            if row.kind == SMS or row.kind in notices.KINDS:
+                to = e164(row.recipient)
+                if to is None or not takes_sms(to):
+                    raise outbox.PermanentFailure(f"{row.recipient!r} takes no SMS")
+                body = str(row.payload.get("text") or row.payload.get("body") or "")
+                return twilio.send_sms(to, body, key=row.idempotency_key)
             if row.kind == SURVEY_CALL:
                 moment = now()
                 if not settings.may_call_at(moment):

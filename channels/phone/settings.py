@@ -39,7 +39,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from channels.phone.prompts import EMERGENCY_LINES, PhonePrompts
-from channels.phone.texts import SmsTemplates
+from hotline.notice_texts import SmsTemplates
 
 #: like hotline.settings: the demo switch ``make run`` writes, then a deployment's own .env (the environment wins)
 ENV_FILES = (Path(__file__).resolve().parents[2] / "var" / "demo.env", Path(".env"))

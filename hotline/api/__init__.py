@@ -8,6 +8,7 @@ unit's, 409 illegal transition or stale version, 422 bad payload naming the fiel
 from fastapi import APIRouter
 
 from hotline.api import (
+    attachments,
     audit,
     auth,
     calendar,
@@ -27,6 +28,6 @@ from hotline.api import (
 
 ROUTERS: tuple[APIRouter, ...] = tuple(
     module.router
-    for module in (auth, intake, inbound, tickets, directory, catalogue, users, knowledge, calendar, policies,
-                   supervision, scorecards, audit, public, ops)
+    for module in (auth, intake, inbound, tickets, attachments, directory, catalogue, users, knowledge, calendar,
+                   policies, supervision, scorecards, audit, public, ops)
 )

@@ -41,6 +41,8 @@ def test_the_labels_are_the_servers_tables(client: TestClient, city: City) -> No
         "delivery": labels.DELIVERY_LABELS,
         "outbox_kind": labels.OUTBOX_KIND_LABELS,
         "order_state": labels.ORDER_STATE_LABELS,
+        "attachment_kind": labels.ATTACHMENT_KIND_LABELS,
+        "attachment_state": labels.ATTACHMENT_STATE_LABELS,
     }
     # the ticket views word a status and a kind with the same tables
     assert got["status"]["dispatched"] == "已派单" and got["kind"]["complaint"] == "投诉"

@@ -78,6 +78,8 @@ class RecordedRequest:
     def idempotency_token(self) -> str | None:
         return self.header(IDEMPOTENCY_HEADER)
 
+_RECORDING = re.compile(rf"^{API}/Accounts/(?P<account>AC\w+)/Recordings/(?P<sid>RE\w+)\.mp3$")
+
 
 def _sid(prefix: str) -> str:
     return prefix + uuid.uuid4().hex
@@ -97,6 +99,7 @@ class FakeTwilioApi:
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     participants: dict[str, dict[str, Any]] = field(default_factory=dict)
     conferences: dict[str, str] = field(default_factory=dict)  # friendly name -> CF sid
+    recordings: dict[str, bytes] = field(default_factory=dict)  # RE sid -> the MP3 served at …/Recordings/RE….mp3
     port: int = 0  # 0: any free port
 
     def __post_init__(self) -> None:
@@ -156,7 +159,32 @@ class FakeTwilioApi:
 
     # -- HTTP ---------------------------------------------------------------------------------------------------
 
+    def _recording(self, handler: BaseHTTPRequestHandler, path: str) -> bool:
+        """``GET …/Recordings/RE….mp3``: the recording's audio, as Twilio serves it (to the account only)."""
+        match = _RECORDING.match(path)
+        if handler.command != "GET" or match is None:
+            return False
+        username, password = self._credentials(handler.headers.get("Authorization"))
+        with self._lock:
+            content = self.recordings.get(match.group("sid"))
+            allowed = (username, password) == (self.account_sid, self.auth_token)
+            self.requests.append(RecordedRequest(handler.command, path, dict(handler.headers.items()), {}, username,
+                                                 200 if allowed and content is not None else 404))
+        if not allowed or content is None or match.group("account") != self.account_sid:
+            handler.send_response(401 if not allowed else 404)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return True
+        handler.send_response(200)
+        handler.send_header("Content-Type", "audio/mpeg")
+        handler.send_header("Content-Length", str(len(content)))
+        handler.end_headers()
+        handler.wfile.write(content)
+        return True
+
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        if self._recording(handler, urlsplit(handler.path).path):
+            return
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length).decode("utf-8") if length else ""
         parts = urlsplit(handler.path)

@@ -3,7 +3,8 @@
 It behaves like the parts of api.weixin.qq.com the hotline uses, strictly: fetching a token invalidates every
 earlier token at once (WeChat allows a few minutes' grace; strict is the harder case), every call checks its
 token (40001), a customer-service message to a citizen who has not written within 48 hours fails with 45015, and
-media/get answers errors as text/plain JSON, like the real one.
+media/get serves the files a test gives it (``serve_media``) and answers errors, such as 40007 for an unknown
+media_id, as text/plain JSON, like the real one.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 WINDOW_SECONDS = 48 * 3600
@@ -49,6 +50,7 @@ class FakeWeChat:
     last_wrote: dict[str, float] = field(default_factory=dict)
     unfollowed: set[str] = field(default_factory=set)
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    chunked_media: set[str] = field(default_factory=set)
     fail_next: dict[str, list[int]] = field(default_factory=dict)
     base_url: str = ""
     #: every citizen counts as having written just now (the demo: customer-service messages always go through)
@@ -64,6 +66,7 @@ class FakeWeChat:
             self.last_wrote.clear()
             self.unfollowed.clear()
             self.media.clear()
+            self.chunked_media.clear()
             self.fail_next.clear()
 
     # -- what the tests arrange and read ---------------------------------------------------------------------
@@ -78,6 +81,16 @@ class FakeWeChat:
     def fail(self, path: str, *errcodes: int) -> None:
         """The next calls to ``path`` answer these errcodes, one per call."""
         self.fail_next.setdefault(path, []).extend(errcodes)
+
+    def serve_media(self, media_id: str, content: bytes, content_type: str, *, chunked: bool = False) -> None:
+        """``/cgi-bin/media/get`` answers this file for ``media_id`` (``chunked``: streamed without a
+        Content-Length, so only reading tells its size)."""
+        with self._lock:
+            self.media[media_id] = (content, content_type)
+            if chunked:
+                self.chunked_media.add(media_id)
+            else:
+                self.chunked_media.discard(media_id)
 
     def calls(self, path: str) -> list[Recorded]:
         return [r for r in self.requests if r.path == path]
@@ -178,8 +191,14 @@ class FakeWeChat:
             return Response(json.dumps({"errcode": 40007, "errmsg": "invalid media_id"}), media_type="text/plain")
         content, content_type = self.media[media_id]
         extension = content_type.split("/")[-1]
-        return Response(content, media_type=content_type,
-                        headers={"Content-Disposition": f'attachment; filename="{media_id}.{extension}"'})
+        headers = {"Content-Disposition": f'attachment; filename="{media_id}.{extension}"'}
+        if media_id in self.chunked_media:
+            async def chunks() -> AsyncIterator[bytes]:
+                for start in range(0, len(content), 64 * 1024):
+                    yield content[start:start + 64 * 1024]
+
+            return StreamingResponse(chunks(), media_type=content_type, headers=headers)
+        return Response(content, media_type=content_type, headers=headers)
 
 
 def _error(code: int, message: str) -> JSONResponse:

@@ -22,11 +22,6 @@ def test_every_text_is_chinese_and_fits_a_reply() -> None:
         assert placeholders <= allowed, f.name
 
 
-def test_accepted_gives_the_number_and_how_to_ask_for_it() -> None:
-    text = say.accepted("20260101000123")
-    assert text.count("20260101000123") == 2 and "查询" in text
-
-
 def test_a_city_overrides_its_wording() -> None:
     city = Texts(city_line="明湖12345", received="收到，马上登记。")
     assert say.welcome(city).startswith("欢迎关注明湖12345")

@@ -46,3 +46,17 @@ export async function api(path, { method = 'GET', body, auth = true } = {}) {
   if (!response.ok) throw new ApiError(response.status, (data && data.detail) || `HTTP ${response.status}`);
   return data;
 }
+
+/** A stored file (``GET /api/attachments/{id}``) as an object URL for an <img> or <audio> (the bearer token cannot
+ * ride on their own src). */
+export async function apiBlobUrl(path) {
+  const t = token();
+  if (!t) { toLogin(); throw new ApiError(401, '请先登录'); }
+  const response = await fetch(path, { headers: { Authorization: `Bearer ${t}` } });
+  if (response.status === 401) { toLogin(); throw new ApiError(401, '登录已过期'); }
+  if (!response.ok) {
+    const data = await response.json().catch(() => null);
+    throw new ApiError(response.status, (data && data.detail) || `HTTP ${response.status}`);
+  }
+  return URL.createObjectURL(await response.blob());
+}

@@ -1,6 +1,6 @@
 // One ticket on screen: its text, the front desk's analysis, its history, and a form for every action the server
 // says this user may take now (``allowed_actions``). All citizen text goes in through textContent.
-import { api, ApiError } from './api.js';
+import { api, apiBlobUrl, ApiError } from './api.js';
 import { action, labels, labelOf, statusBadge } from './config.js';
 import { h, clear, badge, toast } from './dom.js';
 import { fmtTime } from './time.js';
@@ -314,7 +314,7 @@ export function historyList(ticket, ctx = {}) {
       e.note ? h('div', { class: 'note' }, e.note) : null,
       followUpNote(e, ctx),
       e.data && e.data.attachments && e.data.attachments.length ? h('div', { class: 'note' },
-        `附件：${e.data.attachments.map((a) => (typeof a === 'string' ? a : a.url || a.media_id || a.kind)).join('；')}`) : null))));
+        `附件：${e.data.attachments.map((a) => (typeof a === 'string' ? a : (a.fetch ? labelOf('attachment_kind', a.kind) : a.url || labelOf('attachment_kind', a.kind)))).join('；')}`) : null))));
 }
 
 /** What came in from the citizen and what went back, with its delivery state (failed ones stand out). */
@@ -340,6 +340,36 @@ export function callbackResult(cb) {
       h('span', { class: 'k' }, '满意度：'), h('strong', {}, labelOf('satisfaction', cb.satisfaction)),
       h('span', { class: 'muted small' }, ` · ${cb.actor} · ${fmtTime(cb.at)}`)),
     cb.note ? h('p', { class: 'words' }, h('span', { class: 'k' }, '市民意见：'), h('span', { class: 'text' }, cb.note)) : null);
+}
+
+function fmtSize(bytes) {
+  return bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MB` : `${Math.max(1, Math.round(bytes / 1024))} KB`;
+}
+
+/** A stored photo shown inline, a stored voice message or recording with a player (and a download link: browsers do
+ * not play WeChat's AMR voice). The bytes come with the bearer token, so they load after the page. */
+function attachmentMedia(a) {
+  const isImage = a.kind === 'image' || (a.content_type || '').startsWith('image/');
+  const media = isImage ? h('img', { class: 'attachment-image', alt: `市民发来的${labelOf('attachment_kind', a.kind)}` })
+    : h('audio', { controls: true, preload: 'metadata' });
+  const download = h('a', { class: 'small', download: `附件${a.id}` }, '下载');
+  apiBlobUrl(a.url).then((url) => { media.src = url; download.href = url; })
+    .catch((err) => { media.replaceWith(h('span', { class: 'badge danger' }, `无法打开：${err.message}`)); });
+  return h('div', { class: 'attachment-media' }, media, isImage ? null : download);
+}
+
+/** The files that came with the citizen's messages: photos inline, voice with a player, refusals with their reason. */
+export function attachmentList(ticket) {
+  const items = ticket.attachments || [];
+  if (!items.length) return null;
+  return h('section', { class: 'attachments', 'aria-label': '附件' }, h('h3', {}, '附件'),
+    h('ul', {}, items.map((a) => h('li', { class: `attachment ${a.kind} ${a.state}`, dataset: { attachmentId: String(a.id) } },
+      h('span', { class: 'ev' }, labelOf('attachment_kind', a.kind)),
+      h('span', { class: a.state === 'refused' ? 'badge danger' : 'muted' }, labelOf('attachment_state', a.state)),
+      a.size != null ? h('span', { class: 'muted small' }, ` ${fmtSize(a.size)}`) : null,
+      a.url ? attachmentMedia(a) : null,
+      a.source_url ? h('a', { href: a.source_url, target: '_blank', rel: 'noopener noreferrer' }, '打开原链接') : null,
+      a.reason ? h('div', { class: 'note' }, `原因：${a.reason}`) : null))));
 }
 
 /** 重办 mark: a ticket a supervisor reopened after an unsatisfied callback (the count when more than once). */
@@ -385,6 +415,8 @@ export function renderTicket(container, ticket, ctx) {
   if (ctx.showAnalysis) container.append(analysisPanel(ticket, ctx));
   if (ctx.beforeActions) container.append(...ctx.beforeActions(ticket).filter(Boolean));
   container.append(actionPanel(ticket, ctx));
+  const files = attachmentList(ticket);
+  if (files) container.append(files);
   const talk = conversationList(ticket);
   if (talk) container.append(talk);
   if (ticket.events) container.append(historyList(ticket, ctx));

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from channels.open311.settings import DEMO_OPEN311_KEYS
-from hotline.models import Category, InboundMessage, Ticket
+from hotline.models import Category, InboundMessage, Ticket, TicketAttachment
 from hotline.services import Services
 from hotline.worker import process_inbound_once
 from tests.conftest import City, act, submit
@@ -141,3 +141,14 @@ def test_a_confidential_ticket_is_never_shown(client: TestClient, city: City, se
     by_id = client.get(f"{V2}/requests.json", params={"service_request_id": f"{secret['number']},{open_['number']}"})
     assert [r["service_request_id"] for r in by_id.json()] == [open_["number"]]
     assert client.get(f"{V2}/tokens/{'0' * 32}.json").status_code == 404
+
+
+def test_a_media_url_is_kept_as_a_link_and_never_fetched(client: TestClient, city: City, services: Services) -> None:
+    assert post_request(client, media_url="https://example.org/photos/pavement.jpg").status_code == 201
+    process_inbound_once(services)
+    with services.sessions() as s:
+        (ticket,) = s.scalars(select(Ticket))
+        (row,) = s.scalars(select(TicketAttachment))
+        assert (row.ticket_id, row.state, row.source) == (ticket.id, "linked", "https://example.org/photos/pavement.jpg")
+    (shown,) = client.get(f"/api/tickets/{ticket.id}", headers=city.headers("agent")).json()["attachments"]
+    assert shown["source_url"] == "https://example.org/photos/pavement.jpg" and shown["url"] is None

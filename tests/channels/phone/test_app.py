@@ -4,6 +4,7 @@ SMS and survey calls to the fake Twilio REST API through the real client."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -17,15 +18,15 @@ from sqlalchemy import func, select
 from channels.phone.outbound import SURVEY_CALL, make_sender
 from channels.phone.prompts import PhonePrompts
 from channels.phone.twiml import Paths
-from hotline import inbound, outbox, workflow
+from hotline import attachments, inbound, notices, outbox, workflow
 from hotline.db import make_engine, make_sessionmaker, transaction
 from hotline.events import LocalBus
-from hotline.models import InboundMessage, OutboxMessage, Status, Ticket, TicketEvent
+from hotline.models import Citizen, InboundMessage, OutboxMessage, Status, Ticket, TicketAttachment, TicketEvent
 from hotline.services import Services
 from hotline.settings import Settings
 from hotline.suggestion import NullSuggester
 from hotline.timing import Timing
-from hotline.worker import channel_handlers, channel_senders, process_inbound_once
+from hotline.worker import channel_fetchers, channel_handlers, channel_senders, process_inbound_once
 from routing.calendar import WorkCalendar
 from tests.channels.phone.conftest import AUTH_TOKEN, PUBLIC_BASE, phone_settings
 from tests.conftest import City, actor
@@ -33,6 +34,7 @@ from tests.fakes.twilio_api import FakeTwilioApi
 from tests.fakes.twilio_caller import TwilioCaller, Twiml
 
 CITIZEN = "+8613812345678"
+NATIONAL = "13812345678"  # how the citizen is kept (and addressed by the notices; the sender dials E.164)
 PROMPTS = PhonePrompts()
 CITY = ZoneInfo("Asia/Shanghai")
 # Survey tests run the worker at fixed moments after every message arrived (so each is due): a Tuesday to come.
@@ -51,8 +53,11 @@ def services(db_url: str, tmp_path: Path, fake_twilio: FakeTwilioApi) -> Iterato
     engine.dispose()
 
 
-def caller(client: TestClient, from_: str = CITIZEN) -> TwilioCaller:
-    return TwilioCaller(client, auth_token=AUTH_TOKEN, public_base_url=PUBLIC_BASE, from_=from_)
+def caller(client: TestClient, from_: str = CITIZEN, account_sid: str | None = None) -> TwilioCaller:
+    call = TwilioCaller(client, auth_token=AUTH_TOKEN, public_base_url=PUBLIC_BASE, from_=from_)
+    if account_sid is not None:  # the account whose recordings the fake Twilio serves
+        call.account_sid = account_sid
+    return call
 
 
 def process(services: Services, now: datetime | None = None) -> inbound.ProcessReport:
@@ -73,6 +78,11 @@ def events(services: Services, ticket_id: int, type_: str | None = None) -> list
         if type_:
             stmt = stmt.where(TicketEvent.type == type_)
         return list(s.scalars(stmt))
+
+
+def sms_rows(services: Services) -> list[OutboxMessage]:
+    """The citizen's notices by SMS (``hotline.notices``): every outbox row of the phone channel but survey calls."""
+    return [row for row in outbox_rows(services) if row.channel == "phone" and row.kind != SURVEY_CALL]
 
 
 def outbox_rows(services: Services, kind: str | None = None) -> list[OutboxMessage]:
@@ -102,9 +112,9 @@ def test_a_described_request_becomes_a_draft_ticket_with_an_acceptance_sms(
     with services.sessions() as s:
         assert s.get(Ticket, ticket.id) is not None
         assert ticket.citizen_id is not None
-    [sms] = outbox_rows(services, "sms")
-    assert sms.recipient == CITIZEN and sms.ticket_id == ticket.id
-    assert ticket.number in sms.payload["body"] and "按2" in sms.payload["body"]
+    [sms] = sms_rows(services)
+    assert (sms.kind, sms.recipient, sms.ticket_id) == (notices.RECEIVED, NATIONAL, ticket.id)
+    assert ticket.number in sms.payload["text"] and "按2" in sms.payload["text"]
 
 
 def test_the_acceptance_sms_reaches_twilio_once_with_the_outbox_key_as_idempotency_token(
@@ -115,7 +125,7 @@ def test_the_acceptance_sms_reaches_twilio_once_with_the_outbox_key_as_idempoten
     call.press("1")
     call.say("小区垃圾三天没人清运")
     process(services)
-    [row] = outbox_rows(services, "sms")
+    [row] = sms_rows(services)
 
     fake_twilio.lose_next_responses(1)  # Twilio sends it, but its answer is lost on the way back
     first = outbox.send_pending(services.sessions, channel_senders(services))
@@ -129,22 +139,23 @@ def test_the_acceptance_sms_reaches_twilio_once_with_the_outbox_key_as_idempoten
     assert len(fake_twilio.messages) == 1
     [message] = fake_twilio.messages.values()
     assert message["to"] == CITIZEN and message["from"] == "+8657112345"
-    [sent] = outbox_rows(services, "sms")
+    [sent] = sms_rows(services)
     assert sent.state == outbox.SENT and sent.provider_id == message["sid"]
 
 
 def test_a_confidential_phone_ticket_gets_only_its_number_by_sms(services: Services, city: City) -> None:
-    from channels.phone.outbound import queue_acceptance_sms
-
     with transaction(services.sessions) as s:
+        citizen = Citizen(phone=NATIONAL)
+        s.add(citizen)
+        s.flush()
         ticket = Ticket(number="20260310000001", channel="phone", text="举报某单位领导违规收受礼金", confidential=True,
-                        status=Status.received)
+                        status=Status.received, citizen_id=citizen.id)
         s.add(ticket)
         s.flush()
-        assert queue_acceptance_sms(s, services.settings.phone, ticket, "13812345678")
-    [sms] = outbox_rows(services, "sms")
-    assert "20260310000001" in sms.payload["body"]
-    assert "礼金" not in sms.payload["body"] and "举报" not in sms.payload["body"]
+        assert notices.notify(s, ticket, notices.RECEIVED, cause="inbound1")
+    [sms] = sms_rows(services)
+    assert "20260310000001" in sms.payload["text"]
+    assert "礼金" not in sms.payload["text"] and "举报" not in sms.payload["text"]
 
 
 def test_the_same_step_replayed_three_times_is_one_ticket(client: TestClient, services: Services) -> None:
@@ -160,7 +171,7 @@ def test_the_same_step_replayed_three_times_is_one_ticket(client: TestClient, se
     assert len(tickets(services)) == 1
     with services.sessions() as s:
         assert s.scalar(select(func.count()).select_from(InboundMessage)) == 1
-    assert len(outbox_rows(services, "sms")) == 1
+    assert len(sms_rows(services)) == 1
 
 
 def test_a_spoken_emergency_is_dialled_and_its_ticket_is_urgent_and_transferred(
@@ -178,7 +189,8 @@ def test_a_spoken_emergency_is_dialled_and_its_ticket_is_urgent_and_transferred(
     assert ticket.urgent and ticket.status == Status.transferred and ticket.emergency_line == "119"
     [moved] = events(services, ticket.id, "transfer")
     assert moved.data["line"] == "119" and moved.actor_name == "系统"
-    assert outbox_rows(services, "sms") == []  # the emergency centre has the case; no acceptance notice
+    [sms] = sms_rows(services)  # the emergency centre has the case: the caller's SMS says so, with the number
+    assert sms.kind == notices.TRANSFERRED and "119" in sms.payload["text"] and ticket.number in sms.payload["text"]
 
     call.dial_ends("completed", duration=95)
     process(services)
@@ -235,7 +247,7 @@ def test_a_voicemail_becomes_a_ticket_with_the_recording_attached(client: TestCl
     assert recording["kind"] == "recording" and recording["url"].startswith("https://api.twilio.com/")
     [voicemail] = events(services, ticket.id, "voicemail")
     assert voicemail.data["duration_seconds"] == "21" and voicemail.data["attachments"] == [recording]
-    assert len(outbox_rows(services, "sms")) == 1
+    assert len(sms_rows(services)) == 1
 
 
 def test_missed_calls_of_one_caller_in_a_day_are_one_callback_task_in_the_agents_queue(
@@ -343,13 +355,57 @@ def replied_phone_ticket(client: TestClient, services: Services, city: City, at:
         return found
 
 
+def test_a_voicemail_recording_is_fetched_from_twilio_into_the_attachment_store(
+    client: TestClient, services: Services, fake_twilio: FakeTwilioApi
+) -> None:
+    call = caller(client, account_sid=fake_twilio.account_sid)
+    call.dial_in()
+    call.press("0")
+    call.wait_in_queue(seconds=services.settings.phone.queue_timeout_seconds)
+    call.leave_message(seconds=12)
+    process(services)
+    [ticket] = tickets(services)
+    [receive] = events(services, ticket.id, "receive")
+    recording_sid = receive.data["attachments"][0]["url"].rsplit("/", 1)[1]
+    mp3 = b"ID3\x04" + b"\xff\xfb" * 3000
+    fake_twilio.recordings[recording_sid] = mp3
+
+    report = attachments.fetch_pending(services.sessions, channel_fetchers(services),
+                                       limits=services.settings.attachment_max_bytes)
+    with services.sessions() as s:
+        [row] = s.scalars(select(TicketAttachment))
+        assert report.stored == 1, (row.reason, row.last_error)
+        assert (row.ticket_id, row.kind, row.state) == (ticket.id, "recording", "stored")
+        assert row.content_type == "audio/mpeg"
+        assert row.content == mp3 and row.sha256 == hashlib.sha256(mp3).hexdigest()
+    [download] = fake_twilio.requests_to(f"{recording_sid}.mp3")
+    assert download.username == fake_twilio.account_sid
+
+
+def test_a_deleted_recording_is_refused_with_its_reason(
+    client: TestClient, services: Services, fake_twilio: FakeTwilioApi
+) -> None:
+    call = caller(client, account_sid=fake_twilio.account_sid)
+    call.dial_in()
+    call.press("0")
+    call.wait_in_queue(seconds=services.settings.phone.queue_timeout_seconds)
+    call.leave_message(seconds=12)
+    process(services)
+    report = attachments.fetch_pending(services.sessions, channel_fetchers(services))
+    assert report.refused == 1
+    with services.sessions() as s:
+        [row] = s.scalars(select(TicketAttachment))
+        assert row.state == "refused" and row.reason == "Twilio 未提供该录音（HTTP 404），未能获取"
+
+
 def test_a_unit_reply_queues_the_survey_call_which_records_the_answers_through_the_workflow(
     client: TestClient, services: Services, city: City, fake_twilio: FakeTwilioApi
 ) -> None:
     ticket = replied_phone_ticket(client, services, city, TUESDAY_10)
     [survey] = outbox_rows(services, SURVEY_CALL)
     assert survey.recipient == CITIZEN and survey.next_attempt_at == TUESDAY_10
-    assert any(r.payload["body"].startswith("【12345热线】您的工单") for r in outbox_rows(services, "sms"))
+    assert any(r.kind == notices.REPLIED and r.payload["text"].startswith("【12345热线】您的工单")
+               for r in sms_rows(services))
 
     sender = make_sender(services.settings.phone, clock=lambda: TUESDAY_10 + timedelta(minutes=1))
     report = outbox.send_pending(services.sessions, {"phone": sender}, now=TUESDAY_10 + timedelta(minutes=1))

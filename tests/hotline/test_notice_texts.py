@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from channels.phone.texts import SmsTemplates, TicketNotice
+from hotline.notice_texts import SmsTemplates, TicketNotice
 
 TEMPLATES = SmsTemplates()
 NUMBER = "20261122000123"

@@ -1,0 +1,49 @@
+"""REST: the files that came with a ticket's messages (``hotline.attachments``), for the desk.
+
+``GET /api/attachments/{id}`` answers the stored bytes to whoever may see the ticket (``hotline.visibility``);
+anyone else, and a file not stored, gets the same 404 as a missing id, so units cannot probe. The content type is
+the one stored, and only types a browser shows as media are served inline; the rest download as
+``application/octet-stream``. The file name is made here, never taken from the sender, and the answer may not be
+sniffed, framed or scripted.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from hotline import workflow
+from hotline.api.deps import ActorDep, IdPath, SessionDep
+from hotline.errors import NotFound
+from hotline.models import TicketAttachment
+from hotline.visibility import may_open_attachment
+
+router = APIRouter(prefix="/api")
+
+#: stored content type -> file extension, for the types served inline (images and the audio browsers play)
+INLINE_TYPES = {
+    "image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp", "image/bmp": "bmp",
+    "audio/mpeg": "mp3", "audio/mp3": "mp3", "audio/wav": "wav", "audio/x-wav": "wav", "audio/ogg": "ogg",
+    "audio/aac": "aac", "audio/mp4": "m4a", "audio/amr": "amr",
+}
+NOT_FOUND_ZH = "找不到此附件（不存在、尚未保存，或不在您的权限范围内）"
+
+
+@router.get("/attachments/{attachment_id}", tags=["tickets"],
+            responses={200: {"content": {"application/octet-stream": {}}, "description": "the stored file"}})
+def attachment_content(attachment_id: IdPath, session: SessionDep, actor: ActorDep) -> Response:
+    row = session.get(TicketAttachment, attachment_id)
+    if row is None or row.content is None:
+        raise NotFound(f"attachment {attachment_id} not found", zh=NOT_FOUND_ZH)
+    try:
+        ticket = workflow.load_visible(session, row.ticket_id, actor)
+    except NotFound:
+        raise NotFound(f"attachment {attachment_id} not found", zh=NOT_FOUND_ZH) from None
+    if not may_open_attachment(actor, ticket, row.kind):
+        raise NotFound(f"attachment {attachment_id} not found", zh=NOT_FOUND_ZH)
+    content_type = (row.content_type or "").split(";")[0].strip().lower()
+    extension = INLINE_TYPES.get(content_type)
+    disposition = (f'inline; filename="attachment-{row.id}.{extension}"' if extension
+                   else f'attachment; filename="attachment-{row.id}.bin"')
+    return Response(row.content, media_type=content_type if extension else "application/octet-stream", headers={
+        "Content-Disposition": disposition, "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox", "Cache-Control": "private, no-store"})
