@@ -168,3 +168,10 @@ PUBLIC_STATUS_LABELS: dict[str, str] = {
     "reopened": "正在重新办理",
     "awaiting_citizen": "需要您补充信息，请留意来电或短信",
 }
+
+#: whether a knowledge article is offered today (``hotline.knowledge.validity``); admins see every state
+KNOWLEDGE_VALIDITY_LABELS: dict[str, str] = {
+    "current": "有效",
+    "expired": "已过期",
+    "pending": "未生效",
+}

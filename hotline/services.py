@@ -12,6 +12,8 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -20,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hotline import config_changes
 from hotline.db import make_engine, make_sessionmaker
 from hotline.events import EventBus, make_bus
+from hotline.knowledge import in_effect
 from hotline.models import KnowledgeArticle
 from hotline.settings import Settings
 from hotline.states import STOPPED_STATES
@@ -38,7 +41,7 @@ class Services:
     bus: EventBus
     timing: Timing
     suggester: Suggester = field(default_factory=NullSuggester)
-    _knowledge: object | None = None
+    _knowledge: tuple[Any, dict[int, tuple[date | None, date | None]]] | None = None
     _knowledge_lock: threading.Lock = field(default_factory=threading.Lock)
     on_knowledge_changed: list[Callable[[], None]] = field(default_factory=list)
     #: tells this process's own configuration notices apart from other processes' (it applied its own already)
@@ -48,21 +51,29 @@ class Services:
         # Every process's sessions announce configuration changes, however its Services was put together.
         config_changes.track(self.sessions, self.instance_id)
 
-    def knowledge_search(self, session: Session, query: str, limit: int) -> list[tuple[int, float]]:
-        """Best articles for an agent's direct reply (BM25 over segmented words, see nlp.knowledge)."""
+    def knowledge_search(self, session: Session, query: str, limit: int, *, on: date | None = None,
+                         every_article: bool = False) -> list[tuple[int, float]]:
+        """Best articles for an agent's direct reply (BM25 over segmented words, see nlp.knowledge): only articles
+        in effect on ``on`` (default: today in the city; ``hotline.knowledge``) unless ``every_article`` (the
+        admins' search, which marks the others)."""
         from nlp.knowledge import KnowledgeIndex
 
         with self._knowledge_lock:
             if self._knowledge is None:
                 rows = session.execute(
-                    select(KnowledgeArticle.id, KnowledgeArticle.title, KnowledgeArticle.body).where(
-                        KnowledgeArticle.active
-                    )
+                    select(KnowledgeArticle.id, KnowledgeArticle.title, KnowledgeArticle.body,
+                           KnowledgeArticle.valid_from, KnowledgeArticle.valid_to).where(KnowledgeArticle.active)
                 ).all()
-                self._knowledge = KnowledgeIndex([(r.id, r.title, r.body) for r in rows])
-            index = self._knowledge
+                self._knowledge = (KnowledgeIndex([(r.id, r.title, r.body) for r in rows]),
+                                   {r.id: (r.valid_from, r.valid_to) for r in rows})
+            index, dates = self._knowledge
         assert isinstance(index, KnowledgeIndex)
-        return index.search(query, k=limit)
+        if every_article:
+            return index.search(query, k=limit)
+        day = on or datetime.now(self.timing.zone).date()
+        # Ranking every article costs what ranking the top k does (one mat-vec); filter, then cut.
+        hits = index.search(query, k=len(index))
+        return [(i, score) for i, score in hits if in_effect(*dates[i], day)][:limit]
 
     def knowledge_changed(self) -> None:
         with self._knowledge_lock:
