@@ -62,6 +62,7 @@ class Labels(BaseModel):
     outcome: dict[str, str]
     delivery: dict[str, str]
     outbox_kind: dict[str, str]
+    knowledge_validity: dict[str, str]
 
 
 class OfficeHours(BaseModel):
@@ -93,6 +94,7 @@ def desk_labels() -> Labels:
         emergency_line=labels.EMERGENCY_LINE_LABELS, case_rule=labels.CASE_RULE_LABELS,
         case_state=labels.CASE_STATE_LABELS, case_decision=labels.CASE_DECISION_LABELS,
         outcome=labels.OUTCOME_LABELS, delivery=labels.DELIVERY_LABELS, outbox_kind=labels.OUTBOX_KIND_LABELS,
+        knowledge_validity=labels.KNOWLEDGE_VALIDITY_LABELS,
     )
 
 

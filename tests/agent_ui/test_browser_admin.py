@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from hotline.models import AuditEvent, User
 from tests.agent_ui.conftest import LiveServer
-from tests.agent_ui.test_browser import Desk, api, db_url
+from tests.agent_ui.test_browser import Desk, api, db_url, intake
 from tests.conftest import City
 
 pytestmark = pytest.mark.browser
@@ -193,3 +193,85 @@ def test_a_unit_handler_cannot_open_the_admin_desk(browser: Any, live_server: Li
     desk.context.close()
     with live_server.services.sessions() as s:
         assert s.scalars(select(User).where(User.username == "cjjd")).one().last_active_at is not None
+
+
+def test_an_article_given_dates_and_an_owner_is_previewed_then_expired_and_the_agent_may_not_quote_it(
+    browser: Any, live_server: LiveServer, city: City
+) -> None:
+    """The live server's analysis offers its one article on every ticket: once the admin lets it expire, the
+    agent's panel marks it 已过期 and offers no 引用答复; the admin's list marks it too."""
+    zone = ZoneInfo(live_server.services.settings.city_timezone)
+    today = datetime.now(zone).date()
+    ticket = intake(live_server, city, "澄江街道建设路早市摊贩占道经营，人行道无法通行")
+    (article,) = api(live_server, city, "admin", "GET", "/api/knowledge")
+    desk = admin_desk(browser, live_server, "knowledge")
+    page = desk.page
+    page.click(f"#k-list li[data-id='{article['id']}'] button.item")
+    page.select_option("#k-owner", str(city.ids["unit:cjjd"]))
+    page.fill("#k-from", (today + timedelta(days=10)).isoformat())
+    page.fill("#k-to", (today + timedelta(days=5)).isoformat())
+    page.click("#k-form button[type=submit]")
+    expect(page.locator("#toast")).to_contain_text("有效期的结束日期")  # refused in Chinese, nothing saved
+    assert api(live_server, city, "admin", "GET", f"/api/knowledge/{article['id']}")["valid_to"] is None
+
+    page.fill("#k-from", (today - timedelta(days=30)).isoformat())
+    page.fill("#k-to", (today - timedelta(days=1)).isoformat())
+    preview = page.inner_text("#k-preview")
+    assert "维护单位：澄江街道办事处" in preview and "已过期" in preview and "引用答复" not in preview
+    page.click("#k-form button[type=submit]")
+    page.wait_for_selector(f"#k-list li[data-id='{article['id']}'][data-validity=expired]")
+    assert "已过期" in page.inner_text(f"#k-list li[data-id='{article['id']}']")
+    desk.shot("admin-knowledge-expired")
+    desk.close()
+
+    agent = Desk(browser, live_server, "agent")
+    agent.page.click(f"#queue-list li[data-id='{ticket['id']}'] button.item")
+    entry = agent.page.locator("#ticket .analysis .kb li")
+    expect(entry).to_contain_text("已过期")
+    text = entry.inner_text()
+    assert "占道经营的投诉处理流程" in text and "维护单位：澄江街道办事处" in text
+    assert f"有效期 {(today - timedelta(days=30)).isoformat()} 至 {(today - timedelta(days=1)).isoformat()}" in text
+    assert entry.locator("button:has-text('引用答复')").count() == 0
+    agent.close()
+
+
+def test_changed_office_hours_move_the_deadline_preview_and_holidays_are_named(
+    browser: Any, live_server: LiveServer, city: City
+) -> None:
+    desk = admin_desk(browser, live_server, "calendar")
+    page = desk.page
+    page.fill("#pv-start", "2026-12-07T09:00")  # a Monday
+    page.click("#pv-form button[type=submit]")
+    expect(page.locator("#pv-result [data-role=sign-due]")).to_contain_text("11:00")
+    assert page.inner_text("#oh-source") == "（系统默认设置）"
+
+    starts = page.locator("#oh-periods [name=opens]")
+    starts.nth(0).fill("10:00")
+    page.click("#oh-form button[type=submit]")
+    expect(page.locator("#pv-result [data-role=sign-due]")).to_contain_text("12:00")  # two hours from 10:00
+    assert page.inner_text("#c-hours") == "10:00–12:00、13:30–17:30"
+    assert "本市设置" in page.inner_text("#oh-source")
+    assert live_server.services.timing.calendar.office_hours[0][0].isoformat(timespec="minutes") == "10:00"
+
+    # overlapping periods: refused in Chinese, the hours stay
+    page.click("#oh-add")
+    page.locator("#oh-periods [name=opens]").nth(2).fill("17:00")
+    page.locator("#oh-periods [name=closes]").nth(2).fill("19:00")
+    page.click("#oh-form button[type=submit]")
+    expect(page.locator("#toast")).to_contain_text("时段 13:30–17:30 与 17:00–19:00 重叠")
+    assert api(live_server, city, "admin", "GET", "/api/calendar/office-hours")["periods"] == [
+        ["10:00", "12:00"], ["13:30", "17:30"]]
+
+    # October 2026: the National Day days off and the weekend worked for them carry the holiday's name
+    now = datetime.now(ZoneInfo(live_server.services.settings.city_timezone))
+    steps = (now.year - 2026) * 12 + now.month - 10
+    for _ in range(abs(steps)):
+        page.click("#c-prev" if steps > 0 else "#c-next")
+    expect(page.locator("#c-month")).to_have_text("2026年10月")
+    assert page.inner_text("#c-grid [data-day='2026-10-01'] [data-role=holiday]") == "国庆节"
+    assert page.inner_text("#c-grid [data-day='2026-10-10'] [data-role=holiday]") == "国庆节调休"
+    desk.shot("admin-office-hours")
+    with live_server.services.sessions() as s:
+        event = s.scalars(select(AuditEvent).where(AuditEvent.entity == "office_hours")).one()
+        assert event.after is not None and event.after["periods"] == [["10:00", "12:00"], ["13:30", "17:30"]]
+    desk.close()

@@ -40,6 +40,7 @@ def test_the_labels_are_the_servers_tables(client: TestClient, city: City) -> No
         "outcome": labels.OUTCOME_LABELS,
         "delivery": labels.DELIVERY_LABELS,
         "outbox_kind": labels.OUTBOX_KIND_LABELS,
+        "knowledge_validity": labels.KNOWLEDGE_VALIDITY_LABELS,
     }
     # the ticket views word a status and a kind with the same tables
     assert got["status"]["dispatched"] == "已派单" and got["kind"]["complaint"] == "投诉"
