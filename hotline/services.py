@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from hotline import config_changes
+from hotline.channel_probes import ChannelProbe
 from hotline.db import make_engine, make_sessionmaker
 from hotline.events import EventBus, make_bus
 from hotline.knowledge import in_effect
@@ -44,6 +45,8 @@ class Services:
     _knowledge: tuple[Any, dict[int, tuple[date | None, date | None]]] | None = None
     _knowledge_lock: threading.Lock = field(default_factory=threading.Lock)
     on_knowledge_changed: list[Callable[[], None]] = field(default_factory=list)
+    #: the outside channels' state and test request for the admin desk, filled by the entry point ``hotline.app``
+    channel_probes: dict[str, ChannelProbe] = field(default_factory=dict)
     #: tells this process's own configuration notices apart from other processes' (it applied its own already)
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 

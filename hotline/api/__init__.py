@@ -12,6 +12,7 @@ from hotline.api import (
     auth,
     calendar,
     catalogue,
+    channels,
     directory,
     inbound,
     intake,
@@ -26,6 +27,6 @@ from hotline.api import (
 
 ROUTERS: tuple[APIRouter, ...] = tuple(
     module.router
-    for module in (auth, intake, inbound, tickets, directory, catalogue, users, knowledge, calendar, policies,
+    for module in (auth, intake, inbound, channels, tickets, directory, catalogue, users, knowledge, calendar, policies,
                    supervision, scorecards, audit, public)
 )
