@@ -18,7 +18,8 @@ from openpyxl import Workbook
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from hotline.models import AuditEvent, Status, Ticket, User
+from hotline.models import AuditEvent, InboundMessage, Status, Ticket, User
+from hotline.worker import process_inbound_once
 from tests.agent_ui.conftest import LiveServer
 from tests.agent_ui.test_browser import Desk, api, db_url, intake
 from tests.conftest import City
@@ -301,3 +302,41 @@ def test_changed_office_hours_move_the_deadline_preview_and_holidays_are_named(
         event = s.scalars(select(AuditEvent).where(AuditEvent.entity == "office_hours")).one()
         assert event.after is not None and event.after["periods"] == [["10:00", "12:00"], ["13:30", "17:30"]]
     desk.close()
+
+
+def test_the_wechat_test_button_sends_a_typed_message_that_becomes_a_ticket_on_an_open_agent_desk(
+    browser: Any, live_server: LiveServer, city: City
+) -> None:
+    """#12's simulator page and #11's admin button: the admin types what a citizen writes to the official account,
+    presses 测试, the server pushes it to itself signed (and encrypted) as WeChat does, the worker makes the ticket,
+    and the agent's desk — open all along — shows it; the card names the ticket number."""
+    agent = Desk(browser, live_server, "agent")
+    agent.mark()
+    desk = admin_desk(browser, live_server, "channels")
+    page = desk.page
+    card = page.locator(".ch-card[data-channel=wechat]")
+    assert card.locator("[data-role=address]").inner_text() == live_server.url + "/channels/wechat"
+    assert card.locator("[data-setting=HOTLINE_WECHAT_TOKEN]").inner_text() == "演示值"
+    assert "DemoWeChatToken2024" not in page.inner_text("#ch-cards")
+    text = "澄江街道建设路菜场门口有人占道经营，三轮车堵住了路口"
+    card.locator("textarea[name=text]").fill(text)
+    card.locator("button[type=submit]").click()
+    expect(card.locator("[data-role=outcome]")).to_have_text("渠道已接收（HTTP 200）")
+    assert "已收到" in card.locator("[data-role=reply]").inner_text()
+
+    # the worker's pass (embedded in the server in production on SQLite; here the test runs the same function)
+    services = live_server.services
+    assert process_inbound_once(services).created == 1
+    with services.sessions() as s:
+        stored = s.scalars(select(InboundMessage).where(InboundMessage.channel == "wechat")).one()
+        ticket = s.scalars(select(Ticket).where(Ticket.id == stored.ticket_id)).one()
+    expect(card.locator("[data-role=ticket-number]")).to_have_text(ticket.number)
+    agent.page.wait_for_selector(f"#queue-list li[data-id='{ticket.id}']")
+    assert text[:10] in agent.page.inner_text(f"#queue-list li[data-id='{ticket.id}']")
+    assert agent.not_reloaded()
+    desk.shot("admin-channels-wechat-test")
+    page.click(".admin-tabs [data-tab=audit]")
+    page.wait_for_selector("#a-table tr[data-entity=channel]")
+    assert "测试微信公众号：已接收" in page.inner_text("#a-table")
+    desk.close()
+    agent.close()
