@@ -15,7 +15,8 @@ from fastapi.responses import JSONResponse
 from agent_ui.web import mount as mount_desk
 from channels.forum.backend import mount_forum
 from channels.open311.backend import mount_open311
-from channels.phone.mount import mount_phone
+from channels.phone.mount import PhoneProbe, mount_phone
+from channels.simulate import ForumProbe, Open311Probe
 from hotline import metrics
 from hotline.api import ROUTERS as API_ROUTERS
 from hotline.db_errors import HANDLERS as DATABASE_ERROR_HANDLERS
@@ -24,6 +25,7 @@ from hotline.logs import RequestId
 from hotline.middleware import BodyLimit, NoSniff
 from hotline.services import Services, build_services, follow_config_changes, follow_tickets
 from hotline.settings import Settings, get_settings
+from wechat_bot.web import WeChatProbe
 from wechat_bot.web import mount as mount_wechat
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     mount_open311(app, services)
     mount_phone(app, services)
     mount_wechat(app, services)
+    # the admin desk's channels tab: each outside channel's state and 测试 request (hotline.channel_probes)
+    services.channel_probes.update({probe.channel: probe for probe in (
+        PhoneProbe(settings.phone), WeChatProbe(settings.wechat), ForumProbe(settings.forum),
+        Open311Probe(settings.open311))})
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(NoSniff)

@@ -1,12 +1,12 @@
 """Configuration changes reach every process, by whatever path they were made.
 
 Every transaction that adds, changes or deletes a row of the directory (areas, units, categories, catalogue rules),
-the timing rules (calendar overrides and years, deadline policies) or the knowledge base raises that kind's counter
-in ``config_versions`` *in the same transaction* and, after the commit, publishes a ``config_changed`` notice on the
-event bus. Processes apply a notice at once and also poll the counters (``poll_seconds``), so a change made where no
-bus reaches them — the CLI beside an embedded SQLite server, a process that was restarting — still arrives. The API
-endpoint that made a change applies it in its own process before answering (``apply``), so the admin's next request
-already sees it.
+the timing rules (calendar overrides and years, office hours, deadline policies) or the knowledge base raises that
+kind's counter in ``config_versions`` *in the same transaction* and, after the commit, publishes a
+``config_changed`` notice on the event bus. Processes apply a notice at once and also poll the counters
+(``poll_seconds``), so a change made where no bus reaches them — the CLI beside an embedded SQLite server, a process
+that was restarting — still arrives. The API endpoint that made a change applies it in its own process before
+answering (``apply``), so the admin's next request already sees it.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from hotline.models import (
     ConfigVersion,
     DeadlinePolicyRow,
     KnowledgeArticle,
+    OfficeHoursRow,
     Unit,
 )
 
@@ -35,7 +36,7 @@ CONFIG_CHANGED = "config_changed"
 KINDS = ("directory", "timing", "knowledge")
 _KIND_OF: dict[type, str] = {
     Area: "directory", Unit: "directory", Category: "directory", CatalogueRule: "directory",
-    CalendarOverride: "timing", CalendarYear: "timing", DeadlinePolicyRow: "timing",
+    CalendarOverride: "timing", CalendarYear: "timing", DeadlinePolicyRow: "timing", OfficeHoursRow: "timing",
     KnowledgeArticle: "knowledge",
 }
 _SEEN = "config_kinds_changed"

@@ -219,3 +219,10 @@ CITIZEN_STATUS_LABELS: dict[str, str] = {
     "callback": "已答复",
     "closed": "已办结",
 }
+
+#: whether a knowledge article is offered today (``hotline.knowledge.validity``); admins see every state
+KNOWLEDGE_VALIDITY_LABELS: dict[str, str] = {
+    "current": "有效",
+    "expired": "已过期",
+    "pending": "未生效",
+}

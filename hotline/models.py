@@ -13,6 +13,7 @@ from typing import Any, Literal, get_args
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     ForeignKey,
@@ -176,6 +177,11 @@ class KnowledgeArticle(Base):
     category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"), index=True)
     keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: the days (city calendar, both included) the article may be offered; None = open-ended (migration 0009)
+    valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)
+    #: the unit that keeps the article correct (answers its questions, renews it)
+    owner_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now, onupdate=_now)
 
@@ -562,3 +568,18 @@ class TicketAttachment(Base):
 
 
 __all__ += ["TicketAttachment"]
+
+
+class OfficeHoursRow(Base):
+    """The city's office hours as admins set them (migration 0009): one row, ``periods`` = [["08:30", "12:00"], …].
+    No row: the setting ``HOTLINE_OFFICE_HOURS`` (``hotline.timing.Timing.reload`` reads both)."""
+
+    __tablename__ = "office_hours"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False, default=1)
+    periods: Mapped[list[list[str]]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now, onupdate=_now)
+
+    __table_args__ = (CheckConstraint("id = 1", name="ck_office_hours_one_row"),)
+
+
+__all__ += ["OfficeHoursRow"]

@@ -81,8 +81,8 @@ def _calendar(args: argparse.Namespace, zone: ZoneInfo) -> WorkCalendar:
 
 
 def _city_calendar(zone: ZoneInfo) -> tuple[dict[date, bool], Any]:
-    """The city's own overrides (from HOTLINE_DATABASE_URL) and office hours (HOTLINE_OFFICE_HOURS)."""
-    from hotline.settings import RuleSettings
+    """The city's own overrides and office hours (from HOTLINE_DATABASE_URL; office hours the admins set there, else
+    HOTLINE_OFFICE_HOURS)."""
     from hotline.timing import Timing
 
     try:
@@ -90,7 +90,7 @@ def _city_calendar(zone: ZoneInfo) -> tuple[dict[date, bool], Any]:
     except Exception as exc:  # a missing or unmigrated database is the operator's to fix, in one line
         raise CliError(f"--city: cannot read the city's calendar from the database ({exc.__class__.__name__}: "
                        f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
-    return dict(timing.calendar.overrides), RuleSettings().office_periods
+    return dict(timing.calendar.overrides), timing.calendar.office_hours
 
 
 def _warn_unknown_years(cal: WorkCalendar, *moments: datetime) -> None:

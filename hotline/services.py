@@ -12,18 +12,22 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from hotline import config_changes, notices
+from hotline.channel_probes import ChannelProbe
 from hotline.db import make_engine, make_sessionmaker
 from hotline.events import BUS_RECONNECTED, EventBus, make_bus
+from hotline.knowledge import in_effect
 from hotline.login_guard import LoginGuard
 from hotline.models import KnowledgeArticle
-from hotline.ratelimit import Counters, RateLimiter
 from hotline.notice_texts import NoticeTexts
+from hotline.ratelimit import Counters, RateLimiter
 from hotline.settings import Settings
 from hotline.states import STOPPED_STATES
 from hotline.suggester import CitySuggester, load_city_suggester, remember_ticket
@@ -41,12 +45,14 @@ class Services:
     bus: EventBus
     timing: Timing
     suggester: Suggester = field(default_factory=NullSuggester)
-    _knowledge: object | None = None
+    _knowledge: tuple[Any, dict[int, tuple[date | None, date | None]]] | None = None
     _knowledge_lock: threading.Lock = field(default_factory=threading.Lock)
     on_knowledge_changed: list[Callable[[], None]] = field(default_factory=list)
     #: the process's limits and login throttle, on one backend (Redis when configured: shared by every process)
     rate_limiter: RateLimiter = field(default_factory=RateLimiter)
     login_guard: LoginGuard = field(default_factory=LoginGuard)
+    #: the outside channels' state and test request for the admin desk, filled by the entry point ``hotline.app``
+    channel_probes: dict[str, ChannelProbe] = field(default_factory=dict)
     #: tells this process's own configuration notices apart from other processes' (it applied its own already)
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
@@ -58,21 +64,29 @@ class Services:
                 notices.TEXTS_KEY: NoticeTexts(sms=self.settings.phone.phone_sms)}
         self.sessions.configure(info=info)
 
-    def knowledge_search(self, session: Session, query: str, limit: int) -> list[tuple[int, float]]:
-        """Best articles for an agent's direct reply (BM25 over segmented words, see nlp.knowledge)."""
+    def knowledge_search(self, session: Session, query: str, limit: int, *, on: date | None = None,
+                         every_article: bool = False) -> list[tuple[int, float]]:
+        """Best articles for an agent's direct reply (BM25 over segmented words, see nlp.knowledge): only articles
+        in effect on ``on`` (default: today in the city; ``hotline.knowledge``) unless ``every_article`` (the
+        admins' search, which marks the others)."""
         from nlp.knowledge import KnowledgeIndex
 
         with self._knowledge_lock:
             if self._knowledge is None:
                 rows = session.execute(
-                    select(KnowledgeArticle.id, KnowledgeArticle.title, KnowledgeArticle.body).where(
-                        KnowledgeArticle.active
-                    )
+                    select(KnowledgeArticle.id, KnowledgeArticle.title, KnowledgeArticle.body,
+                           KnowledgeArticle.valid_from, KnowledgeArticle.valid_to).where(KnowledgeArticle.active)
                 ).all()
-                self._knowledge = KnowledgeIndex([(r.id, r.title, r.body) for r in rows])
-            index = self._knowledge
+                self._knowledge = (KnowledgeIndex([(r.id, r.title, r.body) for r in rows]),
+                                   {r.id: (r.valid_from, r.valid_to) for r in rows})
+            index, dates = self._knowledge
         assert isinstance(index, KnowledgeIndex)
-        return index.search(query, k=limit)
+        if every_article:
+            return index.search(query, k=limit)
+        day = on or datetime.now(self.timing.zone).date()
+        # Ranking every article costs what ranking the top k does (one mat-vec); filter, then cut.
+        hits = index.search(query, k=len(index))
+        return [(i, score) for i, score in hits if in_effect(*dates[i], day)][:limit]
 
     def knowledge_changed(self) -> None:
         with self._knowledge_lock:

@@ -15,12 +15,12 @@ worker that words the escalation agree.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, time, timedelta, tzinfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from hotline.models import CalendarOverride, CalendarYear, Category, DeadlinePolicyRow
+from hotline.models import CalendarOverride, CalendarYear, Category, DeadlinePolicyRow, OfficeHoursRow
 from hotline.settings import DEFAULT_ESCALATE_AFTER_DAYS, RuleSettings
 from routing.calendar import WorkCalendar
 from routing.deadlines import (
@@ -48,6 +48,8 @@ class Timing:
         self.calendar = calendar
         self.policies = policies or PolicyTable()
         self.escalate_after_days = escalate_after_days
+        #: the office hours when admins have set none (``HOTLINE_OFFICE_HOURS``); an ``office_hours`` row wins
+        self.default_office_hours = calendar.office_hours
         #: urgent policy of one kind (``urgent:<kind>`` rows); ``policies.urgent`` covers the other kinds.
         self.urgent_by_kind: dict[str, DeadlinePolicy] = {}
 
@@ -59,8 +61,8 @@ class Timing:
     def from_database(
         cls, sessions: sessionmaker[Session], timezone: str, *, escalate_after_days: int | None = None
     ) -> Timing:
-        """The city's timing: office hours from ``HOTLINE_OFFICE_HOURS``; ``escalate_after_days`` defaults to the
-        setting ``HOTLINE_ESCALATE_AFTER_DAYS``."""
+        """The city's timing: office hours as admins set them, else ``HOTLINE_OFFICE_HOURS``;
+        ``escalate_after_days`` defaults to the setting ``HOTLINE_ESCALATE_AFTER_DAYS``."""
         rules = RuleSettings()
         if escalate_after_days is None:
             escalate_after_days = rules.escalate_after_days
@@ -71,12 +73,13 @@ class Timing:
         return timing
 
     def reload(self, session: Session) -> None:
-        """Rebuild the calendar (overrides, loaded years) and the policies from the database, after an admin edit."""
+        """Rebuild the calendar (overrides, loaded years, office hours) and the policies from the database, after an
+        admin edit."""
         overrides = {o.day: o.working for o in session.scalars(select(CalendarOverride))}
         years = list(session.scalars(select(CalendarYear.year)))
-        calendar = WorkCalendar(
-            overrides=overrides, office_hours=self.calendar.office_hours, tz=self.calendar.tz, loaded_years=years
-        )
+        row = session.get(OfficeHoursRow, 1)
+        hours = periods_of(row.periods) if row is not None else self.default_office_hours
+        calendar = WorkCalendar(overrides=overrides, office_hours=hours, tz=self.calendar.tz, loaded_years=years)
         rows = session.execute(
             select(DeadlinePolicyRow, Category.code).outerjoin(Category, Category.id == DeadlinePolicyRow.category_id)
         ).all()
@@ -113,6 +116,11 @@ class Timing:
 
     def callback_due(self, replied_at: datetime) -> datetime:
         return callback_due(self.calendar, replied_at)
+
+
+def periods_of(stored: Iterable[Iterable[str]]) -> tuple[tuple[time, time], ...]:
+    """The ``office_hours`` row's [["08:30", "12:00"], …] as wall-clock periods."""
+    return tuple((time.fromisoformat(start), time.fromisoformat(end)) for start, end in stored)
 
 
 def row_policy(row: DeadlinePolicyRow) -> DeadlinePolicy:

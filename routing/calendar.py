@@ -58,6 +58,7 @@ __all__ = [
     "PACKAGE_YEARS",
     "WorkCalendar",
     "ensure_aware",
+    "holiday_name",
 ]
 
 DEFAULT_TZ = "Asia/Shanghai"
@@ -74,6 +75,18 @@ _PKG_HOLIDAYS: Mapping[date, object] = _cc.holidays
 _PKG_WORKDAYS: Mapping[date, object] = _cc.workdays
 #: Years the installed ``chinesecalendar`` package has the State Council schedule for.
 PACKAGE_YEARS: frozenset[int] = frozenset(range(min(_PKG_HOLIDAYS).year, max(_PKG_HOLIDAYS).year + 1))
+#: the package's holiday names (English) in Chinese: "National Day" -> 国庆节
+_HOLIDAY_CHINESE: Mapping[str, str] = {str(h.value): str(h.chinese) for h in _cc.Holiday}
+
+
+def holiday_name(d: date) -> str | None:
+    """The statutory holiday ``d`` belongs to in the State Council schedule, in Chinese (国庆节): a day off of
+    that holiday or a weekend worked in its place (调休); None for an ordinary day or a year the package lacks."""
+    name = _PKG_HOLIDAYS.get(d) or _PKG_WORKDAYS.get(d)
+    if name is None:
+        return None
+    english = str(getattr(name, "value", name))
+    return _HOLIDAY_CHINESE.get(english, english)
 
 
 def ensure_aware(value: datetime, name: str = "datetime") -> datetime:

@@ -61,11 +61,17 @@ def menu(openid: str, key: str) -> Message:
 _msg_ids = itertools.count(int(time.time() * 1000) * 1000)
 
 
+def next_msg_id() -> int:
+    """A MsgId no earlier simulated push had (WeChat's are 64-bit numbers)."""
+    return next(_msg_ids)
+
+
 def push(settings: WeChatSettings, base_url: str, message: Message, *, safe: bool = False,
-         http: httpx.Client | None = None) -> str:
-    """Post one signed (and with ``safe`` encrypted) push; returns the passive reply's text ("" for ``success``)."""
+         http: httpx.Client | None = None, msg_id: int | None = None) -> str:
+    """Post one signed (and with ``safe`` encrypted) push; returns the passive reply's text ("" for ``success``).
+    ``msg_id``: the push's MsgId (default: a new one), which is the stored message's external id."""
     now, nonce = int(time.time()), secrets.token_hex(5)
-    xml = message.xml(now, next(_msg_ids)).encode()
+    xml = message.xml(now, msg_id if msg_id is not None else next_msg_id()).encode()
     params = {"signature": signature(settings.token, str(now), nonce), "timestamp": str(now), "nonce": nonce,
               "openid": message.openid}
     crypto = None

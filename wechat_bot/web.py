@@ -9,20 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import redis
 from fastapi import FastAPI, Request
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from hotline import attachments, outbox
+from hotline.channel_probes import Address, ChannelStatus, ProbeRequest, ProbeResult, public_url, setting
 from hotline.models import OutboxMessage
 from hotline.services import Services
+from wechat_bot import settings as wechat_settings
+from wechat_bot import simulator
 from wechat_bot.channel import CHANNEL, WeChatHandler, accept, lookup_status
 from wechat_bot.client import WeChatClient
 from wechat_bot.media import make_fetcher
 from wechat_bot.messages import TemplateSendFinished
-from wechat_bot.routes import wechat_router
+from wechat_bot.routes import PATH, wechat_router
 from wechat_bot.sender import WeChatSender
+from wechat_bot.settings import WeChatSettings
 
 
 def _session(request: Request) -> Iterator[Session]:
@@ -75,3 +80,43 @@ def fetcher(services: Services) -> attachments.Fetcher | None:
     """The attachment store's fetcher of photos and voice messages."""
     client = _client(services)
     return None if client is None else make_fetcher(client)
+
+
+class WeChatProbe:
+    """The channels tab's view of the official account (``hotline.channel_probes``): the server URL to enter in
+    the account's 服务器配置, the settings' state, and a test push signed with the Token as WeChat signs it."""
+
+    channel = CHANNEL
+    label = "微信公众号"
+
+    def __init__(self, settings: WeChatSettings) -> None:
+        self.settings = settings
+
+    def status(self, public_base_url: str) -> ChannelStatus:
+        s = self.settings
+        return ChannelStatus(
+            enabled=s.enabled,
+            addresses=(Address("服务器地址（URL），填入公众号后台“服务器配置”", public_url(public_base_url, PATH)),),
+            settings=(setting("HOTLINE_WECHAT_TOKEN", s.token, wechat_settings.DEMO_TOKEN),
+                      setting("HOTLINE_WECHAT_APPID", s.appid, wechat_settings.DEMO_APPID, secret=False),
+                      setting("HOTLINE_WECHAT_AES_KEY", s.aes_key, wechat_settings.DEMO_AES_KEY),
+                      setting("HOTLINE_WECHAT_SECRET", s.secret, wechat_settings.DEMO_SECRET),
+                      setting("HOTLINE_WECHAT_NOTICE_TEMPLATE_ID", s.notice_template_id, secret=False)),
+            note="" if s.enabled else "HOTLINE_WECHAT_ENABLED 为关闭：公众号消息不会进入热线",
+        )
+
+    def test(self, server_url: str, request: ProbeRequest) -> ProbeResult:
+        """A citizen's text push, signed (and in safe mode encrypted) exactly as WeChat sends it."""
+        if not self.settings.enabled:
+            return ProbeResult(False, None, error="微信公众号渠道未开通（HOTLINE_WECHAT_ENABLED）")
+        openid = request.sender or "oAdminChannelTest000000000001"
+        msg_id = simulator.next_msg_id()
+        safe = bool(self.settings.aes_key)
+        try:
+            reply = simulator.push(self.settings, server_url, simulator.text(openid, request.text), safe=safe,
+                                   msg_id=msg_id)
+        except (RuntimeError, httpx.HTTPError) as exc:
+            return ProbeResult(False, None, error=f"公众号接口没有接受测试消息：{exc}")
+        mode = "安全模式（加密）" if safe else "明文模式"
+        return ProbeResult(True, 200, reply=reply or "（success，稍后以客服消息告知）", external_id=str(msg_id),
+                           steps=[f"POST {PATH}（{mode}，openid {openid}）→ 200"])

@@ -65,6 +65,7 @@ class Labels(BaseModel):
     outbox_kind: dict[str, str]
     attachment_kind: dict[str, str]
     attachment_state: dict[str, str]
+    knowledge_validity: dict[str, str]
 
 
 class OfficeHours(BaseModel):
@@ -98,6 +99,7 @@ def desk_labels() -> Labels:
         order_state=labels.ORDER_STATE_LABELS,
         outcome=labels.OUTCOME_LABELS, delivery=labels.DELIVERY_LABELS, outbox_kind=labels.OUTBOX_KIND_LABELS,
         attachment_kind=labels.ATTACHMENT_KIND_LABELS, attachment_state=labels.ATTACHMENT_STATE_LABELS,
+        knowledge_validity=labels.KNOWLEDGE_VALIDITY_LABELS,
     )
 
 

@@ -29,6 +29,10 @@ from channels.phone.twiml import Paths
 WAITING = ("Gather", "Enqueue", "Dial", "Record")
 
 
+class CallFailed(RuntimeError):
+    """The server refused a step of the simulated call (or never asked for a menu key)."""
+
+
 @dataclass
 class SimulatedCall:
     settings: PhoneSettings
@@ -48,7 +52,7 @@ class SimulatedCall:
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         response = self.http.post(target, data=params, headers={SIGNATURE_HEADER: signature})
         if response.status_code >= 300:
-            raise SystemExit(f"hotline: {target} answered {response.status_code}: {response.text[:200]}")
+            raise CallFailed(f"{target} answered {response.status_code}: {response.text[:200]}")
         self.say_line(f"> POST {target} → {response.status_code}")
         if not response.text.strip():
             return None
@@ -66,7 +70,7 @@ class SimulatedCall:
         root = self.post(self.settings.public_base_url + Paths.VOICE, self.fields("ringing"))
         gather = self.waiting(root)
         if gather is None or gather.tag != "Gather":
-            raise SystemExit("hotline: the voice URL did not ask for a menu key")
+            raise CallFailed("the voice URL did not ask for a menu key")
         root = self.post(gather.get("action", ""), {**self.fields(), "Digits": key})
         verb = self.waiting(root)
         if verb is not None and verb.tag == "Gather" and "speech" in verb.get("input", ""):
@@ -91,7 +95,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return 2
     base = args.server or settings.public_base_url
     with httpx.Client(base_url=base, timeout=15.0) as http:
-        SimulatedCall(settings, caller, http).run(args.key, args.say, args.hang_up_in_queue)
+        try:
+            SimulatedCall(settings, caller, http).run(args.key, args.say, args.hang_up_in_queue)
+        except (CallFailed, httpx.HTTPError) as exc:
+            print(f"hotline: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 

@@ -13,6 +13,7 @@ from hotline.api import (
     auth,
     calendar,
     catalogue,
+    channels,
     directory,
     inbound,
     intake,
@@ -28,6 +29,6 @@ from hotline.api import (
 
 ROUTERS: tuple[APIRouter, ...] = tuple(
     module.router
-    for module in (auth, intake, inbound, tickets, attachments, directory, catalogue, users, knowledge, calendar,
-                   policies, supervision, scorecards, audit, public, ops)
+    for module in (auth, intake, inbound, channels, tickets, attachments, directory, catalogue, users, knowledge,
+                   calendar, policies, supervision, scorecards, audit, public, ops)
 )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
-from typing import Annotated
+import itertools
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -17,9 +19,10 @@ from hotline.fields import FIRST_DAY, LAST_DAY, Day
 from hotline.models import (
     CalendarOverride,
     CalendarYear,
+    OfficeHoursRow,
 )
 from hotline.services import Services, timing_changed
-from routing.calendar import PACKAGE_YEARS
+from routing.calendar import PACKAGE_YEARS, holiday_name
 
 router = APIRouter(prefix="/api")
 
@@ -146,6 +149,7 @@ class DayOut(BaseModel):
     day: date
     working: bool  # as deadlines count it: the State Council schedule with the city's overrides applied
     overridden: bool  # the city's own override decides this day
+    holiday: str | None  # the statutory holiday of the day (国庆节), a day off or its 调休 working day
 
 
 class MonthOut(BaseModel):
@@ -164,4 +168,114 @@ def get_month(services: ServicesDep, actor: UserDep, year: Annotated[int, Query(
     days = [first + timedelta(days=i) for i in range(31) if (first + timedelta(days=i)).month == month]
     overrides = cal.overrides
     return MonthOut(year=year, month=month, known=cal.is_year_known(year),
-                    days=[DayOut(day=d, working=cal.is_working_day(d), overridden=d in overrides) for d in days])
+                    days=[DayOut(day=d, working=cal.is_working_day(d), overridden=d in overrides,
+                                 holiday=holiday_name(d)) for d in days])
+
+
+# --- office hours: data (one row), the setting HOTLINE_OFFICE_HOURS as the default -----------------------------
+
+
+def _clock(value: str) -> str:
+    """"8:30" or "08:30" -> "08:30"; a time of day or a Chinese 422."""
+    hours, _, minutes = value.partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and len(minutes) == 2 and int(hours) < 24 and int(minutes) < 60):
+        raise PydanticCustomError("clock_time", "“{value}”不是时刻，请写成 08:30 (not a time of day HH:MM)",
+                                  {"value": value})
+    return f"{int(hours):02d}:{minutes}"
+
+
+Clock = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5), AfterValidator(_clock)]
+
+
+class PeriodIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    opens: Clock
+    closes: Clock
+
+
+class OfficeHoursIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    periods: list[PeriodIn] = Field(min_length=1, max_length=6)
+
+    @field_validator("periods")
+    @classmethod
+    def _ascending_without_overlap(cls, periods: list[PeriodIn]) -> list[PeriodIn]:
+        ordered = sorted(periods, key=lambda p: p.opens)
+        for period in ordered:
+            if period.closes <= period.opens:
+                raise PydanticCustomError(
+                    "period_reversed",
+                    "时段 {opens}–{closes} 的结束时间须晚于开始时间 (a period must end after it opens)",
+                    {"opens": period.opens, "closes": period.closes})
+        for before, after in itertools.pairwise(ordered):
+            if after.opens < before.closes:
+                raise PydanticCustomError(
+                    "periods_overlap", "时段 {a} 与 {b} 重叠，请调整 (office periods must not overlap)",
+                    {"a": f"{before.opens}–{before.closes}", "b": f"{after.opens}–{after.closes}"})
+        return ordered
+
+
+class OfficeHoursOut(BaseModel):
+    periods: list[tuple[str, str]]  # in force now: ("08:30", "12:00"), … city wall-clock time
+    source: Literal["admin", "setting"]  # set on the admin desk, or the setting HOTLINE_OFFICE_HOURS
+    default: list[tuple[str, str]]  # what the setting gives (restored by DELETE)
+    day_minutes: int  # working time of one working day
+
+
+def _hhmm(periods: tuple[tuple[time, time], ...]) -> list[tuple[str, str]]:
+    return [(start.strftime("%H:%M"), end.strftime("%H:%M")) for start, end in periods]
+
+
+def _office_hours_out(session: Session, services: Services) -> OfficeHoursOut:
+    timing = services.timing
+    return OfficeHoursOut(periods=_hhmm(timing.calendar.office_hours),
+                          source="admin" if session.get(OfficeHoursRow, 1) is not None else "setting",
+                          default=_hhmm(timing.default_office_hours),
+                          day_minutes=round(timing.calendar.working_day_length.total_seconds() / 60))
+
+
+def _hours_text(periods: list[tuple[str, str]] | list[list[str]]) -> str:
+    return "、".join(f"{start}–{end}" for start, end in periods)
+
+
+@router.get("/calendar/office-hours", response_model=OfficeHoursOut, tags=["calendar"])
+def get_office_hours(session: SessionDep, services: ServicesDep, _actor: UserDep) -> OfficeHoursOut:
+    """The working periods of a working day that deadlines count with, and where they come from."""
+    return _office_hours_out(session, services)
+
+
+@router.put("/calendar/office-hours", response_model=OfficeHoursOut, tags=["calendar"])
+def put_office_hours(body: OfficeHoursIn, session: SessionDep, services: ServicesDep, actor: UserDep
+                     ) -> OfficeHoursOut:
+    """Admins: the city's office hours; deadlines computed from now on (in every process) count with them.
+    Deadlines already set are not recomputed."""
+    require(actor, *ADMIN)
+    row = session.get(OfficeHoursRow, 1)
+    before = audit.row_dict(row) if row is not None else None
+    periods = [[p.opens, p.closes] for p in body.periods]
+    if row is None:
+        row = OfficeHoursRow(id=1, periods=periods)
+        session.add(row)
+    else:
+        row.periods = periods
+    session.flush()
+    audit.record(session, actor, "update" if before else "create", "office_hours", 1, before=before,
+                 after=audit.row_dict(row), summary=f"办公时间改为 {_hours_text(periods)}")
+    session.commit()
+    timing_changed(services, session)
+    return _office_hours_out(session, services)
+
+
+@router.delete("/calendar/office-hours", response_model=OfficeHoursOut, tags=["calendar"])
+def reset_office_hours(session: SessionDep, services: ServicesDep, actor: UserDep) -> OfficeHoursOut:
+    """Admins: back to the setting HOTLINE_OFFICE_HOURS."""
+    require(actor, *ADMIN)
+    row = session.get(OfficeHoursRow, 1)
+    if row is None:
+        raise NotFound("office hours are the setting's already", zh="办公时间已是系统默认设置")
+    audit.record(session, actor, "delete", "office_hours", 1, before=audit.row_dict(row),
+                 summary=f"办公时间恢复为默认 {_hours_text(_hhmm(services.timing.default_office_hours))}")
+    session.delete(row)
+    session.commit()
+    timing_changed(services, session)
+    return _office_hours_out(session, services)

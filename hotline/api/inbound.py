@@ -11,14 +11,10 @@ from sqlalchemy import func, select
 
 from hotline import audit, inbound, intake
 from hotline.api.deps import ActorDep, IdPath, ServicesDep, SessionDep, UserDep, require
-from hotline.errors import Forbidden, Invalid
-from hotline.labels import CHANNEL_LABELS
+from hotline.errors import Forbidden, Invalid, NotFound
 from hotline.models import InboundMessage, Role, Ticket
-from hotline.settings import CHANNELS
 
 router = APIRouter(prefix="/api")
-#: channels recorded by staff at the desk (POST /api/intake), not delivered from outside
-DESK_CHANNELS = frozenset({"phone", "walk_in"})
 
 
 class InboundOut(BaseModel):
@@ -96,6 +92,18 @@ def list_inbound(
                        counts={str(k): int(v) for k, v in counts.items()})
 
 
+@router.get("/inbound/{inbound_id}", response_model=InboundOut, tags=["intake"])
+def get_inbound(inbound_id: IdPath, session: SessionDep, actor: UserDep) -> InboundOut:
+    """Admins: one stored message and what became of it (the channels tab follows a test message to its ticket)."""
+    require(actor, Role.admin)
+    found = session.execute(select(InboundMessage, Ticket.number)
+                            .outerjoin(Ticket, Ticket.id == InboundMessage.ticket_id)
+                            .where(InboundMessage.id == inbound_id)).first()
+    if found is None:
+        raise NotFound(f"inbound message {inbound_id} not found", zh=f"渠道消息 #{inbound_id} 不存在")
+    return _out(found[0], found[1])
+
+
 @router.post("/inbound/{inbound_id}/replay", response_model=InboundOut, tags=["intake"])
 def replay_inbound(inbound_id: IdPath, session: SessionDep, actor: UserDep) -> InboundOut:
     """Admins: send a failed message through processing again (its payload as it came)."""
@@ -106,32 +114,3 @@ def replay_inbound(inbound_id: IdPath, session: SessionDep, actor: UserDep) -> I
                  summary=f"重新处理{row.channel}渠道消息 #{row.id}")
     session.commit()
     return _out(row, None)
-
-
-class ChannelOut(BaseModel):
-    channel: str
-    label: str
-    enabled: bool
-    url: str | None  # where the channel delivers (relative to this server)
-    counts: dict[str, int]  # stored messages per state
-
-
-@router.get("/channels", response_model=list[ChannelOut], tags=["intake"])
-def list_channels(session: SessionDep, services: ServicesDep, actor: UserDep) -> list[ChannelOut]:
-    """Admins: every channel, whether it is on (the citizen page and the desk's own channels always are; the others
-    when they have a service key), where it delivers, and its stored messages per state."""
-    require(actor, Role.admin)
-    counts: dict[str, dict[str, int]] = {}
-    for channel, state, n in session.execute(
-            select(InboundMessage.channel, InboundMessage.state, func.count())
-            .group_by(InboundMessage.channel, InboundMessage.state)):
-        counts.setdefault(channel, {})[state] = int(n)
-    keys = services.settings.channel_keys
-    out = []
-    for channel in CHANNELS:
-        desk = channel in DESK_CHANNELS
-        url = "/public" if channel == "web" else (None if desk else "/api/inbound")
-        out.append(ChannelOut(channel=channel, label=CHANNEL_LABELS.get(channel, channel),
-                              enabled=desk or channel == "web" or channel in keys, url=url,
-                              counts=counts.get(channel, {})))
-    return out

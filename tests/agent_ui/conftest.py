@@ -21,11 +21,15 @@ from sqlalchemy.orm import Session
 
 from hotline.app import create_app
 from hotline.models import KnowledgeArticle, Status, Ticket
+from hotline.nlp_commands import train_starter
 from hotline.services import Services
+from hotline.suggester import CitySuggester
 from hotline.suggestion import CategorySuggestion, Suggestion
+from nlp.classifier import Model
 from tests.conftest import City
 
 REPO = Path(__file__).resolve().parents[2]
+SEED = REPO / "nlp" / "data" / "seed_corpus.jsonl"
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -48,6 +52,13 @@ def browser() -> Iterator[Any]:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture(scope="session")
+def starter_model() -> Model:
+    """The starter model trained from the seed corpus once per run (a minute or more on a loaded machine), for the
+    browser tests that run the product's own analysis."""
+    return train_starter(SEED, ["澄江街道", "东湖区", "西山区", "市城管局", "市住建局"])
 
 
 class DeskSuggester:
@@ -143,6 +154,18 @@ def serve(services: Services) -> Iterator[LiveServer]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def real_server(services: Services, city: City, starter_model: Model) -> Iterator[LiveServer]:
+    """The live server with the product's own analysis: the starter model, the city's gazetteer and catalogue, the
+    knowledge index (one article). No stand-in: what a desk shows pre-filled is what the product computes."""
+    add_article(services)
+    services.suggester = CitySuggester(services.sessions, services.knowledge_search, starter_model)
+    # A confident prediction would be dispatched by the system itself; these tests are about the desk's forms.
+    services.settings.auto_dispatch = False
+    with serve(services) as server:
+        yield server
 
 
 @pytest.fixture

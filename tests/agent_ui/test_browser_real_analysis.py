@@ -5,37 +5,15 @@ the product computes for that sentence."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hotline.nlp_commands import train_starter
-from hotline.services import Services
-from hotline.suggester import CitySuggester
-from nlp.classifier import Model
-from tests.agent_ui.conftest import LiveServer, add_article, serve
+from tests.agent_ui.conftest import LiveServer
 from tests.agent_ui.test_browser import Desk, db_url  # noqa: F401  (db_url: the SQLite file the server shares)
 from tests.conftest import City
 
 pytestmark = pytest.mark.browser
-SEED = Path(__file__).resolve().parents[2] / "nlp" / "data" / "seed_corpus.jsonl"
-
-
-@pytest.fixture(scope="module")
-def starter_model() -> Model:
-    return train_starter(SEED, ["澄江街道", "东湖区", "西山区", "市城管局", "市住建局"])
-
-
-@pytest.fixture
-def real_server(services: Services, city: City, starter_model: Model) -> Iterator[LiveServer]:
-    add_article(services)
-    services.suggester = CitySuggester(services.sessions, services.knowledge_search, starter_model)
-    # A confident prediction would be dispatched by the system itself; this test is about the agent's form.
-    services.settings.auto_dispatch = False
-    with serve(services) as server:
-        yield server
 
 
 def test_the_desk_shows_what_the_real_analysis_computes(browser: Any, real_server: LiveServer, city: City) -> None:

@@ -43,6 +43,7 @@ def test_the_labels_are_the_servers_tables(client: TestClient, city: City) -> No
         "order_state": labels.ORDER_STATE_LABELS,
         "attachment_kind": labels.ATTACHMENT_KIND_LABELS,
         "attachment_state": labels.ATTACHMENT_STATE_LABELS,
+        "knowledge_validity": labels.KNOWLEDGE_VALIDITY_LABELS,
     }
     # the ticket views word a status and a kind with the same tables
     assert got["status"]["dispatched"] == "已派单" and got["kind"]["complaint"] == "投诉"

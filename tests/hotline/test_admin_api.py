@@ -147,5 +147,7 @@ def test_catalogue_calendar_policy_and_knowledge_changes_are_audited(
 def test_channels_show_which_are_on_and_where_they_deliver(client: TestClient, city: City) -> None:
     channels = {c["channel"]: c for c in client.get("/api/channels", headers=city.headers("admin")).json()}
     assert channels["web"]["enabled"] and channels["web"]["url"] == "/public"
-    assert channels["wechat"]["enabled"] and channels["wechat"]["url"] == "/api/inbound"  # the demo keys
+    # no HOTLINE_PUBLIC_BASE_URL (the phone channel is off): the path on this server
+    assert channels["wechat"]["enabled"] and channels["wechat"]["url"] == "/channels/wechat"
+    assert channels["phone"]["enabled"] is False and "HOTLINE_PHONE_ENABLED" in channels["phone"]["note"]
     assert channels["email"]["enabled"] is False

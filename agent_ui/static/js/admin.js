@@ -3,7 +3,6 @@
 // the tabs reload what they show after each change. Shared lists (units, areas, categories) load once and are
 // reloaded by the tabs that change them.
 import { api } from './api.js';
-import { labelOf } from './config.js';
 import { h, clear, $, toast } from './dom.js';
 import { LiveChannel } from './live.js';
 import { fmtTime } from './time.js';
@@ -11,6 +10,7 @@ import { requireUser, topbar } from './topbar.js';
 import { usersTab } from './admin_users.js';
 import { directoryTab, orderAreas } from './admin_directory.js';
 import { knowledgeTab, calendarTab } from './admin_content.js';
+import { channelsTab } from './admin_channels.js';
 
 const me = await requireUser();
 topbar(me);
@@ -58,44 +58,12 @@ const ctx = {
 
 await ctx.reload();
 
-const INBOUND_STATES = { accepted: '待处理', processing: '处理中', done: '已生成工单', failed: '失败' };
-
-// --- channels ---------------------------------------------------------------------------------------------------
-async function channelsTab() {
-  const body = $('#ch-table tbody');
-  const failedBody = $('#f-table tbody');
-  async function load() {
-    const [channels, failed] = await Promise.all([api('/api/channels'), api('/api/inbound?state=failed')]);
-    clear(body);
-    for (const c of channels) {
-      body.appendChild(h('tr', { dataset: { channel: c.channel } },
-        h('td', {}, c.label),
-        h('td', {}, c.enabled ? '已开通' : '未开通'),
-        h('td', {}, c.url ? h('code', {}, new URL(c.url, location.origin).href) : '—'),
-        h('td', { class: 'small' }, Object.entries(c.counts).map(([k, v]) => `${INBOUND_STATES[k] || k} ${v}`).join('，') || '—')));
-    }
-    $('#f-count').textContent = failed.items.length;
-    clear(failedBody);
-    if (!failed.items.length) failedBody.appendChild(h('tr', {}, h('td', { colspan: 7, class: 'muted' }, '没有处理失败的消息')));
-    for (const m of failed.items) {
-      failedBody.appendChild(h('tr', { dataset: { id: m.id } },
-        h('td', {}, String(m.id)), h('td', {}, labelOf('channel', m.channel)), h('td', {}, fmtTime(m.received_at)),
-        h('td', { class: 'num' }, String(m.attempts)), h('td', { class: 'small error' }, m.last_error || ''),
-        h('td', { class: 'small' }, String(m.payload.text || '').slice(0, 80)),
-        h('td', {}, h('button', { type: 'button', onclick: async () => {
-          if (await ctx.change(api(`/api/inbound/${m.id}/replay`, { method: 'POST' }), `消息 #${m.id} 已重新排队处理`)) load();
-        } }, '重新处理'))));
-    }
-  }
-  $('#f-refresh').addEventListener('click', load);
-  return { load };
-}
-
 // --- audit ------------------------------------------------------------------------------------------------------
 const ACTIONS = { create: '新建', update: '修改', deactivate: '停用', delete: '删除', disable: '停用账号',
-  enable: '启用账号', reset_password: '重置密码', import: '导入', replay: '重新处理' };
+  enable: '启用账号', reset_password: '重置密码', import: '导入', replay: '重新处理', test: '测试' };
 const ENTITIES = { user: '账号', unit: '单位', area: '地区', rule: '派单规则', article: '知识', directory: '目录',
-  calendar_override: '日历调整', calendar_year: '年度日历', deadline_policy: '时限', inbound: '渠道消息' };
+  calendar_override: '日历调整', calendar_year: '年度日历', office_hours: '办公时间', deadline_policy: '时限',
+  inbound: '渠道消息', channel: '渠道' };
 
 function diff(before, after) {
   if (!before && !after) return '';
@@ -130,7 +98,7 @@ function auditTab() {
 // --- tabs -------------------------------------------------------------------------------------------------------
 const tabs = {
   users: usersTab(ctx), directory: directoryTab(ctx), knowledge: knowledgeTab(ctx), calendar: calendarTab(ctx),
-  channels: await channelsTab(), audit: auditTab(),
+  channels: channelsTab(ctx), audit: auditTab(),
 };
 
 async function show(name) {

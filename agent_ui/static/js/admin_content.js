@@ -4,8 +4,9 @@
 // policies per kind × urgency with per-category overrides, and the preview of the deadline a ticket received now
 // (or at a chosen moment) would get.
 import { api } from './api.js';
-import { config } from './config.js';
-import { h, clear, $ } from './dom.js';
+import { config, labelOf } from './config.js';
+import { h, clear, $, badge } from './dom.js';
+import { articleView } from './ticket.js';
 import { debounce } from './schedule.js';
 import { fmtTime } from './time.js';
 
@@ -16,15 +17,25 @@ export function knowledgeTab(ctx) {
 
   function keywords() { return form.keywords.value.split(/[、,，;；\s]+/).map((k) => k.trim()).filter(Boolean); }
 
+  /** The article as the form describes it, in the shape the API answers. Its validity is judged here on the
+   * browser's date for the preview of unsaved edits; once saved, the server's (the city's date) is shown. */
+  function draft() {
+    const today = new Date().toLocaleDateString('sv-SE'); // YYYY-MM-DD, local
+    const from = form.valid_from.value || null;
+    const to = form.valid_to.value || null;
+    const owner = form.owner_unit_id.value ? Number(form.owner_unit_id.value) : null;
+    return { title: form.title.value.trim() || '（标题）', body: form.body.value.trim() || '（正文）',
+      valid_from: from, valid_to: to, owner_unit_id: owner, owner_unit_name: owner ? ctx.unitName(owner) : null,
+      validity: from && today < from ? 'pending' : (to && today > to ? 'expired' : 'current') };
+  }
+
   function preview() {
     const box = $('#k-preview');
-    const title = form.title.value.trim() || '（标题）';
     const category = form.category_id.value ? ctx.categoryPath(Number(form.category_id.value)) : '';
-    // the agent's analysis panel: title in bold, then the text, keywords as badges (text only, never HTML)
-    box.replaceChildren(h('div', { class: 'analysis' }, h('div', { class: 'kb' },
-      h('strong', {}, title), category ? h('span', { class: 'muted small' }, ` · ${category}`) : null,
-      h('p', { class: 'kb-body' }, form.body.value.trim() || '（正文）'),
-      h('div', {}, keywords().map((k) => h('span', { class: 'badge' }, k))))));
+    // the agent's analysis panel (the same drawing code), then the keywords the search weighs
+    box.replaceChildren(h('div', { class: 'analysis' }, h('ul', { class: 'kb' }, h('li', {}, ...articleView(draft(), { quote: () => {} }))),
+      category ? h('div', { class: 'muted small' }, `分类：${category}`) : null,
+      h('div', {}, keywords().map((k) => h('span', { class: 'badge' }, k)))));
   }
 
   function open(article) {
@@ -34,19 +45,23 @@ export function knowledgeTab(ctx) {
     form.body.value = article ? article.body : '';
     form.category_id.value = article && article.category_id ? String(article.category_id) : '';
     form.keywords.value = article ? article.keywords.join('、') : '';
+    form.owner_unit_id.value = article && article.owner_unit_id ? String(article.owner_unit_id) : '';
+    form.valid_from.value = (article && article.valid_from) || '';
+    form.valid_to.value = (article && article.valid_to) || '';
     $('#k-retire').hidden = !article;
     preview();
   }
 
   async function load() {
     ctx.options($('#k-category'), ctx.categoryOptions(), true);
+    ctx.options($('#k-owner'), ctx.unitOptions(), true);
     const q = $('#k-q').value.trim();
     const articles = await api(`/api/knowledge?limit=100${q ? `&q=${encodeURIComponent(q)}` : ''}`);
     clear(list);
     if (!articles.length) list.appendChild(h('li', { class: 'muted' }, q ? '没有找到相关知识' : '知识库还是空的'));
     for (const a of articles) {
-      list.appendChild(h('li', { dataset: { id: a.id } }, h('button', { type: 'button', class: 'item', onclick: () => open(a) },
-        h('strong', {}, a.title), a.score !== null && a.score !== undefined ? h('span', { class: 'muted small' }, ` 相关度 ${a.score.toFixed(2)}`) : null,
+      list.appendChild(h('li', { dataset: { id: a.id, validity: a.validity } }, h('button', { type: 'button', class: 'item', onclick: () => open(a) },
+        h('strong', {}, a.title), a.validity !== 'current' ? badge(labelOf('knowledge_validity', a.validity), 'warn') : null, a.score !== null && a.score !== undefined ? h('span', { class: 'muted small' }, ` 相关度 ${a.score.toFixed(2)}`) : null,
         h('div', { class: 'muted small' }, `${a.category_id ? ctx.categoryPath(a.category_id) : '不限分类'} · 更新于 ${fmtTime(a.updated_at, true)}`))));
     }
     if (!editing) open(null);
@@ -55,8 +70,9 @@ export function knowledgeTab(ctx) {
   form.addEventListener('input', preview);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
+    const { valid_from, valid_to, owner_unit_id } = draft();
     const body = { title: form.title.value.trim(), body: form.body.value.trim(), keywords: keywords(),
-      category_id: form.category_id.value ? Number(form.category_id.value) : null };
+      category_id: form.category_id.value ? Number(form.category_id.value) : null, valid_from, valid_to, owner_unit_id };
     const saved = await ctx.change(editing
       ? api(`/api/knowledge/${editing.id}`, { method: 'PUT', body })
       : api('/api/knowledge', { method: 'POST', body }), '知识已保存');
@@ -89,7 +105,35 @@ export function calendarTab(ctx) {
   ctx.options($('#pf-kind'), kinds, true);
   ctx.options($('#pv-kind'), kinds);
   $('#pv-kind').value = 'help';
-  $('#c-hours').textContent = config().office_hours.periods.map(([a, b]) => `${a}–${b}`).join('、');
+
+  // office hours: rows of two times; saved whole (the server orders them and refuses overlaps in Chinese)
+  const hoursText = (periods) => periods.map(([a, b]) => `${a}–${b}`).join('、');
+  function periodRow([opens, closes] = ['', '']) {
+    const li = h('li', { class: 'oh-period' },
+      h('label', {}, '上班 ', h('input', { type: 'time', name: 'opens', value: opens, required: true })),
+      h('label', {}, ' 下班 ', h('input', { type: 'time', name: 'closes', value: closes, required: true })),
+      h('button', { type: 'button', class: 'small', onclick: () => li.remove() }, '删除'));
+    return li;
+  }
+  function showHours(out) {
+    $('#c-hours').textContent = hoursText(out.periods);
+    $('#oh-source').textContent = out.source === 'admin' ? `（本市设置；默认 ${hoursText(out.default)}）` : '（系统默认设置）';
+    $('#oh-reset').hidden = out.source !== 'admin';
+    $('#oh-periods').replaceChildren(...out.periods.map(periodRow));
+  }
+  async function loadHours() { showHours(await api('/api/calendar/office-hours')); }
+  $('#oh-add').addEventListener('click', () => $('#oh-periods').appendChild(periodRow()));
+  $('#oh-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const periods = [...document.querySelectorAll('#oh-periods .oh-period')].map((li) => ({
+      opens: li.querySelector('[name=opens]').value, closes: li.querySelector('[name=closes]').value }));
+    const out = await ctx.change(api('/api/calendar/office-hours', { method: 'PUT', body: { periods } }), '办公时间已保存，新的时限按此计算');
+    if (out) { showHours(out); runPreview(); }
+  });
+  $('#oh-reset').addEventListener('click', async () => {
+    const out = await ctx.change(api('/api/calendar/office-hours', { method: 'DELETE' }), '办公时间已恢复默认');
+    if (out) { showHours(out); runPreview(); }
+  });
 
   async function loadMonth() {
     const [m, cal] = await Promise.all([api(`/api/calendar/month?year=${year}&month=${month}`), api(`/api/calendar?year=${year}`)]);
@@ -101,10 +145,13 @@ export function calendarTab(ctx) {
     const offset = (new Date(year, month - 1, 1).getDay() + 6) % 7;
     for (let i = 0; i < offset; i += 1) grid.appendChild(h('div', { class: 'cal-pad' }));
     for (const d of m.days) {
+      // a statutory holiday's name on its days off, "…调休" on the weekend worked in its place
+      const holiday = d.holiday ? (d.working ? `${d.holiday}调休` : d.holiday) : '';
       grid.appendChild(h('button', { type: 'button', class: `cal-day ${d.working ? 'work' : 'off'}${d.overridden ? ' ov' : ''}`,
-        dataset: { day: d.day, working: String(d.working) }, title: d.working ? '工作日' : '休息日',
+        dataset: { day: d.day, working: String(d.working) }, title: [d.working ? '工作日' : '休息日', holiday].filter(Boolean).join(' · '),
         onclick: () => { $('#co-day').value = d.day; $('#co-working').value = String(!d.working); } },
-      String(Number(d.day.slice(8))), h('span', { class: 'small' }, d.working ? '班' : '休')));
+      String(Number(d.day.slice(8))), h('span', { class: 'small' }, d.working ? '班' : '休'),
+      holiday ? h('span', { class: 'small holiday', dataset: { role: 'holiday' } }, holiday) : null));
     }
     const list = $('#c-overrides');
     clear(list);
@@ -181,7 +228,7 @@ export function calendarTab(ctx) {
   async function load() {
     ctx.options($('#pf-category'), ctx.categoryOptions());
     ctx.options($('#pv-category'), ctx.categoryOptions(), true);
-    await Promise.all([loadMonth(), loadPolicies(), runPreview()]);
+    await Promise.all([loadMonth(), loadHours(), loadPolicies(), runPreview()]);
   }
   return { load };
 }

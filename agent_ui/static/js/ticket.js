@@ -221,15 +221,31 @@ export function analysisPanel(ticket, ctx) {
     const li = h('li', {}, h('span', { class: 'muted' }, `条目 #${k.article_id}（${k.score}）`));
     kbList.appendChild(li);
     api(`/api/knowledge/${k.article_id}`).then((art) => {
-      // (replaceChildren would turn a null into the text "null": filter the optional button out)
-      li.replaceChildren(...[h('strong', {}, art.title), h('span', { class: 'p' }, ` 匹配 ${k.score}`),
-        (ticket.allowed_actions || []).includes('answer')
-          ? h('button', { type: 'button', class: 'small', onclick: () => ctx.prefill && ctx.prefill('answer', { note: art.body }) }, '引用答复')
-          : null,
-        h('p', { class: 'kb-body' }, art.body.slice(0, 160))].filter(Boolean));
+      const quote = (ticket.allowed_actions || []).includes('answer')
+        ? () => ctx.prefill && ctx.prefill('answer', { note: art.body }) : null;
+      li.replaceChildren(...articleView(art, { score: k.score, quote }));
     }).catch((e) => { li.replaceChildren(h('span', { class: 'muted' }, `条目 #${k.article_id} 无法加载：${e.message}`)); });
   }
   return box;
+}
+
+/**
+ * One knowledge article as the agent's analysis panel shows it (the admin's editor previews it with the same code):
+ * title, match score, the 引用答复 button (``quote``) only while the article is in effect, its validity and owning
+ * unit, the start of its text. An article outside its dates is marked 已过期 / 未生效 and cannot be quoted.
+ */
+export function articleView(art, { score = null, quote = null } = {}) {
+  const current = art.validity === 'current';
+  const dates = art.valid_from || art.valid_to
+    ? `有效期 ${art.valid_from || '即日'} 至 ${art.valid_to || '长期'}` : '';
+  const facts = [art.owner_unit_name ? `维护单位：${art.owner_unit_name}` : '', dates].filter(Boolean).join(' · ');
+  // (replaceChildren would turn a null into the text "null": filter the optional parts out)
+  return [h('strong', {}, art.title),
+    score !== null ? h('span', { class: 'p' }, ` 匹配 ${score}`) : null,
+    current ? null : badge(labelOf('knowledge_validity', art.validity), 'warn'),
+    current && quote ? h('button', { type: 'button', class: 'small', onclick: quote }, '引用答复') : null,
+    facts ? h('div', { class: 'muted small kb-facts' }, facts) : null,
+    h('p', { class: 'kb-body' }, art.body.slice(0, 160))].filter(Boolean);
 }
 
 /**
