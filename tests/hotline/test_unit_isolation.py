@@ -22,6 +22,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from channels.phone.settings import PhoneSettings
 from hotline.app import create_app
 from hotline.fields import MAX_ID
+from hotline.models import TicketAttachment
 from hotline.services import Services
 from hotline.workflow import ACTIONS
 from tests.conftest import City, act, submit
@@ -52,6 +53,7 @@ class Other:
     inbound_id: int
     confidential_id: int
     confidential_number: str
+    attachment_id: int  # a photo stored with the other unit's ticket
 
     def forbidden(self, public_route: bool) -> list[str]:
         strings = [*SECRET_CITIZEN, *CONFIDENTIAL_CITIZEN, CONFIDENTIAL_TEXT, self.confidential_number, SECRET_NOTE]
@@ -97,9 +99,15 @@ def other(client: TestClient, city: City, services: Services) -> Other:
                unit_id=city.ids["unit:zjj"]).status_code == 200
     submit(client, city, "澄江街道建设路有人占道经营")  # the unit's own kind of traffic, so lists are not empty
     detail = client.get(f"/api/tickets/{ticket['id']}", headers=city.headers("zjj")).json()
+    with services.sessions() as session, session.begin():
+        photo = TicketAttachment(ticket_id=ticket["id"], channel="web", kind="image", state="stored",
+                                 content_type="text/plain", content=SECRET_TEXT.encode(), size=1, sha256="0" * 64)
+        session.add(photo)
+        session.flush()
+        attachment_id = photo.id
     return Other(ticket_id=ticket["id"], number=ticket["number"], version=detail["version"],
                  inbound_id=accepted.json()["inbound_id"], confidential_id=confidential["id"],
-                 confidential_number=confidential["number"])
+                 confidential_number=confidential["number"], attachment_id=attachment_id)
 
 
 def every_route(routes: list[Any]) -> Iterator[Any]:
@@ -118,6 +126,7 @@ def path_values(other: Other, city: City) -> dict[str, tuple[list[str], str]]:
     return {
         "ticket_id": ([str(other.ticket_id), str(other.confidential_id)], str(MAX_ID)),
         "inbound_id": ([str(other.inbound_id)], str(MAX_ID)),
+        "attachment_id": ([str(other.attachment_id)], str(MAX_ID)),
         "number": ([other.number, other.confidential_number], MISSING_NUMBER),
         # a receipt is signed; a unit can only guess one for the other ticket's stored message
         "receipt": ([f"{other.inbound_id}.{forged}"], f"{MAX_ID}.{forged}"),
@@ -132,6 +141,7 @@ def path_values(other: Other, city: City) -> dict[str, tuple[list[str], str]]:
         "day": (["2026-10-01"], "2099-12-31"),
         "year": (["2026"], "2099"),
         "board": (["wenzheng"], "no-such-board"),
+        "channel": (["wechat"], "no-such-channel"),  # the admin channels tab: no ticket data
         "fmt": (["json"], "json"),
         "action": (sorted(ACTIONS), "no-such-action"),
     }
@@ -202,7 +212,9 @@ def test_every_route_as_another_units_handler_leaks_nothing(app: FastAPI, client
                     kwargs["json"] = body
                 answer = client.request(method, url, **kwargs)
                 where = f"{method} {url}"
-                assert answer.status_code < 500, f"{where}: {answer.status_code} {answer.text[:300]}"
+                # the readiness probe says 503 by design here: this test's services load no classifier model
+                not_ready = path == "/readyz" and answer.status_code == 503
+                assert answer.status_code < 500 or not_ready, f"{where}: {answer.status_code} {answer.text[:300]}"
                 echoed = answer.text
                 for value in combo.values():  # repeating what was asked ("ticket N not found") tells nothing
                     echoed = echoed.replace(stem(value), "")
