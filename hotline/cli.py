@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+import hotline.multiproc_dir  # noqa: F401  (before any import that makes a metric)
 from channels import simulate as channel_simulators
 from channels.phone import simulate as phone_commands
 from hotline import logs, nlp_commands, routing_commands
