@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from hotline import workflow
+from hotline import leases, workflow
 from hotline.auth import SYSTEM
 from hotline.db import transaction
 from hotline.labels import ATTACHMENT_KIND_LABELS
@@ -119,19 +119,8 @@ class FetchReport:
 
 
 def claim(session: Session, channels: list[str], now: datetime, limit: int) -> list[int]:
-    due = or_(
-        (TicketAttachment.state == PENDING) & (TicketAttachment.next_attempt_at <= now),
-        (TicketAttachment.state == FETCHING) & (TicketAttachment.lease_until < now),
-    )
-    pick = (select(TicketAttachment.id).where(due, TicketAttachment.channel.in_(channels))
-            .order_by(TicketAttachment.next_attempt_at, TicketAttachment.id).limit(limit))
-    if session.get_bind().dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    ids = list(session.scalars(pick))
-    if ids:
-        session.execute(update(TicketAttachment).where(TicketAttachment.id.in_(ids))
-                        .values(state=FETCHING, lease_until=now + LEASE, attempts=TicketAttachment.attempts + 1))
-    return ids
+    return leases.claim_due(session, TicketAttachment, waiting=PENDING, working=FETCHING, channels=channels, now=now,
+                            limit=limit, lease=LEASE)
 
 
 def fetch_pending(

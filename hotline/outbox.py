@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from hotline import leases
 from hotline.db import transaction
 from hotline.models import OutboxMessage
 
@@ -83,19 +84,8 @@ class SendReport:
 
 
 def claim(session: Session, channels: list[str], now: datetime, limit: int) -> list[int]:
-    due = or_(
-        (OutboxMessage.state == PENDING) & (OutboxMessage.next_attempt_at <= now),
-        (OutboxMessage.state == SENDING) & (OutboxMessage.lease_until < now),
-    )
-    pick = (select(OutboxMessage.id).where(due, OutboxMessage.channel.in_(channels))
-            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(limit))
-    if session.get_bind().dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    ids = list(session.scalars(pick))
-    if ids:
-        session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids))
-                        .values(state=SENDING, lease_until=now + LEASE, attempts=OutboxMessage.attempts + 1))
-    return ids
+    return leases.claim_due(session, OutboxMessage, waiting=PENDING, working=SENDING, channels=channels, now=now,
+                            limit=limit, lease=LEASE)
 
 
 def send_pending(
