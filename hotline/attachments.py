@@ -14,6 +14,9 @@
   row becomes ``refused`` with the Chinese reason, and the ticket gets an ``attachment_refused`` event saying so.
   Anything else is retried with back-off; after ``MAX_ATTEMPTS`` the row is refused as well. The ticket itself
   was made long before: nothing is lost, nothing half-written.
+- ``retry`` (desk staff, ``POST /api/attachments/{id}/retry``): a refused file goes back to ``pending`` with its
+  attempts reset, for when the cause is gone (WeChat's media API was down for hours, or an admin raised the size
+  limit). WeChat keeps media three days; a later retry is refused again by WeChat with its own reason.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from hotline import leases, workflow
-from hotline.auth import SYSTEM
+from hotline.auth import SYSTEM, Actor
 from hotline.db import transaction
+from hotline.errors import Conflict
 from hotline.labels import ATTACHMENT_KIND_LABELS
 from hotline.models import InboundMessage, Ticket, TicketAttachment
 from hotline.settings import DEFAULT_MAX_BYTES, MIB
@@ -42,6 +46,7 @@ LEASE = timedelta(seconds=120)
 MAX_ATTEMPTS = 5
 PENDING, FETCHING, STORED, REFUSED, LINKED = "pending", "fetching", "stored", "refused", "linked"
 REFUSED_EVENT = "attachment_refused"
+RETRY_EVENT = "attachment_retry"
 
 
 @dataclass(frozen=True)
@@ -187,6 +192,24 @@ def _refuse(session: Session, row_id: int, reason: str, error: str, now: datetim
         workflow.record_event(session, ticket, REFUSED_EVENT, SYSTEM, note=reason,
                               data={"attachment_id": row.id, "kind": row.kind}, now=now)
     return True
+
+
+def retry(session: Session, row: TicketAttachment, ticket: Ticket, actor: Actor,
+          now: datetime | None = None) -> None:
+    """Send a refused file back to the fetcher (due at once, attempts from zero) and say so on its ticket.
+
+    A conditional update, so two people pressing the button at once make one retry and one 409."""
+    now = now or datetime.now(UTC)
+    previous = row.reason or ""
+    done = session.execute(update(TicketAttachment).where(
+        TicketAttachment.id == row.id, TicketAttachment.state == REFUSED).values(
+        state=PENDING, attempts=0, next_attempt_at=now, lease_until=None, reason=None))
+    if not done.rowcount:  # type: ignore[attr-defined]
+        raise Conflict(f"attachment {row.id} is not refused; only refused attachments are fetched again",
+                       zh="只有未能保存的附件可以重新获取（此附件已在获取或已保存）")
+    kind = ATTACHMENT_KIND_LABELS.get(row.kind, "附件")
+    workflow.record_event(session, ticket, RETRY_EVENT, actor, note=f"重新获取{kind}（上次原因：{previous}）",
+                          data={"attachment_id": row.id, "kind": row.kind}, now=now)
 
 
 def of_ticket(session: Session, ticket_id: int) -> list[TicketAttachment]:

@@ -84,6 +84,7 @@ EVENT_LABELS: dict[str, str] = {
     "survey_call": "自动回访电话",
     "citizen_message": "市民补充",
     "attachment_refused": "附件未能保存",
+    "attachment_retry": "重新获取附件",
 }
 
 ROLE_LABELS: dict[str, str] = {

@@ -169,6 +169,7 @@ class AttachmentOut(BaseModel):
     url: str | None = None
     source_url: str | None = None
     reason: str | None = None
+    may_retry: bool = False  # a refused file desk staff may send back to the fetcher
     created_at: datetime
 
 
@@ -179,10 +180,15 @@ class TicketDetail(TicketOut):
     attachments: list[AttachmentOut] = []
 
 
+#: who may fetch a refused file again: the hotline's own desk staff, not the units
+RETRY_ROLES = frozenset({Role.agent, Role.dispatcher, Role.supervisor, Role.admin})
+
+
 def ticket_attachments(session: Session, ticket: Ticket, actor: Actor) -> list[AttachmentOut]:
     """The ticket's attachments this actor may open (``visibility.may_open_attachment``), without their bytes."""
     return [AttachmentOut(id=a.id, kind=a.kind, state=a.state, content_type=a.content_type, size=a.size,
                           sha256=a.sha256, reason=a.reason, created_at=a.created_at,
+                          may_retry=a.state == attachments.REFUSED and actor.role in RETRY_ROLES,
                           url=f"/api/attachments/{a.id}" if a.state == attachments.STORED else None,
                           source_url=a.source if a.state == attachments.LINKED
                           and a.source.startswith(("https://", "http://")) else None)

@@ -5,16 +5,19 @@ anyone else, and a file not stored, gets the same 404 as a missing id, so units 
 the one stored, and only types a browser shows as media are served inline; the rest download as
 ``application/octet-stream``. The file name is made here, never taken from the sender, and the answer may not be
 sniffed, framed or scripted.
+
+``POST /api/attachments/{id}/retry``: desk staff (not units) send a refused file back to the worker's fetcher.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from hotline import workflow
-from hotline.api.deps import ActorDep, IdPath, SessionDep
+from hotline import attachments, workflow
+from hotline.api.deps import ActorDep, IdPath, SessionDep, require
 from hotline.errors import NotFound
 from hotline.models import TicketAttachment
+from hotline.views import RETRY_ROLES, AttachmentOut, ticket_attachments
 from hotline.visibility import may_open_attachment
 
 router = APIRouter(prefix="/api")
@@ -47,3 +50,21 @@ def attachment_content(attachment_id: IdPath, session: SessionDep, actor: ActorD
     return Response(row.content, media_type=content_type if extension else "application/octet-stream", headers={
         "Content-Disposition": disposition, "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "default-src 'none'; sandbox", "Cache-Control": "private, no-store"})
+
+
+@router.post("/attachments/{attachment_id}/retry", response_model=AttachmentOut, tags=["tickets"])
+def retry_attachment(attachment_id: IdPath, session: SessionDep, actor: ActorDep) -> AttachmentOut:
+    """Desk staff: fetch a refused file again (the cause has gone: the media API is back, the limit was raised)."""
+    row = session.get(TicketAttachment, attachment_id)
+    if row is None:
+        raise NotFound(f"attachment {attachment_id} not found", zh=NOT_FOUND_ZH)
+    try:
+        ticket = workflow.load_visible(session, row.ticket_id, actor)
+    except NotFound:
+        raise NotFound(f"attachment {attachment_id} not found", zh=NOT_FOUND_ZH) from None
+    if not may_open_attachment(actor, ticket, row.kind):
+        raise NotFound(f"attachment {attachment_id} not found", zh=NOT_FOUND_ZH)
+    require(actor, *RETRY_ROLES)
+    attachments.retry(session, row, ticket, actor)
+    session.commit()
+    return next(a for a in ticket_attachments(session, ticket, actor) if a.id == attachment_id)

@@ -215,3 +215,49 @@ def test_a_unit_hears_no_voice_of_a_confidential_caller(
     assert client.get(f"/api/attachments/{row.id}", headers=city.headers("cgj")).status_code == 404
     heard = client.get(f"/api/attachments/{row.id}", headers=city.headers("agent"))
     assert heard.status_code == 200 and heard.content == VOICE
+
+
+def test_desk_staff_fetch_a_refused_photo_again_once_the_limit_is_raised(
+        wechat: WeChat, services: Services, wechat_api: FakeWeChat, fetchers: dict[str, attachments.Fetcher],
+        client: TestClient, city: City) -> None:
+    wechat_api.serve_media("media-photo-14", PHOTO, "image/jpeg")
+    wechat.post(peer.image_xml(CITIZEN, "media-photo-14"))
+    process(services)
+    assert fetch(services, fetchers, image=1024).refused == 1
+    (ticket,) = tickets(services)
+    (row,) = stored(services)
+    (shown,) = detail(client, city, "agent", ticket.id)["attachments"]
+    assert shown["may_retry"] is True
+
+    retried = client.post(f"/api/attachments/{row.id}/retry", headers=city.headers("agent"))
+    assert retried.status_code == 200
+    assert (retried.json()["state"], retried.json()["reason"], retried.json()["may_retry"]) == ("pending", None, False)
+    (event,) = rows(services, select(TicketEvent).where(TicketEvent.type == "attachment_retry"))
+    assert event.ticket_id == ticket.id and "图片超过 1 KB" in event.note
+
+    again = client.post(f"/api/attachments/{row.id}/retry", headers=city.headers("agent"))
+    assert again.status_code == 409 and "只有未能保存的附件" in again.json()["detail"]
+    assert fetch(services, fetchers).stored == 1  # the default limit now: the photo is kept
+    assert client.get(f"/api/attachments/{row.id}", headers=city.headers("agent")).content == PHOTO
+
+
+def test_units_may_not_retry_a_refused_file_and_other_units_cannot_find_it(
+        wechat: WeChat, services: Services, wechat_api: FakeWeChat, fetchers: dict[str, attachments.Fetcher],
+        client: TestClient, city: City) -> None:
+    wechat.post(peer.text_xml(CITIZEN, COMPLAINT))
+    wechat.post(peer.image_xml(CITIZEN, "media-expired"))
+    process(services)
+    assert fetch(services, fetchers).refused == 1
+    (ticket,) = tickets(services)
+    (row,) = stored(services)
+    assert act(client, city, "dispatcher", ticket.id, "dispatch", unit_id=city.ids["unit:cgj"]).status_code == 200
+    url = f"/api/attachments/{row.id}/retry"
+
+    (shown,) = detail(client, city, "cgj", ticket.id)["attachments"]
+    assert shown["may_retry"] is False
+    assert client.post(url, headers=city.headers("cgj")).status_code == 403
+    other = client.post(url, headers=city.headers("zjj"))
+    missing = client.post(f"/api/attachments/{row.id + 1000}/retry", headers=city.headers("zjj"))
+    assert other.status_code == missing.status_code == 404
+    assert other.json()["detail"] == missing.json()["detail"]
+    assert stored(services)[0].state == "refused"

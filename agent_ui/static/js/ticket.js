@@ -385,7 +385,30 @@ export function attachmentList(ticket) {
       a.size != null ? h('span', { class: 'muted small' }, ` ${fmtSize(a.size)}`) : null,
       a.url ? attachmentMedia(a) : null,
       a.source_url ? h('a', { href: a.source_url, target: '_blank', rel: 'noopener noreferrer' }, '打开原链接') : null,
-      a.reason ? h('div', { class: 'note' }, `原因：${a.reason}`) : null))));
+      a.reason ? h('div', { class: 'note' }, `原因：${a.reason}`) : null,
+      a.may_retry ? retryButton(a) : null))));
+}
+
+/** 重新获取: a refused file goes back to the worker (the media API is back, the size limit was raised). */
+function retryButton(a) {
+  const button = h('button', { type: 'button', class: 'small retry-attachment' }, '重新获取');
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    try {
+      const updated = await api(`/api/attachments/${a.id}/retry`, { method: 'POST' });
+      const item = button.closest('li');
+      item.classList.replace('refused', updated.state);
+      item.querySelector('.badge.danger').replaceWith(h('span', { class: 'muted' }, labelOf('attachment_state', updated.state)));
+      const note = item.querySelector('.note');
+      if (note) note.remove();
+      button.remove();
+      toast('已重新排队获取附件，稍后刷新即可查看', 'ok');
+    } catch (err) {
+      toast(`重新获取失败：${err.message}`, 'error');
+      button.disabled = false;
+    }
+  });
+  return button;
 }
 
 /** 重办 mark: a ticket a supervisor reopened after an unsatisfied callback (the count when more than once). */
