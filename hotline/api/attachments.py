@@ -12,11 +12,13 @@ sniffed, framed or scripted.
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
+from sqlalchemy.orm import Session
 
 from hotline import attachments, workflow
 from hotline.api.deps import ActorDep, IdPath, SessionDep, require
+from hotline.auth import Actor
 from hotline.errors import NotFound
-from hotline.models import TicketAttachment
+from hotline.models import Ticket, TicketAttachment
 from hotline.views import RETRY_ROLES, AttachmentOut, ticket_attachments
 from hotline.visibility import may_open_attachment
 
@@ -31,17 +33,25 @@ INLINE_TYPES = {
 NOT_FOUND_ZH = "找不到此附件（不存在、尚未保存，或不在您的权限范围内）"
 
 
+def _visible(session: Session, attachment_id: int, actor: Actor) -> tuple[TicketAttachment, Ticket]:
+    """The attachment and its ticket, or the same 404 as a missing id for anyone who may not open it."""
+    row = session.get(TicketAttachment, attachment_id)
+    try:
+        if row is None:
+            raise NotFound(f"attachment {attachment_id} not found")
+        ticket = workflow.load_visible(session, row.ticket_id, actor)
+        if not may_open_attachment(actor, ticket, row.kind):
+            raise NotFound(f"attachment {attachment_id} not found")
+    except NotFound:
+        raise NotFound(f"attachment {attachment_id} not found", zh=NOT_FOUND_ZH) from None
+    return row, ticket
+
+
 @router.get("/attachments/{attachment_id}", tags=["tickets"],
             responses={200: {"content": {"application/octet-stream": {}}, "description": "the stored file"}})
 def attachment_content(attachment_id: IdPath, session: SessionDep, actor: ActorDep) -> Response:
-    row = session.get(TicketAttachment, attachment_id)
-    if row is None or row.content is None:
-        raise NotFound(f"attachment {attachment_id} not found", zh=NOT_FOUND_ZH)
-    try:
-        ticket = workflow.load_visible(session, row.ticket_id, actor)
-    except NotFound:
-        raise NotFound(f"attachment {attachment_id} not found", zh=NOT_FOUND_ZH) from None
-    if not may_open_attachment(actor, ticket, row.kind):
+    row, _ = _visible(session, attachment_id, actor)
+    if row.content is None:
         raise NotFound(f"attachment {attachment_id} not found", zh=NOT_FOUND_ZH)
     content_type = (row.content_type or "").split(";")[0].strip().lower()
     extension = INLINE_TYPES.get(content_type)
@@ -55,15 +65,7 @@ def attachment_content(attachment_id: IdPath, session: SessionDep, actor: ActorD
 @router.post("/attachments/{attachment_id}/retry", response_model=AttachmentOut, tags=["tickets"])
 def retry_attachment(attachment_id: IdPath, session: SessionDep, actor: ActorDep) -> AttachmentOut:
     """Desk staff: fetch a refused file again (the cause has gone: the media API is back, the limit was raised)."""
-    row = session.get(TicketAttachment, attachment_id)
-    if row is None:
-        raise NotFound(f"attachment {attachment_id} not found", zh=NOT_FOUND_ZH)
-    try:
-        ticket = workflow.load_visible(session, row.ticket_id, actor)
-    except NotFound:
-        raise NotFound(f"attachment {attachment_id} not found", zh=NOT_FOUND_ZH) from None
-    if not may_open_attachment(actor, ticket, row.kind):
-        raise NotFound(f"attachment {attachment_id} not found", zh=NOT_FOUND_ZH)
+    row, ticket = _visible(session, attachment_id, actor)
     require(actor, *RETRY_ROLES)
     attachments.retry(session, row, ticket, actor)
     session.commit()
