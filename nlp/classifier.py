@@ -368,14 +368,21 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         if self.segmenter is None:
             self.segmenter = Segmenter()
         cut = self.segmenter.cut
-        drop = _DROP_TOKENS
-        return [[t for t in cut(f"{title or ''} {text or ''}") if t not in drop] for title, text in items]
+        return [cut(f"{title or ''} {text or ''}", drop=_DROP_TOKENS) for title, text in items]
 
     def fit(self, X: Sequence[tuple[str, str]], y: Any = None) -> TextFeatures:
         self.fit_transform(X, y)
         return self
 
-    def fit_transform(self, X: Sequence[tuple[str, str]], y: Any = None, **fit_params: Any) -> csr_matrix:
+    def fit_transform(
+        self,
+        X: Sequence[tuple[str, str]],
+        y: Any = None,
+        raw_block: tuple[CharNgramTfidf, csr_matrix] | None = None,
+        **fit_params: Any,
+    ) -> csr_matrix:
+        """Fit the blocks and return the training matrix. ``raw_block``: the raw-character vectoriser already
+        fitted on these same ``X`` and its matrix (``fit_raw_block``), so candidates sharing it featurise once."""
         if not (self.words or self.raw_chars):
             raise ValueError("TextFeatures needs words=True or raw_chars=True")
         small = len(X) < 20
@@ -393,8 +400,10 @@ class TextFeatures(TransformerMixin, BaseEstimator):
                 self.head_.fit_transform([j[: self.head_chars] for j in joined]) * np.float32(self.head_weight),
             ]
         if self.raw_chars:
-            self.raw_ = CharNgramTfidf(self.char_ngram_range, min_df=1, max_df=1.0)
-            blocks.append(self.raw_.fit_transform([plain_text(title, text) for title, text in X]))
+            if raw_block is None:
+                raw_block = fit_raw_block(X, self.char_ngram_range)
+            self.raw_, matrix = raw_block
+            blocks.append(matrix)
         return hstack(blocks, format="csr", dtype=np.float32)
 
     def blocks(self, X: Sequence[tuple[str, str]]) -> list[csr_matrix]:
@@ -411,6 +420,14 @@ class TextFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, X: Sequence[tuple[str, str]]) -> csr_matrix:
         return hstack(self.blocks(X), format="csr", dtype=np.float32)
+
+
+def fit_raw_block(
+    X: Sequence[tuple[str, str]], char_ngram_range: tuple[int, int] = (1, 3)
+) -> tuple[CharNgramTfidf, csr_matrix]:
+    """The raw-character block (all n-grams kept) fitted on ``X``: the vectoriser and its training matrix."""
+    raw = CharNgramTfidf(char_ngram_range, min_df=1, max_df=1.0)
+    return raw, raw.fit_transform([plain_text(title, text) for title, text in X])
 
 
 def _fit_svc(X: csr_matrix, y: np.ndarray, C: float, balanced: bool) -> LinearSVC:
@@ -679,10 +696,16 @@ def fit_candidates(
     """Fit each candidate (one fit per ``fit_key``) and score its out-of-fold predictions on ``pool``."""
     fits: dict[tuple[bool, bool, bool], Pipeline] = {}
     trials: list[Trial] = []
+    raw_block: tuple[CharNgramTfidf, csr_matrix] | None = None  # featurised once, shared by the fits using it
     for candidate in candidates:
         t0 = time.perf_counter()
         if candidate.fit_key not in fits:
-            fits[candidate.fit_key] = build_pipeline(segmenter, candidate=candidate, n_jobs=n_jobs).fit(items, y)
+            pipe = build_pipeline(segmenter, candidate=candidate, n_jobs=n_jobs)
+            params: dict[str, Any] = {}
+            if candidate.raw_chars:
+                raw_block = raw_block or fit_raw_block(items)
+                params["features__raw_block"] = raw_block
+            fits[candidate.fit_key] = pipe.fit(items, y, **params)
         pipe = fits[candidate.fit_key]
         clf = pipe.named_steps["clf"]
         proba = clf.oof_proba(candidate.decide)

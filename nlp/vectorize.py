@@ -9,6 +9,7 @@ as TfidfVectorizer(sublinear_tf=True, smooth_idf=True, norm="l2"), tested agains
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Sequence
 
@@ -186,10 +187,11 @@ class WordNgramTfidf:
         self.bigrams = bigrams
 
     def _ids(self, docs: Sequence[list[str]], vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-        get = vocab.get
-        flat = [get(t, -1) for tokens in docs for t in tokens]
-        ids = np.array(flat, dtype=np.int64)
-        doc_of = np.repeat(np.arange(len(docs)), [len(t) for t in docs])
+        lengths = [len(t) for t in docs]
+        # map() over the flattened tokens keeps the per-token dictionary lookup in C (no Python frame a token).
+        flat = map(vocab.get, itertools.chain.from_iterable(docs), itertools.repeat(-1))
+        ids = np.fromiter(flat, dtype=np.int64, count=sum(lengths))
+        doc_of = np.repeat(np.arange(len(docs)), lengths)
         return ids, doc_of
 
     def _pairs(self, ids: np.ndarray, doc_of: np.ndarray, n_uni: int) -> tuple[np.ndarray, np.ndarray]:
