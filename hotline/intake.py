@@ -11,11 +11,12 @@ classifier is confident, the case is not urgent and the catalogue names a unit.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -157,13 +158,15 @@ def create_ticket(
     now: datetime | None = None,
     extra: dict[str, Any] | None = None,
     citizen_id: int | None = None,
+    numbers: NumberBlock | None = None,
 ) -> Ticket:
     """Analyse, route and create the ticket with its ``receive`` event (and auto-dispatch when allowed).
 
     Shared by the agents' synchronous intake (``submit``), the worker's processing of accepted channel messages
     (``hotline.inbound``) and follow-up tickets (``follow_up_maker``); ``extra`` (attachments, coordinates, the
     ticket followed up) is kept on the receive event. ``citizen_id``: a citizen already known (a follow-up is for
-    the same citizen), else the request's citizen is looked up or recorded.
+    the same citizen), else the request's citizen is looked up or recorded. ``numbers``: the block the worker
+    reserved for its batch (``reserve_numbers``), else the number is drawn alone.
     """
     if len(request.text) > max_text_chars:
         raise Invalid(
@@ -171,8 +174,9 @@ def create_ticket(
         )
     now = now or datetime.now(UTC)
     suggestion = suggester.suggest(session, request.title or "", request.text, request.location, now)
+    number = numbers.take(session, now, timing.zone) if numbers is not None else next_number(session, now, timing.zone)
     ticket = Ticket(
-        number=next_number(session, now, timing.zone),
+        number=number,
         channel=request.channel,
         title=request.title or auto_title(request.text),
         text=request.text,
@@ -273,16 +277,70 @@ def _citizen_id(session: Session, request: IntakeRequest) -> int | None:
 
 
 
-def next_number(session: Session, now: datetime, zone: tzinfo) -> str:
-    """Date (city time) + 6-digit daily sequence, e.g. 20261122000123; an atomic upsert keeps it unique."""
-    day = now.astimezone(zone).strftime("%Y%m%d")
+def _day(now: datetime, zone: tzinfo) -> str:
+    return now.astimezone(zone).strftime("%Y%m%d")
+
+
+def _advance(session: Session, day: str, n: int) -> int:
+    """Move the day's sequence on by ``n`` in one atomic upsert; returns its new last value."""
     dialect = session.get_bind().dialect.name
     insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = (
         insert(TicketSequence)
-        .values(day=day, last=1)
-        .on_conflict_do_update(index_elements=[TicketSequence.day], set_={"last": TicketSequence.last + 1})
+        .values(day=day, last=n)
+        .on_conflict_do_update(index_elements=[TicketSequence.day], set_={"last": TicketSequence.last + n})
         .returning(TicketSequence.last)
     )
-    seq = session.execute(stmt).scalar_one()
-    return f"{day}{seq:06d}"
+    return int(session.execute(stmt).scalar_one())
+
+
+def next_number(session: Session, now: datetime, zone: tzinfo) -> str:
+    """Date (city time) + 6-digit daily sequence, e.g. 20261122000123; an atomic upsert keeps it unique."""
+    day = _day(now, zone)
+    return f"{day}{_advance(session, day, 1):06d}"
+
+
+@dataclass
+class NumberBlock:
+    """Ticket numbers reserved at once for a batch: ``first`` … ``last`` of ``day``, handed out in order."""
+
+    day: str
+    first: int
+    last: int
+    taken: int = 0
+
+    @property
+    def unused(self) -> int:
+        return self.last - self.first + 1 - self.taken
+
+    def take(self, session: Session, now: datetime, zone: tzinfo) -> str:
+        """The next reserved number; one drawn alone when the block is used up or the city's day has changed."""
+        if self.unused <= 0 or _day(now, zone) != self.day:
+            return next_number(session, now, zone)
+        self.taken += 1
+        return f"{self.day}{self.first + self.taken - 1:06d}"
+
+
+def reserve_numbers(session: Session, n: int, now: datetime, zone: tzinfo) -> NumberBlock:
+    """Reserve ``n`` numbers of today with one statement (commit it at once: the sequence row stays locked until
+    then); ``release_numbers`` gives back the ones a batch did not use."""
+    day = _day(now, zone)
+    last = _advance(session, day, n)
+    return NumberBlock(day=day, first=last - n + 1, last=last)
+
+
+def release_numbers(session: Session, block: NumberBlock) -> bool:
+    """Give back the block's unused numbers (always its tail), if nobody has drawn a number after it meanwhile;
+    otherwise they stay unused (a gap in the day's numbers, never a number given twice). True when given back."""
+    unused = block.unused
+    if unused <= 0:
+        return True
+    given_back = session.execute(
+        update(TicketSequence)
+        .where(TicketSequence.day == block.day, TicketSequence.last == block.last)
+        .values(last=TicketSequence.last - unused)
+        .returning(TicketSequence.last)
+    ).scalar_one_or_none()
+    if given_back is not None:
+        block.last -= unused
+    return given_back is not None
