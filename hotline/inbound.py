@@ -303,14 +303,13 @@ def _process_one(session: Session, row: InboundMessage | None, ctx: Context,
         return None  # another worker finished it after our lease expired
     request = intake.IntakeRequest.model_validate({k: v for k, v in row.payload.items()
                                                    if k in intake.IntakeRequest.model_fields})
-    # marked done first, so the ticket's own flush writes it together with the ticket it names (one UPDATE); should
-    # the handler raise, the savepoint's rollback undoes this too
-    row.state, row.lease_until, row.last_error = DONE, None, None
-    row.processed_at = ctx.now or datetime.now(UTC)
     ticket = handlers.get(row.channel, new_ticket)(session, row, request, ctx)
     row.ticket_id = row.ticket_id or (ticket.id if ticket is not None else None)
     if ticket is not None:
         attachments.record(session, ticket, row, ctx.now)  # fetched later, outside this transaction
+    if row.state != DONE:  # a message that became a new ticket is marked done by ``create_ticket`` already
+        row.state, row.lease_until, row.last_error = DONE, None, None
+        row.processed_at = ctx.now or datetime.now(UTC)
     return ticket
 
 

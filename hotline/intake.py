@@ -139,8 +139,6 @@ def submit(
 
     ticket = create_ticket(session, request, actor, suggester=suggester, timing=timing, inbound=inbound,
                            max_text_chars=max_text_chars, auto_dispatch=auto_dispatch, now=now)
-    if inbound is not None:
-        inbound.state, inbound.processed_at = "done", now
     metrics.INTAKE.labels(request.channel, "created").inc()
     return ticket, True
 
@@ -196,8 +194,9 @@ def create_ticket(
     )
     session.add(ticket)
     session.flush()
-    if inbound is not None:
-        inbound.ticket_id = ticket.id
+    if inbound is not None:  # the message it was made of is done, written in one UPDATE with the ticket it names
+        inbound.ticket_id, inbound.state, inbound.processed_at = ticket.id, "done", now
+        inbound.lease_until, inbound.last_error = None, None
     workflow.record_event(
         session,
         ticket,
