@@ -18,12 +18,11 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hotline import metrics, views, workflow
 from hotline.auth import SYSTEM, Actor
-from hotline.errors import Invalid
+from hotline.errors import Conflict, Invalid
 from hotline.fields import Moment, NoNul
 from hotline.models import Citizen, InboundMessage, Kind, Role, Status, Ticket, TicketSequence
 from hotline.settings import CHANNELS
@@ -117,28 +116,26 @@ def submit(
         raise Invalid(f"this key belongs to channel '{actor.channel}', not '{request.channel}'", field="channel")
     now = now or datetime.now(UTC)
 
-    inbound: InboundMessage | None = None
+    inbound_id: int | None = None
     if request.external_id is not None:
-        existing = _existing_ticket(session, request.channel, request.external_id)
-        if existing is not None:
-            metrics.INTAKE.labels(request.channel, "replayed").inc()
-            return existing, False
-        inbound = InboundMessage(
-            channel=request.channel, external_id=request.external_id, payload=request.model_dump(mode="json")
-        )
-        try:
-            with session.begin_nested():
-                session.add(inbound)
-        except IntegrityError:
-            # A concurrent delivery of the same message won the race; it has committed its ticket by now.
+        # one INSERT … ON CONFLICT DO NOTHING: a delivery of the same message running concurrently waits for the
+        # first one's commit, then finds its ticket
+        inbound_id = _store(session, request, now)
+        if inbound_id is None:
             existing = _existing_ticket(session, request.channel, request.external_id)
             if existing is None:
-                raise
+                raise Conflict(
+                    f"message {request.channel}/{request.external_id} is stored and waits to become a ticket",
+                    zh="这条消息已经收到，正在生成工单，请稍后查看",
+                )
             metrics.INTAKE.labels(request.channel, "replayed").inc()
             return existing, False
 
-    ticket = create_ticket(session, request, actor, suggester=suggester, timing=timing, inbound=inbound,
+    ticket = create_ticket(session, request, actor, suggester=suggester, timing=timing,
                            max_text_chars=max_text_chars, auto_dispatch=auto_dispatch, now=now)
+    if inbound_id is not None:
+        session.execute(update(InboundMessage).where(InboundMessage.id == inbound_id)
+                        .values(ticket_id=ticket.id, state="done", processed_at=now))
     metrics.INTAKE.labels(request.channel, "created").inc()
     return ticket, True
 
@@ -242,6 +239,21 @@ def follow_up_maker(
                              citizen_id=source.citizen_id)
 
     return make
+
+
+def _store(session: Session, request: IntakeRequest, now: datetime) -> int | None:
+    """Store the message under UNIQUE(channel, external_id); None when it is there already."""
+    dialect = session.get_bind().dialect.name
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert(InboundMessage)
+        .values(channel=request.channel, external_id=request.external_id, payload=request.model_dump(mode="json"),
+                state="processing", attempts=0, received_at=request.received_at or now)
+        .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+        .returning(InboundMessage.id)
+    )
+    new_id = session.execute(stmt).scalar_one_or_none()
+    return int(new_id) if new_id is not None else None
 
 
 def _existing_ticket(session: Session, channel: str, external_id: str) -> Ticket | None:
