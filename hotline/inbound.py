@@ -6,10 +6,11 @@
   and creates nothing. Nothing is analysed here, so a channel that must answer within 5 s never waits for the model.
 - ``process_pending`` (the worker, or the server itself on the embedded default): claims stored messages (on
   PostgreSQL ``FOR UPDATE SKIP LOCKED``, so several workers never take the same one; SQLite serialises writers),
-  leases them, and turns each into a ticket through ``intake.create_ticket`` in its own transaction, in which the
-  message is also marked ``done`` with its ticket. A worker killed in the middle leaves its claims to expire
-  (``LEASE``); whoever claims them next finds each either done (its transaction committed) or untouched, so every
-  accepted message becomes exactly one ticket.
+  leases them and reserves their ticket numbers (one short committed transaction), then turns the batch into tickets
+  through ``intake.create_ticket`` in one transaction, a savepoint per message, in which each message is also marked
+  ``done`` with its ticket; a message that raises rolls back only its savepoint (and the desk events queued in it).
+  A worker killed in the middle leaves its claims to expire (``LEASE``); whoever claims them next finds each either
+  done (the batch committed) or untouched, so every accepted message becomes exactly one ticket.
 - A message whose processing raises is retried with back-off (``retry_delay``) and after ``MAX_ATTEMPTS`` parked
   as ``failed`` with its error; the raw payload stays as it came, and an admin can replay it (``replay``).
 """

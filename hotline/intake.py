@@ -1,7 +1,8 @@
 """The one intake point: every channel turns a message into a ticket through ``submit``.
 
 ``submit`` is the synchronous path (an agent on the phone needs the ticket at once): store the raw message under
-UNIQUE(channel, external_id) so a retried delivery returns the same ticket, then ``create_ticket``. Channel webhooks
+UNIQUE(channel, external_id) with one ``INSERT … ON CONFLICT DO NOTHING`` so a retried delivery returns the same
+ticket, then ``create_ticket``. Channel webhooks
 take the durable path instead (``hotline.inbound``: accept now, the worker calls ``create_ticket`` later).
 ``create_ticket``, in the caller's transaction: analyse the text (category, kind, urgency, place, duplicates,
 knowledge); pick the unit from the dispatch catalogue; create the ticket and its first event; auto-dispatch when the
