@@ -22,7 +22,10 @@ state: dict[str, Any] = {}
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     state["pool"] = await asyncpg.create_pool(DSN, min_size=4, max_size=20)
     state["redis"] = aioredis.from_url(REDIS)
-    async with state["pool"].acquire() as conn:
+    async with state["pool"].acquire() as conn, conn.transaction():
+        # both uvicorn workers start at once: one creates the tables, the other waits for it (CREATE TABLE IF NOT
+        # EXISTS alone races on the catalogue's unique index)
+        await conn.execute("SELECT pg_advisory_xact_lock(7310)")
         await conn.execute("""CREATE TABLE IF NOT EXISTS plain_tickets (id bigserial PRIMARY KEY, external_id text
                               UNIQUE, text text, received_at timestamptz DEFAULT now())""")
         await conn.execute("""CREATE TABLE IF NOT EXISTS plain_events (id bigserial PRIMARY KEY, ticket_id bigint,

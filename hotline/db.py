@@ -2,7 +2,9 @@
 
 One transaction per request or job: business functions only ``flush``; the request/job boundary commits. Ticket
 events are buffered on the session (``session.info``) and published by the ``after_commit`` hook, so nobody is told
-about a change that was rolled back.
+about a change that was rolled back. A savepoint (``session.begin_nested()``, the worker's one per message of a batch)
+is no boundary: its events are published with the outermost commit, and a savepoint rolled back drops only the
+events queued inside it.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from typing import Any
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 
 PENDING_EVENTS = "pending_events"
+#: per open savepoint, how many events were pending when it began (a rollback to it drops the ones after)
+_SAVEPOINT_MARKS = "pending_event_marks"
 #: seconds to wait for a PostgreSQL connection: a server that is down or unreachable is an error in this time, not a
 #: request hanging for the operating system's TCP timeout (minutes)
 CONNECT_TIMEOUT_SECONDS = 3
@@ -97,8 +101,21 @@ def attach_publisher(factory: sessionmaker[Session], publish: Publisher) -> None
     publishers = [publish]
     factory._hotline_publishers = publishers  # type: ignore[attr-defined]
 
+    @event.listens_for(factory, "after_transaction_create")
+    def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+        if transaction.nested:
+            marks = session.info.setdefault(_SAVEPOINT_MARKS, {})
+            marks[transaction] = len(session.info.get(PENDING_EVENTS, ()))
+
+    @event.listens_for(factory, "after_transaction_end")
+    def _forget_savepoint(session: Session, transaction: SessionTransaction) -> None:
+        if transaction.nested:
+            session.info.get(_SAVEPOINT_MARKS, {}).pop(transaction, None)
+
     @event.listens_for(factory, "after_commit")
     def _publish_after_commit(session: Session) -> None:
+        if session.in_nested_transaction():  # a savepoint released: its events wait for the outermost commit
+            return
         pending = session.info.pop(PENDING_EVENTS, None)
         if pending:
             for each in publishers:
@@ -106,7 +123,12 @@ def attach_publisher(factory: sessionmaker[Session], publish: Publisher) -> None
 
     @event.listens_for(factory, "after_rollback")
     def _drop_after_rollback(session: Session) -> None:
-        session.info.pop(PENDING_EVENTS, None)
+        savepoint = session.get_nested_transaction()
+        if savepoint is None:
+            session.info.pop(PENDING_EVENTS, None)
+            return
+        mark = session.info.get(_SAVEPOINT_MARKS, {}).get(savepoint, 0)
+        del session.info.get(PENDING_EVENTS, [])[mark:]
 
 
 def queue_event(session: Session, message: dict[str, Any]) -> None:

@@ -6,10 +6,11 @@
   and creates nothing. Nothing is analysed here, so a channel that must answer within 5 s never waits for the model.
 - ``process_pending`` (the worker, or the server itself on the embedded default): claims stored messages (on
   PostgreSQL ``FOR UPDATE SKIP LOCKED``, so several workers never take the same one; SQLite serialises writers),
-  leases them, and turns each into a ticket through ``intake.create_ticket`` in its own transaction, in which the
-  message is also marked ``done`` with its ticket. A worker killed in the middle leaves its claims to expire
-  (``LEASE``); whoever claims them next finds each either done (its transaction committed) or untouched, so every
-  accepted message becomes exactly one ticket.
+  leases them and reserves their ticket numbers (one short committed transaction), then turns the batch into tickets
+  through ``intake.create_ticket`` in one transaction, a savepoint per message, in which each message is also marked
+  ``done`` with its ticket; a message that raises rolls back only its savepoint (and the desk events queued in it).
+  A worker killed in the middle leaves its claims to expire (``LEASE``); whoever claims them next finds each either
+  done (the batch committed) or untouched, so every accepted message becomes exactly one ticket.
 - A message whose processing raises is retried with back-off (``retry_delay``) and after ``MAX_ATTEMPTS`` parked
   as ``failed`` with its error; the raw payload stays as it came, and an admin can replay it (``replay``).
 """
@@ -32,6 +33,7 @@ from hotline.auth import channel_actor
 from hotline.db import transaction
 from hotline.errors import Conflict, Invalid, NotFound
 from hotline.models import InboundMessage, Ticket
+from hotline.states import IN_PROGRESS_STATES
 from hotline.suggestion import Suggester
 from hotline.timing import Timing
 
@@ -162,13 +164,15 @@ def claim(session: Session, now: datetime, limit: int) -> list[int]:
 
 @dataclass(frozen=True)
 class Context:
-    """What a handler needs besides the message: the process's analysis, timing and intake settings."""
+    """What a handler needs besides the message: the process's analysis, timing and intake settings, and the ticket
+    numbers reserved for the batch."""
 
     suggester: Suggester
     timing: Timing
     auto_dispatch: bool = True
     max_text_chars: int = 10_000
     now: datetime | None = None
+    numbers: intake.NumberBlock | None = None
 
 
 #: a channel's own handling of one stored message, in its transaction: returns the ticket the message belongs to
@@ -183,6 +187,7 @@ def new_ticket(session: Session, row: InboundMessage, request: intake.IntakeRequ
         session, request, channel_actor(row.channel), suggester=ctx.suggester, timing=ctx.timing, inbound=row,
         max_text_chars=ctx.max_text_chars, auto_dispatch=ctx.auto_dispatch, now=ctx.now,
         extra={k: row.payload.get(k) for k in ("attachments", "coordinates") if row.payload.get(k)},
+        numbers=ctx.numbers,
     )
 
 
@@ -201,53 +206,112 @@ def process_pending(
     auto_dispatch: bool = True, max_text_chars: int = 10_000, now: datetime | None = None,
     handlers: Mapping[str, Handler] | None = None,
 ) -> ProcessReport:
-    """One pass: claim a batch, hand each message to its channel's handler (default: a new ticket), each in its own
-    transaction."""
+    """One pass: claim a batch (and reserve its ticket numbers), then hand each message to its channel's handler
+    (default: a new ticket) in one transaction for the batch, a savepoint per message: a message that raises rolls
+    back only itself and is retried or parked. Should the batch's transaction fail as a whole (its commit), each of
+    its messages is processed again alone, in a transaction of its own."""
     report = ProcessReport()
-    ctx = Context(suggester, timing, auto_dispatch, max_text_chars, now)
-    with transaction(sessions) as session:
-        ids = claim(session, now or datetime.now(UTC), limit)
-        channels: dict[int, str] = {}
-        if ids:  # one model call for the batch instead of one per message
-            rows = session.execute(select(InboundMessage.id, InboundMessage.channel, InboundMessage.payload)
-                                   .where(InboundMessage.id.in_(ids))).all()
-            channels = {row.id: row.channel for row in rows}
-            suggester.prepare([(p.get("title") or "", str(p.get("text", "")), p.get("location"))
-                               for _, _, p in rows])
+    started = now or datetime.now(UTC)
+    with transaction(sessions) as session:  # short: the claims and the numbers are committed at once
+        ids = claim(session, started, limit)
+        if not ids:
+            return report
+        numbers = intake.reserve_numbers(session, len(ids), started, timing.zone)
+    ctx = Context(suggester, timing, auto_dispatch, max_text_chars, now, numbers)
+    channels: dict[int, str] = {}
+    remembered: list[int] = []
+    try:
+        with transaction(sessions) as session:
+            outcomes = _process_batch(session, ids, ctx, handlers or {}, channels, remembered)
+            intake.release_numbers(session, numbers)
+    except Exception as exc:
+        log.warning("a batch of %d inbound messages failed as a whole (%s); processing them one by one",
+                    len(ids), exc, exc_info=True)
+        _forget(suggester, remembered)
+        numbers.taken = 0  # the batch's tickets were rolled back with it
+        outcomes = {inbound_id: _process_alone(sessions, inbound_id, ctx, handlers or {}, channels)
+                    for inbound_id in ids}
+        with transaction(sessions) as session:
+            intake.release_numbers(session, numbers)
     for inbound_id in ids:
-        outcome = "created"
-        try:
-            with transaction(sessions) as session:
-                _process_one(session, inbound_id, ctx, handlers or {})
-            report.created += 1
-        except Exception as exc:
-            log.warning("inbound message %s failed: %s", inbound_id, exc, exc_info=True)
-            with transaction(sessions) as session:
-                if _record_failure(session, inbound_id, exc, now or datetime.now(UTC)):
-                    report.failed += 1
-                    outcome = "failed"
-                else:
-                    report.retried += 1
-                    outcome = "retried"
+        outcome = outcomes[inbound_id]
+        setattr(report, outcome, getattr(report, outcome) + 1)
         metrics.INTAKE.labels(channels.get(inbound_id, "unknown"), outcome).inc()
     return report
 
 
-def _process_one(session: Session, inbound_id: int, ctx: Context, handlers: Mapping[str, Handler]) -> None:
-    stmt = select(InboundMessage).where(InboundMessage.id == inbound_id)
+def _process_alone(sessions: sessionmaker[Session], inbound_id: int, ctx: Context, handlers: Mapping[str, Handler],
+                   channels: dict[int, str]) -> str:
+    mark = ctx.numbers.taken if ctx.numbers is not None else 0
+    remembered: list[int] = []
+    try:
+        with transaction(sessions) as session:
+            return _process_batch(session, [inbound_id], ctx, handlers, channels, remembered)[inbound_id]
+    except Exception as exc:
+        log.warning("inbound message %s failed: %s", inbound_id, exc, exc_info=True)
+        _forget(ctx.suggester, remembered)
+        if ctx.numbers is not None:
+            ctx.numbers.taken = mark
+        with transaction(sessions) as session:
+            return "failed" if _record_failure(session, inbound_id, exc, ctx.now or datetime.now(UTC)) else "retried"
+
+
+def _process_batch(session: Session, ids: list[int], ctx: Context, handlers: Mapping[str, Handler],
+                   channels: dict[int, str], remembered: list[int]) -> dict[int, str]:
+    """The batch in the caller's transaction: its rows locked in one statement, classified in one model call, then
+    each message in a savepoint. Returns each message's outcome (created, retried or failed)."""
+    stmt = select(InboundMessage).where(InboundMessage.id.in_(ids)).order_by(InboundMessage.id)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()
-    row = session.scalar(stmt)
+    rows = {row.id: row for row in session.scalars(stmt)}
+    channels.update({row.id: row.channel for row in rows.values()})
+    ctx.suggester.prepare([(p.get("title") or "", str(p.get("text", "")), p.get("location"))
+                           for p in (row.payload for row in rows.values())])
+    outcomes: dict[int, str] = {}
+    for inbound_id in ids:
+        mark = ctx.numbers.taken if ctx.numbers is not None else 0
+        ticket: Ticket | None = None
+        try:
+            with session.begin_nested():
+                ticket = _process_one(session, rows.get(inbound_id), ctx, handlers)
+            outcomes[inbound_id] = "created"
+        except Exception as exc:
+            log.warning("inbound message %s failed: %s", inbound_id, exc, exc_info=True)
+            if ctx.numbers is not None:
+                ctx.numbers.taken = mark  # its ticket was rolled back: the next message takes its number
+            parked = _record_failure(session, inbound_id, exc, ctx.now or datetime.now(UTC))
+            outcomes[inbound_id] = "failed" if parked else "retried"
+            continue
+        if ticket is not None and ticket.status in IN_PROGRESS_STATES:
+            # the next messages of the batch are compared with this one too (a second report of the same lamp); a
+            # ticket a message joined is indexed again as it is
+            area_code = (ticket.analysis or {}).get("area_code")
+            ctx.suggester.remember(ticket.id, ticket.title, ticket.text, area_code, ticket.received_at)
+            remembered.append(ticket.id)
+    return outcomes
+
+
+def _forget(suggester: Suggester, ticket_ids: list[int]) -> None:
+    """Tickets of a rolled-back transaction leave the duplicate index again."""
+    for ticket_id in ticket_ids:
+        suggester.forget(ticket_id)
+
+
+def _process_one(session: Session, row: InboundMessage | None, ctx: Context,
+                 handlers: Mapping[str, Handler]) -> Ticket | None:
+    """One locked message: its ticket made (or joined) and the message marked done. Returns that ticket."""
     if row is None or row.state != PROCESSING or row.ticket_id is not None:
-        return  # another worker finished it after our lease expired
+        return None  # another worker finished it after our lease expired
     request = intake.IntakeRequest.model_validate({k: v for k, v in row.payload.items()
                                                    if k in intake.IntakeRequest.model_fields})
     ticket = handlers.get(row.channel, new_ticket)(session, row, request, ctx)
     row.ticket_id = row.ticket_id or (ticket.id if ticket is not None else None)
     if ticket is not None:
         attachments.record(session, ticket, row, ctx.now)  # fetched later, outside this transaction
-    row.state, row.lease_until, row.last_error = DONE, None, None
-    row.processed_at = ctx.now or datetime.now(UTC)
+    if row.state != DONE:  # a message that became a new ticket is marked done by ``create_ticket`` already
+        row.state, row.lease_until, row.last_error = DONE, None, None
+        row.processed_at = ctx.now or datetime.now(UTC)
+    return ticket
 
 
 def _record_failure(session: Session, inbound_id: int, exc: Exception, now: datetime) -> bool:

@@ -1,7 +1,8 @@
 """The one intake point: every channel turns a message into a ticket through ``submit``.
 
 ``submit`` is the synchronous path (an agent on the phone needs the ticket at once): store the raw message under
-UNIQUE(channel, external_id) so a retried delivery returns the same ticket, then ``create_ticket``. Channel webhooks
+UNIQUE(channel, external_id) with one ``INSERT … ON CONFLICT DO NOTHING`` so a retried delivery returns the same
+ticket, then ``create_ticket``. Channel webhooks
 take the durable path instead (``hotline.inbound``: accept now, the worker calls ``create_ticket`` later).
 ``create_ticket``, in the caller's transaction: analyse the text (category, kind, urgency, place, duplicates,
 knowledge); pick the unit from the dispatch catalogue; create the ticket and its first event; auto-dispatch when the
@@ -11,18 +12,18 @@ classifier is confident, the case is not urgent and the catalogue names a unit.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hotline import metrics, views, workflow
 from hotline.auth import SYSTEM, Actor
-from hotline.errors import Invalid
+from hotline.errors import Conflict, Invalid
 from hotline.fields import Moment, NoNul
 from hotline.models import Citizen, InboundMessage, Kind, Role, Status, Ticket, TicketSequence
 from hotline.settings import CHANNELS
@@ -116,30 +117,26 @@ def submit(
         raise Invalid(f"this key belongs to channel '{actor.channel}', not '{request.channel}'", field="channel")
     now = now or datetime.now(UTC)
 
-    inbound: InboundMessage | None = None
+    inbound_id: int | None = None
     if request.external_id is not None:
-        existing = _existing_ticket(session, request.channel, request.external_id)
-        if existing is not None:
-            metrics.INTAKE.labels(request.channel, "replayed").inc()
-            return existing, False
-        inbound = InboundMessage(
-            channel=request.channel, external_id=request.external_id, payload=request.model_dump(mode="json")
-        )
-        try:
-            with session.begin_nested():
-                session.add(inbound)
-        except IntegrityError:
-            # A concurrent delivery of the same message won the race; it has committed its ticket by now.
+        # one INSERT … ON CONFLICT DO NOTHING: a delivery of the same message running concurrently waits for the
+        # first one's commit, then finds its ticket
+        inbound_id = _store(session, request, now)
+        if inbound_id is None:
             existing = _existing_ticket(session, request.channel, request.external_id)
             if existing is None:
-                raise
+                raise Conflict(
+                    f"message {request.channel}/{request.external_id} is stored and waits to become a ticket",
+                    zh="这条消息已经收到，正在生成工单，请稍后查看",
+                )
             metrics.INTAKE.labels(request.channel, "replayed").inc()
             return existing, False
 
-    ticket = create_ticket(session, request, actor, suggester=suggester, timing=timing, inbound=inbound,
+    ticket = create_ticket(session, request, actor, suggester=suggester, timing=timing,
                            max_text_chars=max_text_chars, auto_dispatch=auto_dispatch, now=now)
-    if inbound is not None:
-        inbound.state, inbound.processed_at = "done", now
+    if inbound_id is not None:
+        session.execute(update(InboundMessage).where(InboundMessage.id == inbound_id)
+                        .values(ticket_id=ticket.id, state="done", processed_at=now))
     metrics.INTAKE.labels(request.channel, "created").inc()
     return ticket, True
 
@@ -157,13 +154,15 @@ def create_ticket(
     now: datetime | None = None,
     extra: dict[str, Any] | None = None,
     citizen_id: int | None = None,
+    numbers: NumberBlock | None = None,
 ) -> Ticket:
     """Analyse, route and create the ticket with its ``receive`` event (and auto-dispatch when allowed).
 
     Shared by the agents' synchronous intake (``submit``), the worker's processing of accepted channel messages
     (``hotline.inbound``) and follow-up tickets (``follow_up_maker``); ``extra`` (attachments, coordinates, the
     ticket followed up) is kept on the receive event. ``citizen_id``: a citizen already known (a follow-up is for
-    the same citizen), else the request's citizen is looked up or recorded.
+    the same citizen), else the request's citizen is looked up or recorded. ``numbers``: the block the worker
+    reserved for its batch (``reserve_numbers``), else the number is drawn alone.
     """
     if len(request.text) > max_text_chars:
         raise Invalid(
@@ -171,8 +170,9 @@ def create_ticket(
         )
     now = now or datetime.now(UTC)
     suggestion = suggester.suggest(session, request.title or "", request.text, request.location, now)
+    number = numbers.take(session, now, timing.zone) if numbers is not None else next_number(session, now, timing.zone)
     ticket = Ticket(
-        number=next_number(session, now, timing.zone),
+        number=number,
         channel=request.channel,
         title=request.title or auto_title(request.text),
         text=request.text,
@@ -192,8 +192,9 @@ def create_ticket(
     )
     session.add(ticket)
     session.flush()
-    if inbound is not None:
-        inbound.ticket_id = ticket.id
+    if inbound is not None:  # the message it was made of is done, written in one UPDATE with the ticket it names
+        inbound.ticket_id, inbound.state, inbound.processed_at = ticket.id, "done", now
+        inbound.lease_until, inbound.last_error = None, None
     workflow.record_event(
         session,
         ticket,
@@ -241,6 +242,21 @@ def follow_up_maker(
     return make
 
 
+def _store(session: Session, request: IntakeRequest, now: datetime) -> int | None:
+    """Store the message under UNIQUE(channel, external_id); None when it is there already."""
+    dialect = session.get_bind().dialect.name
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert(InboundMessage)
+        .values(channel=request.channel, external_id=request.external_id, payload=request.model_dump(mode="json"),
+                state="processing", attempts=0, received_at=request.received_at or now)
+        .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+        .returning(InboundMessage.id)
+    )
+    new_id = session.execute(stmt).scalar_one_or_none()
+    return int(new_id) if new_id is not None else None
+
+
 def _existing_ticket(session: Session, channel: str, external_id: str) -> Ticket | None:
     return session.scalar(
         select(Ticket)
@@ -273,16 +289,70 @@ def _citizen_id(session: Session, request: IntakeRequest) -> int | None:
 
 
 
-def next_number(session: Session, now: datetime, zone: tzinfo) -> str:
-    """Date (city time) + 6-digit daily sequence, e.g. 20261122000123; an atomic upsert keeps it unique."""
-    day = now.astimezone(zone).strftime("%Y%m%d")
+def _day(now: datetime, zone: tzinfo) -> str:
+    return now.astimezone(zone).strftime("%Y%m%d")
+
+
+def _advance(session: Session, day: str, n: int) -> int:
+    """Move the day's sequence on by ``n`` in one atomic upsert; returns its new last value."""
     dialect = session.get_bind().dialect.name
     insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = (
         insert(TicketSequence)
-        .values(day=day, last=1)
-        .on_conflict_do_update(index_elements=[TicketSequence.day], set_={"last": TicketSequence.last + 1})
+        .values(day=day, last=n)
+        .on_conflict_do_update(index_elements=[TicketSequence.day], set_={"last": TicketSequence.last + n})
         .returning(TicketSequence.last)
     )
-    seq = session.execute(stmt).scalar_one()
-    return f"{day}{seq:06d}"
+    return int(session.execute(stmt).scalar_one())
+
+
+def next_number(session: Session, now: datetime, zone: tzinfo) -> str:
+    """Date (city time) + 6-digit daily sequence, e.g. 20261122000123; an atomic upsert keeps it unique."""
+    day = _day(now, zone)
+    return f"{day}{_advance(session, day, 1):06d}"
+
+
+@dataclass
+class NumberBlock:
+    """Ticket numbers reserved at once for a batch: ``first`` … ``last`` of ``day``, handed out in order."""
+
+    day: str
+    first: int
+    last: int
+    taken: int = 0
+
+    @property
+    def unused(self) -> int:
+        return self.last - self.first + 1 - self.taken
+
+    def take(self, session: Session, now: datetime, zone: tzinfo) -> str:
+        """The next reserved number; one drawn alone when the block is used up or the city's day has changed."""
+        if self.unused <= 0 or _day(now, zone) != self.day:
+            return next_number(session, now, zone)
+        self.taken += 1
+        return f"{self.day}{self.first + self.taken - 1:06d}"
+
+
+def reserve_numbers(session: Session, n: int, now: datetime, zone: tzinfo) -> NumberBlock:
+    """Reserve ``n`` numbers of today with one statement (commit it at once: the sequence row stays locked until
+    then); ``release_numbers`` gives back the ones a batch did not use."""
+    day = _day(now, zone)
+    last = _advance(session, day, n)
+    return NumberBlock(day=day, first=last - n + 1, last=last)
+
+
+def release_numbers(session: Session, block: NumberBlock) -> bool:
+    """Give back the block's unused numbers (always its tail), if nobody has drawn a number after it meanwhile;
+    otherwise they stay unused (a gap in the day's numbers, never a number given twice). True when given back."""
+    unused = block.unused
+    if unused <= 0:
+        return True
+    given_back = session.execute(
+        update(TicketSequence)
+        .where(TicketSequence.day == block.day, TicketSequence.last == block.last)
+        .values(last=TicketSequence.last - unused)
+        .returning(TicketSequence.last)
+    ).scalar_one_or_none()
+    if given_back is not None:
+        block.last -= unused
+    return given_back is not None

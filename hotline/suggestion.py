@@ -60,6 +60,13 @@ class Suggester(Protocol):
     def prepare(self, messages: Sequence[tuple[str, str, str | None]]) -> None:
         """A batch is about to be suggested one by one: analyse its texts in one go (optional speed-up)."""
 
+    def remember(self, ticket_id: int, title: str, text: str, area_code: str | None, at: datetime) -> None:
+        """A ticket this process just made joins its duplicate index (the next message of a batch is compared
+        with it)."""
+
+    def forget(self, ticket_id: int) -> None:
+        """A ticket leaves the duplicate index (its transaction rolled back, or it was closed)."""
+
 
 class NullSuggester:
     """No model loaded: nothing is guessed, a person classifies the ticket."""
@@ -68,4 +75,10 @@ class NullSuggester:
         return Suggestion()
 
     def prepare(self, messages: Sequence[tuple[str, str, str | None]]) -> None:
+        return None
+
+    def remember(self, ticket_id: int, title: str, text: str, area_code: str | None, at: datetime) -> None:
+        return None
+
+    def forget(self, ticket_id: int) -> None:
         return None

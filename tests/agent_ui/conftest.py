@@ -72,6 +72,12 @@ class DeskSuggester:
     def prepare(self, messages: object) -> None:
         return None
 
+    def remember(self, ticket_id: int, title: str, text: str, area_code: str | None, at: datetime) -> None:
+        return None
+
+    def forget(self, ticket_id: int) -> None:
+        return None
+
     def suggest(self, session: Session, title: str, text: str, location: str | None, now: datetime) -> Suggestion:
         ids = self.city.ids
         open_ids = session.execute(

@@ -33,6 +33,31 @@ def test_events_are_published_after_commit_only(services: Services, city: City) 
     assert [m["event_id"] for m in seen] == [2]
 
 
+def test_a_savepoint_publishes_with_the_outermost_commit_and_its_rollback_drops_only_its_own_events(
+    services: Services, city: City
+) -> None:
+    sessions, seen = recording_sessions(services)
+    with sessions() as s:
+        queue_event(s, {"event_id": 1, "type": "x"})
+        with s.begin_nested():
+            queue_event(s, {"event_id": 2, "type": "x"})
+        assert seen == []  # a released savepoint is no commit
+        with pytest.raises(RuntimeError), s.begin_nested():
+            queue_event(s, {"event_id": 3, "type": "x"})
+            with s.begin_nested():
+                queue_event(s, {"event_id": 4, "type": "x"})
+            raise RuntimeError("this message fails")
+        with s.begin_nested():
+            queue_event(s, {"event_id": 5, "type": "x"})
+        s.commit()
+    assert [m["event_id"] for m in seen] == [1, 2, 5]
+    with sessions() as s:
+        with s.begin_nested():
+            queue_event(s, {"event_id": 6, "type": "x"})
+        s.rollback()
+    assert [m["event_id"] for m in seen] == [1, 2, 5]
+
+
 def test_a_refused_action_publishes_nothing(client: TestClient, city: City, services: Services) -> None:
     t = submit(client, city)
     sent: list[dict[str, Any]] = []

@@ -10,17 +10,19 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hotline import inbound
-from hotline.db import transaction
+from hotline import inbound, intake
+from hotline.db import attach_publisher, transaction
 from hotline.errors import Invalid
-from hotline.models import InboundMessage, Ticket, TicketEvent
+from hotline.models import InboundMessage, Ticket, TicketEvent, TicketSequence
 from hotline.services import Services
+from hotline.suggester import CitySuggester
 from hotline.suggestion import NullSuggester, Suggestion
 from tests.conftest import City
 
@@ -133,6 +135,77 @@ def test_a_retry_waits_for_its_back_off(services: Services, city: City) -> None:
     assert not inbound.process_pending(services.sessions, services.suggester, services.timing, now=now)
     later = now + inbound.retry_delay(1) + timedelta(seconds=1)
     assert inbound.process_pending(services.sessions, services.suggester, services.timing, now=later).created == 1
+
+
+class FailsOn(NullSuggester):
+    """Analysis that raises for one message of the batch."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def suggest(self, session: Session, title: str, text: str, location: str | None, now: datetime) -> Suggestion:
+        if self.marker in text:
+            raise RuntimeError("分析服务不可用")
+        return Suggestion()
+
+
+def test_a_failing_message_of_a_batch_rolls_back_only_itself_and_its_events(services: Services, city: City) -> None:
+    published: list[dict[str, Any]] = []
+    attach_publisher(services.sessions, published.extend)
+    services.suggester = FailsOn("（1）")
+    accepted = accept_all(services, [message(n, channel="web") for n in range(3)])
+    report = inbound.process_pending(services.sessions, services.suggester, services.timing)
+    assert (report.created, report.retried, report.failed) == (2, 1, 0)
+    with services.sessions() as session:
+        rows = {r.id: r for r in session.scalars(select(InboundMessage))}
+        failed = rows[accepted[1].inbound_id]
+        assert failed.state == "accepted" and failed.ticket_id is None
+        assert failed.last_error == "RuntimeError: 分析服务不可用"
+        numbers = [n[-6:] for n in session.scalars(select(Ticket.number).order_by(Ticket.id))]
+        # the numbers the batch reserved went to the tickets it made, in order; the unused one went back
+        assert numbers == ["000001", "000002"]
+        assert session.scalar(select(TicketSequence.last)) == 2
+        made = {rows[a.inbound_id].ticket_id for a in (accepted[0], accepted[2])}
+    assert {m["ticket_id"] for m in published} == made and {m["type"] for m in published} == {"receive"}
+
+    services.suggester = NullSuggester()
+    later = datetime.now(UTC) + inbound.retry_delay(1) + timedelta(seconds=1)
+    assert inbound.process_pending(services.sessions, services.suggester, services.timing, now=later).created == 1
+    with services.sessions() as session:
+        assert session.scalar(select(func.max(Ticket.number)))[-6:] == "000003"
+
+
+def test_ticket_numbers_reserved_for_a_batch_are_handed_out_in_order_and_the_unused_given_back(
+    services: Services, city: City
+) -> None:
+    now, zone = datetime.now(UTC), services.timing.zone
+    with transaction(services.sessions) as session:
+        block = intake.reserve_numbers(session, 5, now, zone)
+    with transaction(services.sessions) as session:
+        taken = [block.take(session, now, zone)[-6:] for _ in range(3)]
+        assert intake.release_numbers(session, block)
+    assert taken == ["000001", "000002", "000003"]
+    with transaction(services.sessions) as session:
+        assert intake.next_number(session, now, zone)[-6:] == "000004"
+        block = intake.reserve_numbers(session, 3, now, zone)
+        assert intake.next_number(session, now, zone)[-6:] == "000008"  # someone drew a number after the block
+        assert block.take(session, now, zone)[-6:] == "000005"
+        assert not intake.release_numbers(session, block)  # its tail stays a gap, never a number given twice
+        assert intake.next_number(session, now, zone)[-6:] == "000009"
+        assert [block.take(session, now, zone)[-6:] for _ in range(3)] == ["000006", "000007", "000010"]
+
+
+def test_two_reports_of_one_incident_in_one_batch_the_second_names_the_first(services: Services, city: City) -> None:
+    services.suggester = CitySuggester(services.sessions, services.knowledge_search, None)
+    reports = ["澄江街道建设路水管爆裂，整条路都停水了，什么时候恢复供水",
+               "建设路停水好几个小时了，澄江街道这边水管爆了吗，什么时候来水"]
+    accepted = accept_all(services, [inbound.Inbound(channel="web", external_id=f"w{n}", text=text)
+                                     for n, text in enumerate(reports)])
+    assert inbound.process_pending(services.sessions, services.suggester, services.timing).created == 2
+    with services.sessions() as session:
+        first, second = (session.scalars(select(Ticket).join(InboundMessage, InboundMessage.ticket_id == Ticket.id)
+                                         .where(InboundMessage.id == a.inbound_id)).one() for a in accepted)
+        assert [d["ticket_id"] for d in second.analysis["duplicates"]][:1] == [first.id]
 
 
 @pytest.mark.postgres

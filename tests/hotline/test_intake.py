@@ -8,6 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from hotline import inbound
+from hotline.db import transaction
 from hotline.models import Citizen, InboundMessage, Ticket, TicketEvent
 from hotline.services import Services
 from tests.conftest import City, submit
@@ -128,3 +130,14 @@ def test_the_auto_title_is_the_first_clause_or_whole_words(client: TestClient, c
     assert long[:30].endswith("小朋")  # the first 30 characters would cut 小朋友
     words = submit(client, city, long)
     assert words["title"] == "金桂园小区三栋二单元楼下的路灯坏了一个多星期晚上黑漆漆的"
+
+
+def test_a_message_already_stored_for_the_worker_is_a_conflict_not_a_second_ticket(
+    client: TestClient, city: City, services: Services
+) -> None:
+    with transaction(services.sessions) as session:
+        inbound.accept(session, inbound.Inbound(channel="phone", external_id="call-9", text="小区电梯经常停运"))
+    r = client.post("/api/intake", headers=city.headers("agent"),
+                    json={"channel": "phone", "external_id": "call-9", "text": "小区电梯经常停运"})
+    assert r.status_code == 409 and "正在生成工单" in r.text
+    assert count(services, Ticket) == 0
