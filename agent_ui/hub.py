@@ -56,7 +56,7 @@ from sqlalchemy import and_, func, or_, select
 
 from hotline import auth, metrics
 from hotline.errors import DomainError
-from hotline.events import BUS_RECONNECTED
+from hotline.events import BUS_RECONNECTED, DESK_NOTICE
 from hotline.fields import MAX_ID
 from hotline.models import Role, Ticket, TicketCoUnit, TicketEvent, User
 from hotline.services import Services
@@ -231,6 +231,9 @@ class Hub:
     # ------------------------------------------------------------------ fan-out
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Send one bus message to every local connection allowed to see it."""
+        if message.get("type") == DESK_NOTICE:
+            self.notify_desks(message)
+            return
         if "event_id" not in message or "ticket_id" not in message:
             return
         previous_units: set[int] = set()
@@ -253,6 +256,14 @@ class Hub:
                 if gone_text is None:
                     gone_text = json.dumps(notice, ensure_ascii=False, default=str)
                 self._deliver(conn, notice, gone_text)
+
+    def notify_desks(self, message: dict[str, Any]) -> None:
+        """A desk notice (``hotline.events.desk_notice``) to the connections of the roles it names."""
+        roles = set(message.get("roles") or ())
+        text = json.dumps(message, ensure_ascii=False, default=str)
+        for conn in list(self.connections):
+            if conn.actor.role in roles and not conn.buffering:
+                self._enqueue(conn, text)
 
     def _deliver(self, conn: Connection, message: dict[str, Any], text: str) -> None:
         if conn.buffering:
