@@ -4,7 +4,6 @@ put the call through to the agent's device."""
 
 from __future__ import annotations
 
-import shutil
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -15,18 +14,12 @@ import httpx
 import pytest
 
 from channels.phone.simulate import SimulatedCall
-from hotline.db import make_engine, make_sessionmaker
-from hotline.events import LocalBus
 from hotline.models import User
 from hotline.services import Services
-from hotline.settings import Settings
-from hotline.suggestion import NullSuggester
-from hotline.timing import Timing
 from hotline.worker import process_inbound_once
-from routing.calendar import WorkCalendar
 from tests.agent_ui.conftest import LiveServer
-from tests.agent_ui.test_browser import Desk
-from tests.channels.phone.conftest import ACCOUNT_SID, AUTH_TOKEN, HOTLINE, phone_settings
+from tests.agent_ui.test_browser import Desk, db_url  # noqa: F401  (a fresh SQLite file the server shares)
+from tests.channels.phone.conftest import ACCOUNT_SID, AUTH_TOKEN, HOTLINE, phone_services
 from tests.conftest import City
 from tests.fakes.twilio_api import FakeTwilioApi
 
@@ -36,27 +29,16 @@ DEVICE = "+8657188880001"
 
 
 @pytest.fixture
-def db_url(sqlite_template: Path, tmp_path: Path) -> str:
-    path = tmp_path / "desk.db"
-    shutil.copy(sqlite_template, path)
-    return f"sqlite:///{path}"
-
-
-@pytest.fixture
 def fake_twilio() -> Iterator[FakeTwilioApi]:
     with FakeTwilioApi(ACCOUNT_SID, AUTH_TOKEN).running() as fake:
         yield fake
 
 
 @pytest.fixture
-def services(db_url: str, tmp_path: Path, fake_twilio: FakeTwilioApi) -> Iterator[Services]:
-    settings = Settings(demo=True, database_url=db_url, redis_url=None, model_dir=tmp_path / "no-model",
-                        embedded_worker=False, phone=phone_settings(twilio_api_base=fake_twilio.base_url))
-    engine = make_engine(settings.database_url)
-    bus = LocalBus()
-    yield Services(settings=settings, engine=engine, sessions=make_sessionmaker(engine, bus.publish), bus=bus,
-                   timing=Timing(WorkCalendar(tz=settings.city_timezone)), suggester=NullSuggester())
-    engine.dispose()
+def services(db_url: str, tmp_path: Path, fake_twilio: FakeTwilioApi) -> Iterator[Services]:  # noqa: F811
+    services = phone_services(db_url, tmp_path, fake_twilio)
+    yield services
+    services.engine.dispose()
 
 
 def test_a_simulated_call_pops_up_on_the_open_agent_desk_and_take_next_opens_its_draft(

@@ -15,16 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from hotline.db import make_engine, make_sessionmaker
-from hotline.events import LocalBus
 from hotline.models import QueuedCall, TicketEvent, User
 from hotline.services import Services
-from hotline.settings import Settings
-from hotline.suggestion import NullSuggester
-from hotline.timing import Timing
 from hotline.worker import process_inbound_once
-from routing.calendar import WorkCalendar
-from tests.channels.phone.conftest import AUTH_TOKEN, HOTLINE, PUBLIC_BASE, phone_settings
+from tests.channels.phone.conftest import AUTH_TOKEN, HOTLINE, PUBLIC_BASE, phone_services, phone_settings
 from tests.conftest import City
 from tests.fakes.twilio_api import FakeTwilioApi
 from tests.fakes.twilio_caller import TwilioCaller
@@ -35,18 +29,9 @@ API_KEY, API_SECRET = "SK" + "ab" * 16, "the-api-secret-of-this-city-0123456789"
 APP_SID = "AP" + "cd" * 16
 
 
-def make_services(db_url: str, tmp_path: Path, fake: FakeTwilioApi, **phone: Any) -> Services:
-    settings = Settings(demo=True, database_url=db_url, redis_url=None, model_dir=tmp_path / "no-model",
-                        embedded_worker=False, phone=phone_settings(twilio_api_base=fake.base_url, **phone))
-    engine = make_engine(settings.database_url)
-    bus = LocalBus()
-    return Services(settings=settings, engine=engine, sessions=make_sessionmaker(engine, bus.publish), bus=bus,
-                    timing=Timing(WorkCalendar(tz=settings.city_timezone)), suggester=NullSuggester())
-
-
 @pytest.fixture
 def services(db_url: str, tmp_path: Path, fake_twilio: FakeTwilioApi) -> Iterator[Services]:
-    services = make_services(db_url, tmp_path, fake_twilio)
+    services = phone_services(db_url, tmp_path, fake_twilio)
     yield services
     services.engine.dispose()
 
@@ -245,7 +230,7 @@ def test_the_voice_token_is_a_voice_grant_for_this_agent_only_where_the_browser_
 
     from hotline.app import create_app
 
-    services = make_services(db_url, tmp_path, fake_twilio, twilio_browser_phone=True, twilio_api_key=API_KEY,
+    services = phone_services(db_url, tmp_path, fake_twilio, twilio_browser_phone=True, twilio_api_key=API_KEY,
                              twilio_api_secret=API_SECRET, twilio_twiml_app_sid=APP_SID)
     with TestClient(create_app(services.settings, services)) as browser_city:
         answer = browser_city.get("/api/phone/voice-token", headers=city.headers("agent")).json()
