@@ -31,6 +31,9 @@ Why it is built this way (the 12345 rules behind it):
 - **Slow or dead clients.** Each connection has a bounded queue; a client that falls too far behind is closed
   (4409) and catches up by replay. The server pings every ``ping_interval`` seconds (application message
   ``{"type": "ping"}``); a client silent for two intervals is dropped (4408).
+- **Desk notices.** A bus message of type ``desk_notice`` (``hotline.events.desk_notice``, e.g. kind
+  ``phone_queue``) is no ticket event: it goes to the connections of the roles it names, carries no personal data
+  (the desk reloads through REST, masked per role) and is not replayed (the desk reloads after a reconnect).
 - **Presence.** Who is online per role and unit. Locally a dict; with Redis each hub also keeps its own hash
   ``<ns>:presence:<hub id>`` with an expiry refreshed on every heartbeat (a crashed worker's entries vanish after
   ``presence_ttl``), and announces changes on ``<ns>:presence`` so every hub pushes the new snapshot to its
