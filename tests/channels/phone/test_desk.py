@@ -245,3 +245,23 @@ def test_the_voice_token_is_a_voice_grant_for_this_agent_only_where_the_browser_
 def test_the_browser_phone_is_refused_at_start_without_its_key_and_app(fake_twilio: FakeTwilioApi) -> None:
     with pytest.raises(ValueError, match="HOTLINE_TWILIO_TWIML_APP_SID"):
         phone_settings(twilio_browser_phone=True)
+
+
+def test_in_the_demo_a_simulated_call_waits_in_the_fake_twilio_queue_and_is_taken_from_the_desk(
+    db_url: str, tmp_path: Path, city: City, fake_twilio: FakeTwilioApi
+) -> None:
+    from channels.phone.simulate import SimulatedCall
+    from hotline.app import create_app
+
+    demo = phone_services(db_url, tmp_path, fake_twilio, demo=True)
+    set_device(demo, city, "agent", AGENT_DEVICE)
+    with TestClient(create_app(demo.settings, demo)) as desk:
+        call = SimulatedCall(demo.settings.phone, CITIZEN, desk, say_line=lambda _line: None)
+        call.run("1", "小区门口的路灯坏了", hang_up_in_queue=False)
+        assert fake_twilio.calls[call.call_sid]["queue"] == "hotline"  # the fake knows the caller waits
+        [waiting] = desk.get("/api/phone/queue", headers=city.headers("agent")).json()["items"]
+        assert waiting["phone"] == "13812345678"
+        assert desk.post("/api/phone/queue/next", headers=city.headers("agent")).status_code == 200
+    demo.engine.dispose()
+    assert update_twiml(fake_twilio, call.call_sid).find("Dial/Number") is not None
+    assert fake_twilio.calls[call.call_sid]["queue"] is None
