@@ -7,7 +7,8 @@
   and Twilio is told to put it through to the agent's own device: ``calls(sid).update(twiml=<Dial>…)`` with
   ``<Client>`` (the browser phone), ``<Sip>`` or ``<Number>`` (``users.phone_device``). The claim is committed
   before Twilio is asked, so no row lock is held over the network; a call Twilio no longer has (hung up meanwhile)
-  is released as abandoned and the next one tried; Twilio unreachable puts the call back in the queue (503).
+  is released as abandoned and the next one tried; Twilio unreachable or refusing the account puts the call back in
+  the queue (503).
 - ``POST /api/phone/queue/{call_id}/three-party``: caller, agent and an emergency line in one ``<Conference>``:
   the caller's call is redirected into the room, the agent's device and the line are added through the REST API;
   the ticket records it (a ``call`` event).
@@ -48,6 +49,8 @@ CALL_EVENT = "call"
 MISSED_CALL = "missed_call"
 CALLBACK_CALL = "callback_call"
 TOKEN_TTL_SECONDS = 3600
+#: Twilio's answers to a redirect of a call it no longer has (21220 not in progress; unknown call)
+CALL_GONE = frozenset({400, 404})
 
 
 class Unavailable(DomainError):
@@ -213,12 +216,12 @@ def desk_router(settings: PhoneSettings, rest: PhoneRest | None = None) -> APIRo
                 with idempotency(f"phone:take:{call.call_sid}"):
                     api().client.calls(call.call_sid).update(twiml=str(twiml))
             except TwilioRestException as error:
-                if retryable(error):
-                    _back_to_queue(session, call)
-                    raise Unavailable(f"Twilio answered {error.status}") from error
-                queue.release(session, call)  # the caller is gone: the next one
-                session.commit()
-                continue
+                if error.status in CALL_GONE:
+                    queue.release(session, call)  # the caller is gone: the next one
+                    session.commit()
+                    continue
+                _back_to_queue(session, call)  # Twilio down or our account refused: the caller keeps waiting
+                raise Unavailable(f"Twilio answered {error.status} {error.code}") from error
             except OSError as error:
                 _back_to_queue(session, call)
                 raise Unavailable("Twilio unreachable") from error

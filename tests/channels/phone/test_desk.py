@@ -119,6 +119,10 @@ def test_a_caller_who_hung_up_before_the_redirect_is_skipped_for_the_next(
     fake_twilio.calls[gone.call_sid]["status"] = "completed"  # hung up; its queue result has not arrived yet
     waiting = queued_caller(client, fake_twilio, "小区电梯坏了", from_="+8613900002222")
     set_device(services, city, "agent", AGENT_DEVICE)
+    fake_twilio.fail_next(1, 503)  # Twilio down: the caller keeps waiting, the agent hears why
+    down = client.post("/api/phone/queue/next", headers=city.headers("agent"))
+    assert down.status_code == 503 and "电话平台" in down.json()["detail"]
+    assert len(client.get("/api/phone/queue", headers=city.headers("agent")).json()["items"]) == 2
     taken = client.post("/api/phone/queue/next", headers=city.headers("agent")).json()
     assert taken["call"]["phone"] == "13900002222"
     with services.sessions() as s:
@@ -265,3 +269,34 @@ def test_in_the_demo_a_simulated_call_waits_in_the_fake_twilio_queue_and_is_take
     demo.engine.dispose()
     assert update_twiml(fake_twilio, call.call_sid).find("Dial/Number") is not None
     assert fake_twilio.calls[call.call_sid]["queue"] is None
+
+
+def test_an_admin_sets_an_agents_phone_device_and_take_next_dials_it(
+    client: TestClient, city: City, fake_twilio: FakeTwilioApi
+) -> None:
+    path = f"/api/users/{city.ids['user:agent']}"
+    bad = client.patch(path, headers=city.headers("admin"), json={"phone_device": "我的分机"})
+    assert bad.status_code == 422
+    changed = client.patch(path, headers=city.headers("admin"), json={"phone_device": "sip:8001@pbx.minghu.gov.cn"})
+    assert changed.status_code == 200 and changed.json()["phone_device"] == "sip:8001@pbx.minghu.gov.cn"
+    call = queued_caller(client, fake_twilio)
+    assert client.post("/api/phone/queue/next", headers=city.headers("agent")).status_code == 200
+    sip = update_twiml(fake_twilio, call.call_sid).find("Dial/Sip")
+    assert sip is not None and sip.text == "sip:8001@pbx.minghu.gov.cn"
+
+
+def test_with_the_browser_phone_take_next_rings_the_agents_browser(
+    db_url: str, tmp_path: Path, city: City, fake_twilio: FakeTwilioApi
+) -> None:
+    from hotline.app import create_app
+
+    browser = phone_services(db_url, tmp_path, fake_twilio, twilio_browser_phone=True, twilio_api_key=API_KEY,
+                             twilio_api_secret=API_SECRET, twilio_twiml_app_sid=APP_SID)
+    fake_twilio.api_keys[API_KEY] = API_SECRET  # the REST client authenticates with the API key now
+    with TestClient(create_app(browser.settings, browser)) as desk:
+        call = queued_caller(desk, fake_twilio)
+        taken = desk.post("/api/phone/queue/next", headers=city.headers("agent"))
+        assert taken.status_code == 200, taken.text
+    browser.engine.dispose()
+    client_noun = update_twiml(fake_twilio, call.call_sid).find("Dial/Client")
+    assert client_noun is not None and client_noun.text == f"agent-{city.ids['user:agent']}"
