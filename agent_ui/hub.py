@@ -31,6 +31,9 @@ Why it is built this way (the 12345 rules behind it):
 - **Slow or dead clients.** Each connection has a bounded queue; a client that falls too far behind is closed
   (4409) and catches up by replay. The server pings every ``ping_interval`` seconds (application message
   ``{"type": "ping"}``); a client silent for two intervals is dropped (4408).
+- **Desk notices.** A bus message of type ``desk_notice`` (``hotline.events.desk_notice``, e.g. kind
+  ``phone_queue``) is no ticket event: it goes to the connections of the roles it names, carries no personal data
+  (the desk reloads through REST, masked per role) and is not replayed (the desk reloads after a reconnect).
 - **Presence.** Who is online per role and unit. Locally a dict; with Redis each hub also keeps its own hash
   ``<ns>:presence:<hub id>`` with an expiry refreshed on every heartbeat (a crashed worker's entries vanish after
   ``presence_ttl``), and announces changes on ``<ns>:presence`` so every hub pushes the new snapshot to its
@@ -56,7 +59,7 @@ from sqlalchemy import and_, func, or_, select
 
 from hotline import auth, metrics
 from hotline.errors import DomainError
-from hotline.events import BUS_RECONNECTED
+from hotline.events import BUS_RECONNECTED, DESK_NOTICE
 from hotline.fields import MAX_ID
 from hotline.models import Role, Ticket, TicketCoUnit, TicketEvent, User
 from hotline.services import Services
@@ -231,6 +234,9 @@ class Hub:
     # ------------------------------------------------------------------ fan-out
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Send one bus message to every local connection allowed to see it."""
+        if message.get("type") == DESK_NOTICE:
+            self.notify_desks(message)
+            return
         if "event_id" not in message or "ticket_id" not in message:
             return
         previous_units: set[int] = set()
@@ -253,6 +259,14 @@ class Hub:
                 if gone_text is None:
                     gone_text = json.dumps(notice, ensure_ascii=False, default=str)
                 self._deliver(conn, notice, gone_text)
+
+    def notify_desks(self, message: dict[str, Any]) -> None:
+        """A desk notice (``hotline.events.desk_notice``) to the connections of the roles it names."""
+        roles = set(message.get("roles") or ())
+        text = json.dumps(message, ensure_ascii=False, default=str)
+        for conn in list(self.connections):
+            if conn.actor.role in roles and not conn.buffering:
+                self._enqueue(conn, text)
 
     def _deliver(self, conn: Connection, message: dict[str, Any], text: str) -> None:
         if conn.buffering:

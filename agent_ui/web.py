@@ -50,14 +50,29 @@ def _bus_namespace(services: Services) -> str:
     return str(channel) if channel else "hotline"
 
 
-def _page(filename: str) -> FileResponse:
-    return FileResponse(STATIC / filename, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
+#: where the browser phone (Twilio's Voice JavaScript SDK, ``HOTLINE_TWILIO_BROWSER_PHONE``) signals, reports and
+#: fetches its ring tones: allowed by the pages' CSP only when the city enables it
+BROWSER_PHONE_CONNECT = "wss://*.twilio.com https://*.twilio.com"
+BROWSER_PHONE_MEDIA = "https://sdk.twilio.com"
 
 
-def _page_endpoint(filename: str) -> Callable[[], FileResponse]:
+def page_headers(browser_phone: bool) -> dict[str, str]:
+    if not browser_phone:
+        return SECURITY_HEADERS
+    csp = (SECURITY_HEADERS["Content-Security-Policy"]
+           .replace("connect-src 'self'", f"connect-src 'self' {BROWSER_PHONE_CONNECT}")
+           .replace("media-src 'self' blob:", f"media-src 'self' blob: {BROWSER_PHONE_MEDIA}"))
+    return {**SECURITY_HEADERS, "Content-Security-Policy": csp}
+
+
+def _page(filename: str, headers: dict[str, str] = SECURITY_HEADERS) -> FileResponse:
+    return FileResponse(STATIC / filename, media_type="text/html; charset=utf-8", headers=headers)
+
+
+def _page_endpoint(filename: str, headers: dict[str, str]) -> Callable[[], FileResponse]:
     # A closure, not a default argument: FastAPI would turn a parameter into a query string option.
     def page() -> FileResponse:
-        return _page(filename)
+        return _page(filename, headers)
 
     return page
 
@@ -70,8 +85,10 @@ def mount(app: FastAPI, services: Services) -> Hub:
     for router in DESK_ROUTERS:
         app.include_router(router)
 
+    phone = services.settings.phone
+    headers = page_headers(phone.phone_enabled and phone.twilio_browser_phone)
     for path, filename in PAGES.items():
-        app.add_api_route(path, _page_endpoint(filename), methods=["GET"], include_in_schema=False,
+        app.add_api_route(path, _page_endpoint(filename, headers), methods=["GET"], include_in_schema=False,
                           name=f"desk:{filename}")
 
     @app.get("/favicon.ico", include_in_schema=False)

@@ -31,6 +31,11 @@ class UserIn(BaseModel):
     unit_id: Id | None = None
 
 
+#: where an agent takes phone calls (``users.phone_device``): a number or a SIP address; "" clears it
+PhoneDevice = Annotated[str, StringConstraints(strip_whitespace=True, max_length=128,
+                                               pattern=r"^(|sip:[^@\s]+@[^@\s]+|\+?[0-9]{5,20})$"), NoNul]
+
+
 class UserPatch(BaseModel):
     """The fields an admin changes on an existing account; those left out stay as they are."""
 
@@ -39,6 +44,7 @@ class UserPatch(BaseModel):
     role: Role | None = None
     unit_id: Id | None = None
     active: bool | None = None
+    phone_device: PhoneDevice | None = None
 
 
 def _check_role_unit(session: Session, role: str, unit_id: int | None) -> None:
@@ -89,6 +95,8 @@ def change_account(session: Session, user: User, patch: UserPatch, *, acting_use
         user.display_name = patch.display_name
     if patch.active is not None:
         user.active = patch.active
+    if "phone_device" in fields:
+        user.phone_device = patch.phone_device or None
     user.role, user.unit_id = role, unit_id
     session.flush()
     return user

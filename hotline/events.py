@@ -127,3 +127,13 @@ class RedisBus:
 
 def make_bus(redis_url: str | None) -> EventBus:
     return RedisBus(redis_url) if redis_url else LocalBus()
+
+
+#: a bus message that is no ticket event: a notice to the open desks of some roles (``desk_notice``), e.g. the phone
+#: queue changed (kind ``phone_queue``). It carries no personal data: the desk reloads what it shows through REST,
+#: which masks per role. Not replayed after a reconnect: the desk reloads its panels then.
+DESK_NOTICE = "desk_notice"
+
+
+def desk_notice(kind: str, roles: list[str], **data: Any) -> dict[str, Any]:
+    return {"type": DESK_NOTICE, "kind": kind, "roles": sorted(roles), **data}

@@ -134,6 +134,8 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now)
     last_active_at: Mapped[datetime | None] = mapped_column(TZDateTime())  # login or request, to a few minutes
+    # where a queued call is put through to this agent (migration 0010): a phone number or a ``sip:`` address
+    phone_device: Mapped[str | None] = mapped_column(String(128))
 
 
 class Citizen(Base):
@@ -583,3 +585,34 @@ class OfficeHoursRow(Base):
 
 
 __all__ += ["OfficeHoursRow"]
+
+
+class QueuedCall(Base):
+    """A caller waiting in the phone queue (``<Enqueue>``) for an agent (migration 0010; ``channels.phone.queue``).
+
+    ``ticket_id`` is the draft the caller's transcript made (set by the worker when it made it). ``status``:
+    ``waiting`` → ``taken`` (an agent claimed it: ``taken_by``/``taken_at``), ``abandoned`` (hung up while waiting)
+    or ``voicemail`` (nobody free: the caller was offered voicemail). ``conference`` names the three-party room once
+    the agent adds an emergency line."""
+
+    __tablename__ = "queued_calls"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64))
+    from_number: Mapped[str | None] = mapped_column(String(32))
+    queued_at: Mapped[datetime] = mapped_column(TZDateTime(), default=_now)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="waiting")
+    taken_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    taken_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    left_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    conference: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        UniqueConstraint("call_sid", name="uq_queued_calls_call_sid"),
+        CheckConstraint("status IN ('waiting', 'taken', 'abandoned', 'voicemail')", name="ck_queued_calls_status"),
+        Index("ix_queued_calls_waiting", "queued_at", postgresql_where=text("status = 'waiting'"),
+              sqlite_where=text("status = 'waiting'")),
+    )
+
+
+__all__ += ["QueuedCall"]

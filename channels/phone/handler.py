@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import exists, or_, select, text
 from sqlalchemy.orm import Session
 
+from channels.phone import queue
 from channels.phone.outbound import SurveyRef, parse_survey, queue_survey_call
 from channels.phone.routes import CALL_STATUS_WORDS
 from channels.phone.settings import PhoneSettings
@@ -138,6 +139,7 @@ def create(
 def transcript(session: Session, row: InboundMessage, request: intake.IntakeRequest, ctx: inbound.Context,
                settings: PhoneSettings, raw: dict[str, Any]) -> Ticket:
     ticket = create(session, row, request, ctx, extra={**_call_data(raw), "draft": True})
+    queue.attach_ticket(session, str(raw.get("CallSid", "")), ticket.id)
     line = raw.get("EmergencyLine")
     if line:
         return emergency(session, ticket, str(line), ctx)

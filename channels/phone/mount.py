@@ -13,7 +13,9 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 
+from channels.phone import queue
 from channels.phone import settings as phone_settings
+from channels.phone.desk import desk_router
 from channels.phone.handler import make_handler
 from channels.phone.intake import accept, ticket_status_for
 from channels.phone.numbers import e164
@@ -38,7 +40,9 @@ def mount_phone(app: FastAPI, services: Services) -> None:
     track_replies(services.sessions, settings)
     app.include_router(phone_router(settings, accept=accept, session=get_session,
                                     ticket_status=ticket_status_for(settings.city_timezone),
-                                    throttle=services.rate_limiter.webhook))
+                                    throttle=services.rate_limiter.webhook,
+                                    queued=queue.record_waiting, left_queue=queue.record_left))
+    app.include_router(desk_router(settings))
 
 
 def phone_handlers(services: Services) -> dict[str, inbound.Handler]:

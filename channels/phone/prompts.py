@@ -35,6 +35,8 @@ class PhonePrompts(BaseModel):
     )
     emergency_detected: str = "您反映的情况可能十分紧急。"
     transfer: str = "正在为您转接{line}，请不要挂机。"
+    connect_agent: str = "正在为您接通话务员，请稍候。"
+    callback_agent: str = "正在为您回拨市民，请稍候。"
     three_party: str = "正在为您接通{line}，话务员会一直在线陪同。"
     transfer_failed: str = "转接没有成功，正在为您转接话务员，请不要挂机。"
     status_prompt: str = "请输入十四位工单编号，输入完毕请按井号键。"

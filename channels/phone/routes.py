@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 Step = Literal[
     "transcript", "emergency", "transfer", "queue_hangup", "voicemail", "call_status", "conference", "survey_answer"
 ]
+FINAL_CALL_STATUSES = frozenset({"completed", "busy", "no-answer", "canceled", "failed"})
 SATISFACTION_WORDS = {"satisfied": "满意", "basically_satisfied": "基本满意", "unsatisfied": "不满意"}
 CALL_STATUS_WORDS = {
     "queued": "排队中", "initiated": "已发起", "ringing": "振铃中", "in-progress": "通话中", "completed": "已结束",
@@ -62,6 +63,10 @@ class PhoneMessage:
 
 AcceptFn = Callable[[Session, PhoneMessage], Any]
 TicketStatusFn = Callable[[Session, str, str], str | None]
+#: the desk's view of the queue (``channels.phone.queue``): (session, CallSid, From) when the caller is queued;
+#: (session, CallSid, "abandoned" | "voicemail") when the caller left it without an agent
+QueuedFn = Callable[[Session, str, str], None]
+LeftQueueFn = Callable[[Session, str, str], bool]
 SessionDependency = Callable[..., Iterator[Session]]
 
 
@@ -94,6 +99,8 @@ def phone_router(
     emergency_line_of: Callable[[str], str | None] = emergency_line_of_text,
     now: Callable[[], datetime] = _utcnow,
     throttle: Callable[[str, str], int | None] | None = None,
+    queued: QueuedFn | None = None,
+    left_queue: LeftQueueFn | None = None,
 ) -> APIRouter:
     """The webhook routes for one city's phone settings (see the module docstring for the two functions)."""
     ivr = Ivr.from_settings(settings)
@@ -124,10 +131,17 @@ def phone_router(
         accept(db, message)
         db.commit()
 
-    def queue_or_voicemail(intro: str | None = None) -> Response:
+    def queue_or_voicemail(db: Session, form: dict[str, str], intro: str | None = None) -> Response:
         if settings.is_night(now()):
             return _xml(ivr.voicemail(night=True))
+        if queued is not None and form.get("CallSid"):
+            queued(db, form["CallSid"], form.get("From", ""))
+            db.commit()
         return _xml(ivr.queue(intro))
+
+    def leave_queue(db: Session, form: dict[str, str], status: str) -> None:
+        if left_queue is not None and form.get("CallSid") and left_queue(db, form["CallSid"], status):
+            db.commit()
 
     def line_label(line: str) -> str:
         return ivr.prompts.emergency_line_names[line]
@@ -143,7 +157,7 @@ def phone_router(
         return _xml(ivr.welcome())
 
     @router.post(Paths.MENU)
-    def menu(form: Form, tries: int = 0) -> Response:
+    def menu(form: Form, db: Db, tries: int = 0) -> Response:
         digits = form.get("Digits", "")
         if digits == "1":
             return _xml(ivr.describe())
@@ -152,27 +166,27 @@ def phone_router(
         if digits == "9":
             return _xml(ivr.emergency_menu())
         if digits == "0" or tries >= 2:
-            return queue_or_voicemail()
+            return queue_or_voicemail(db, form)
         return _xml(ivr.menu_again(no_input=not digits, tries=tries + 1))
 
     @router.post(Paths.DESCRIBE)
     def describe(form: Form, db: Db) -> Response:
         text = form.get("SpeechResult", "").strip()
         if not text:
-            return queue_or_voicemail(ivr.prompts.describe_not_heard)
+            return queue_or_voicemail(db, form, ivr.prompts.describe_not_heard)
         line = emergency_line_of(text)
         extra = {"EmergencyLine": line} if line else {}
         store(db, form, "transcript", form["CallSid"], text, **extra)
         if line:
             return _xml(ivr.transfer(line, settings.emergency_number(line), detected=True))
-        return queue_or_voicemail(ivr.prompts.describe_received)
+        return queue_or_voicemail(db, form, ivr.prompts.describe_received)
 
     @router.post(Paths.EMERGENCY)
     def emergency(form: Form, db: Db, tries: int = 0) -> Response:
         line = EMERGENCY_KEYS.get(form.get("Digits", ""))
         if line is None:
             if tries >= 1:
-                return queue_or_voicemail()
+                return queue_or_voicemail(db, form)
             return _xml(ivr.emergency_menu(tries=tries + 1))
         text = f"来电人在语音菜单中选择紧急转接{line}（{line_label(line)}）。"
         store(db, form, "emergency", f"{form['CallSid']}:emergency", text, EmergencyLine=line)
@@ -189,6 +203,9 @@ def phone_router(
         store(db, form, "transfer", f"{form['CallSid']}:transfer:{line}", text, EmergencyLine=line)
         if connected:
             return _xml(ivr.goodbye())
+        if queued is not None:
+            queued(db, form["CallSid"], form.get("From", ""))
+            db.commit()
         return _xml(ivr.queue(ivr.prompts.transfer_failed))
 
     @router.post(Paths.JOIN_CONFERENCE)
@@ -213,9 +230,9 @@ def phone_router(
         return _xml(ivr.status_answer(number, found))
 
     @router.post(Paths.STATUS_MORE)
-    def status_more(form: Form) -> Response:
+    def status_more(form: Form, db: Db) -> Response:
         if form.get("Digits") == "0":
-            return queue_or_voicemail()
+            return queue_or_voicemail(db, form)
         return _xml(ivr.goodbye())
 
     @router.post(Paths.HOLD)
@@ -227,10 +244,12 @@ def phone_router(
     def queue_result(form: Form, db: Db) -> Response:
         result = form.get("QueueResult", "")
         if result == "hangup":
+            leave_queue(db, form, "abandoned")
             store(db, form, "queue_hangup", f"{form['CallSid']}:queue", "来电人在排队等候时挂断，需要回拨。")
             return _xml(VoiceResponse())
         if result in ("bridged", "redirected"):
             return _xml(VoiceResponse())
+        leave_queue(db, form, "voicemail")
         return _xml(ivr.voicemail(night=settings.is_night(now())))
 
     def store_voicemail(db: Session, form: dict[str, str]) -> None:
@@ -261,6 +280,8 @@ def phone_router(
         words = CALL_STATUS_WORDS.get(status, status)
         extra = {"Survey": survey} if survey else {}
         text = f"{'回访电话' if survey else '来电'}状态：{words}。"
+        if not survey and status in FINAL_CALL_STATUSES:
+            leave_queue(db, form, "abandoned")  # the queue's action did not come (the caller is gone all the same)
         store(db, form, "call_status", f"{form['CallSid']}:status:{status}", text, **extra)
         return Response(status_code=204)
 

@@ -6,6 +6,9 @@
   Demo: ``demo-twilio-auth-token``.
 - ``HOTLINE_TWILIO_API_KEY`` / ``HOTLINE_TWILIO_API_SECRET``: an API key (``SK…``) and its secret for the REST
   API instead of the auth token (optional).
+- ``HOTLINE_TWILIO_BROWSER_PHONE``: agents take queued calls in the browser (Twilio's Voice JavaScript SDK); the
+  server issues AccessTokens with a VoiceGrant signed with the API key and secret, for
+  ``HOTLINE_TWILIO_TWIML_APP_SID`` (``AP…``). Off: calls go to each agent's own device (``users.phone_device``).
 - ``HOTLINE_PUBLIC_BASE_URL``: the URL Twilio reaches this service at; every webhook signature is over this base
   plus the path. Demo: ``http://127.0.0.1:8000``.
 - ``HOTLINE_TWILIO_API_BASE``: where the REST API is (unset: ``https://api.twilio.com``). Demo:
@@ -45,6 +48,9 @@ from hotline.notice_texts import SmsTemplates
 ENV_FILES = (Path(__file__).resolve().parents[2] / "var" / "demo.env", Path(".env"))
 DEMO_ACCOUNT_SID = "AC" + "0" * 32
 DEMO_AUTH_TOKEN = "demo-twilio-auth-token"
+DEMO_API_KEY = "SK" + "0" * 32
+DEMO_API_SECRET = "demo-twilio-api-secret"
+DEMO_TWIML_APP_SID = "AP" + "0" * 32
 DEMO_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
 DEMO_API_BASE = "http://127.0.0.1:8010"
 DEMO_PHONE_NUMBERS = ("+8657112345",)
@@ -105,6 +111,8 @@ class PhoneSettings(BaseSettings):
     twilio_api_key: str = ""
     twilio_api_secret: SecretStr = SecretStr("")
     twilio_api_base: str = ""
+    twilio_browser_phone: bool = False
+    twilio_twiml_app_sid: str = ""
     public_base_url: str = ""
     phone_numbers: tuple[str, ...] = ()
     emergency_numbers: dict[str, str] = Field(default_factory=dict)
@@ -174,6 +182,10 @@ class PhoneSettings(BaseSettings):
             problems.append("both HOTLINE_TWILIO_API_KEY and HOTLINE_TWILIO_API_SECRET, or neither")
         elif self.twilio_api_key and not self.twilio_api_key.startswith("SK"):
             problems.append("HOTLINE_TWILIO_API_KEY (SK…)")
+        if self.twilio_browser_phone and not (self.twilio_api_key and re.fullmatch(r"AP[0-9a-f]{32}",
+                                                                                  self.twilio_twiml_app_sid)):
+            problems.append("HOTLINE_TWILIO_API_KEY, HOTLINE_TWILIO_API_SECRET and HOTLINE_TWILIO_TWIML_APP_SID "
+                            "(AP…) for the browser phone (HOTLINE_TWILIO_BROWSER_PHONE)")
         if not self.public_base_url.startswith("https://"):
             problems.append("HOTLINE_PUBLIC_BASE_URL (the https:// address Twilio reaches this service at)")
         if not self.phone_numbers:
@@ -197,6 +209,10 @@ class PhoneSettings(BaseSettings):
         self.twilio_api_base = self.twilio_api_base or DEMO_API_BASE
         self.phone_numbers = self.phone_numbers or DEMO_PHONE_NUMBERS
         self.emergency_numbers = {**DEMO_EMERGENCY_NUMBERS, **self.emergency_numbers}
+        if self.twilio_browser_phone:
+            self.twilio_twiml_app_sid = self.twilio_twiml_app_sid or DEMO_TWIML_APP_SID
+            if not self.twilio_api_key:
+                self.twilio_api_key, self.twilio_api_secret = DEMO_API_KEY, SecretStr(DEMO_API_SECRET)
 
     # -- derived values -------------------------------------------------------------------------------------
 

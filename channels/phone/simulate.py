@@ -3,8 +3,10 @@ city), so a newcomer sees a call arrive: the IVR's TwiML step by step, then the 
 
 It signs every request like Twilio (``X-Twilio-Signature`` over the public base URL plus the path, with the
 configured auth token), follows the ``action`` of each ``<Gather>`` it is given, keys 1 (describe a request),
-says the text, and finally posts the call's ``completed`` status. ``--hang-up-in-queue`` leaves the queue
-instead (a missed call to call back); ``--key`` picks another menu key (``0`` an agent, ``9`` the emergency menu).
+says the text; a caller put in the queue stays there (the desk's 来电排队 shows the call; the demo's fake Twilio
+is told of it so 接听下一个 can put it through), otherwise the call's ``completed`` status is posted.
+``--hang-up-in-queue`` leaves the queue instead (a missed call to call back), then completes; ``--key`` picks
+another menu key (``0`` an agent, ``9`` the emergency menu).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from channels.phone.signature import SIGNATURE_HEADER, TwilioSignature
 from channels.phone.twiml import Paths
 
 WAITING = ("Gather", "Enqueue", "Dial", "Record")
+INBOUND_CONTROL = "/fake/inbound-calls"  # the demo fake's (tests/fakes/twilio_api.py) own route, not Twilio's
 
 
 class CallFailed(RuntimeError):
@@ -66,6 +69,17 @@ class SimulatedCall:
     def waiting(root: Element | None) -> Element | None:
         return next((verb for verb in (() if root is None else root) if verb.tag in WAITING), None)
 
+    def wait_in_queue(self) -> None:
+        """The caller stays on the line in the queue (the desk's 来电排队 shows the call). Against the demo's fake
+        Twilio the call is made known to it, so that 接听下一个 can put it through."""
+        self.say_line("  （来电人在队列中等候话务员接听）")
+        if self.settings.demo and self.settings.twilio_api_base:
+            try:
+                httpx.post(self.settings.twilio_api_base + INBOUND_CONTROL, timeout=5.0,
+                           data={"CallSid": self.call_sid, "From": self.caller, "To": self.settings.caller_id})
+            except httpx.HTTPError as exc:
+                self.say_line(f"  （本地模拟 Twilio 未响应：{exc}）")
+
     def run(self, key: str, words: str, hang_up_in_queue: bool) -> None:
         root = self.post(self.settings.public_base_url + Paths.VOICE, self.fields("ringing"))
         gather = self.waiting(root)
@@ -77,7 +91,10 @@ class SimulatedCall:
             root = self.post(verb.get("action", ""), {**self.fields(), "SpeechResult": words,
                                                       "Confidence": "0.93", "Language": verb.get("language", "")})
             verb = self.waiting(root)
-        if verb is not None and verb.tag == "Enqueue" and hang_up_in_queue:
+        if verb is not None and verb.tag == "Enqueue":
+            if not hang_up_in_queue:
+                self.wait_in_queue()
+                return
             self.post(verb.get("action", ""), {**self.fields(), "QueueResult": "hangup", "QueueTime": "40"})
         self.post(self.settings.public_base_url + Paths.STATUS, {**self.fields("completed"), "CallDuration": "60"})
 

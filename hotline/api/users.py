@@ -27,6 +27,7 @@ class UserOut(BaseModel):
     role: str
     unit_id: int | None
     active: bool
+    phone_device: str | None = None
     created_at: datetime | None = None
     last_active_at: datetime | None = None
 

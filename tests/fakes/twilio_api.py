@@ -32,6 +32,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 API = "/2010-04-01"
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
+#: the fake's own control route (not Twilio's): a simulated inbound call waiting in the queue
+INBOUND_CONTROL = "/fake/inbound-calls"
 
 _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("POST", re.compile(rf"^{API}/Accounts/(?P<account>AC\w+)/Calls\.json$"), "create_call"),
@@ -185,6 +187,9 @@ class FakeTwilioApi:
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         if self._recording(handler, urlsplit(handler.path).path):
             return
+        if handler.command == "POST" and urlsplit(handler.path).path == INBOUND_CONTROL:
+            self._control_inbound(handler)
+            return
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length).decode("utf-8") if length else ""
         parts = urlsplit(handler.path)
@@ -202,6 +207,18 @@ class FakeTwilioApi:
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
         handler.wfile.write(data)
+
+    def _control_inbound(self, handler: BaseHTTPRequestHandler) -> None:
+        """The demo's simulator says a call came in and waits in the queue (Twilio knows its own calls; this fake
+        learns them here), so that the desk's 接听下一个 can redirect it."""
+        length = int(handler.headers.get("Content-Length") or 0)
+        form = {k: v[0] for k, v in parse_qs(handler.rfile.read(length).decode("utf-8")).items()}
+        ok = form.get("CallSid", "").startswith("CA")
+        if ok:
+            self.inbound_call(form["CallSid"], form.get("From", ""), form.get("To", ""))
+        handler.send_response(204 if ok else 400)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
 
     @staticmethod
     def _credentials(header: str | None) -> tuple[str | None, str | None]:
@@ -277,12 +294,30 @@ class FakeTwilioApi:
             raise TwilioError(404, 20404, "The requested resource was not found")
         return 200, self._public(call)
 
+    def inbound_call(self, sid: str, from_: str, to: str, *, queue: str | None = "hotline",
+                     status: str = "in-progress") -> None:
+        """A call that came in to the hotline's number (and waits in ``queue``), as Twilio would know it."""
+        with self._lock:
+            self.calls[sid] = {
+                **self._base(sid, f"{API}/Accounts/{self.account_sid}/Calls/{sid}.json"),
+                "to": to, "from": from_, "status": status, "direction": "inbound", "queue": queue, "redirects": [],
+            }
+
     def _update_call(self, m: re.Match[str], form: dict[str, str]) -> tuple[int, dict[str, Any]]:
         sid = m.group("sid")
         call = self.calls.setdefault(sid, {
             **self._base(sid, f"{API}/Accounts/{self.account_sid}/Calls/{sid}.json"),
             "to": None, "from": None, "status": "in-progress", "direction": "inbound",
         })
+        if call["status"] in ("completed", "canceled", "failed", "busy", "no-answer") and (
+                form.get("Url") or form.get("Twiml")):
+            raise TwilioError(400, 21220, "Call is not in-progress. Cannot redirect.")
+        if form.get("Url") or form.get("Twiml"):
+            # redirected: out of its queue (Twilio posts the Enqueue action with QueueResult=redirected)
+            call.setdefault("redirects", []).append({"url": form.get("Url"), "twiml": form.get("Twiml")})
+            call["queue"] = None
+        if form.get("Twiml"):
+            call["twiml"] = form["Twiml"]
         if form.get("Url"):
             call["url"] = form["Url"]
         if form.get("Status"):
@@ -331,7 +366,8 @@ class FakeTwilioApi:
 
     @staticmethod
     def _public(call: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in call.items() if k not in ("url", "status_callback", "form")}
+        return {k: v for k, v in call.items()
+                if k not in ("url", "status_callback", "form", "queue", "redirects", "twiml")}
 
 
 def main() -> None:
@@ -341,7 +377,8 @@ def main() -> None:
     parser.add_argument("--account-sid", default="AC" + "0" * 32)
     parser.add_argument("--auth-token", default="demo-twilio-auth-token")
     args = parser.parse_args()
-    fake = FakeTwilioApi(args.account_sid, args.auth_token, port=args.port)
+    demo_key = {"SK" + "0" * 32: "demo-twilio-api-secret"}  # the demo's browser-phone key (channels.phone.settings)
+    fake = FakeTwilioApi(args.account_sid, args.auth_token, api_keys=demo_key, port=args.port)
     with fake.running():
         print(f"fake Twilio REST API on {fake.base_url} (account {args.account_sid})", flush=True)
         threading.Event().wait()

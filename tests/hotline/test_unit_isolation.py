@@ -126,6 +126,8 @@ def path_values(other: Other, city: City) -> dict[str, tuple[list[str], str]]:
     return {
         "ticket_id": ([str(other.ticket_id), str(other.confidential_id)], str(MAX_ID)),
         "inbound_id": ([str(other.inbound_id)], str(MAX_ID)),
+        # the phone queue (/api/phone/queue/{call_id}/…): agents only, a unit is refused by role
+        "call_id": (["1"], str(MAX_ID)),
         "attachment_id": ([str(other.attachment_id)], str(MAX_ID)),
         "number": ([other.number, other.confidential_number], MISSING_NUMBER),
         # a receipt is signed; a unit can only guess one for the other ticket's stored message

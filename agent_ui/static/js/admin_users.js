@@ -72,6 +72,7 @@ export function usersTab(ctx) {
     $('#ue-name').value = u.display_name;
     $('#ue-role').value = u.role;
     $('#ue-unit').value = u.unit_id ? String(u.unit_id) : '';
+    $('#ue-device').value = u.phone_device || '';
     dialog.showModal();
   }
   $('#ue-cancel').addEventListener('click', () => dialog.close());
@@ -79,7 +80,8 @@ export function usersTab(ctx) {
     e.preventDefault();
     const role = $('#ue-role').value;
     const unit = $('#ue-unit').value;
-    const patch = { display_name: $('#ue-name').value.trim(), role, unit_id: role === 'unit_handler' && unit ? Number(unit) : null };
+    const patch = { display_name: $('#ue-name').value.trim(), role, unit_id: role === 'unit_handler' && unit ? Number(unit) : null,
+      phone_device: $('#ue-device').value.trim() };
     if (await ctx.change(api(`/api/users/${editing.id}`, { method: 'PATCH', body: patch }), `已保存 ${editing.username}`)) {
       dialog.close();
       load();

@@ -8,6 +8,7 @@ import { coalesce } from './schedule.js';
 import { fmtTime } from './time.js';
 import { requireUser, topbar } from './topbar.js';
 import { renderTicket, revealTicket, reworkBadge } from './ticket.js';
+import { PhoneQueue } from './phone_queue.js';
 
 const me = await requireUser();
 topbar(me);
@@ -247,14 +248,17 @@ document.addEventListener('keydown', (e) => {
 });
 
 // --- live -------------------------------------------------------------------------------------------------------
+// 来电排队 (the phone queue): hidden where the phone channel is off; the screen-pop opens the draft ticket.
+const phoneQueue = new PhoneQueue($('#phone-queue'), { me, openTicket: (id) => openTicket(id) });
 const live = new LiveChannel({
   onEvent: (msg) => {
     if (concernsQueue(msg)) refreshQueue();
     if (state.selected && state.selected.id === msg.ticket_id) refreshSelected(ticketBox, reloadSelected);
   },
-  onReconnect: () => refreshQueue(),
-  onResync: () => refreshQueue(),
+  onNotice: (msg) => phoneQueue.notice(msg),
+  onReconnect: () => { refreshQueue(); phoneQueue.refresh(); },
+  onResync: () => { refreshQueue(); phoneQueue.refresh(); },
 });
-await loadQueue();
+await Promise.all([loadQueue(), phoneQueue.start()]);
 live.connect();
-window.__desk = { live, state };
+window.__desk = { live, state, phoneQueue };

@@ -34,7 +34,10 @@ function card(t) {
   const waited = t.replied_at ? (Date.now() - Date.parse(t.replied_at)) / 1000 : null;
   const reply = firstLine(t.reply_text);
   const phone = t.citizen && t.citizen.phone;  // masked by the server for roles that see masked numbers
+  // A missed call (still 已受理 in this queue): 回拨 rings the agent's own device, then the citizen (phone channel).
+  const missed = t.status === 'received' && t.channel === 'phone' && me.role === 'agent';
   return h('li', { dataset: { id: t.id }, class: `card ${state.selected === t.id ? 'selected' : ''} ${needsClose(t) ? 'to-close' : ''}` },
+    missed ? h('button', { type: 'button', class: 'cb-dial small', onclick: () => dialBack(t) }, '回拨') : null,
     h('button', { type: 'button', class: 'item', onclick: () => open(t.id) },
       h('div', { class: 'line1' }, h('span', { class: 'number' }, t.number), statusBadge(t.status),
         needsClose(t) ? badge('待归档', 'warn') : null,
@@ -46,6 +49,15 @@ function card(t) {
         `${t.unit ? t.unit.name : '热线直接办结'} · 答复于 ${fmtTime(t.replied_at)}`,
         waited !== null ? ` · 已等待 ${fmtSpan(waited, { working: false })}` : '',
         t.callback_due && LATE_STATES.has(t.status) ? ` · 回访时限 ${fmtTime(t.callback_due)}` : '')));
+}
+
+async function dialBack(t) {
+  try {
+    const placed = await api(`/api/phone/callbacks/${t.id}/call`, { method: 'POST' });
+    toast(placed.replayed ? '此未接来电已回拨过，正在处理中' : `正在回拨：先接通您的${placed.device}，再呼叫市民`, 'ok');
+  } catch (err) {
+    toast(`回拨失败：${err.message}`, 'error');
+  }
 }
 
 async function load() {

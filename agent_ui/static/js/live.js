@@ -22,8 +22,8 @@ function setLiveState(state) {
  * it has seen (the recent ones also across a page reload, in sessionStorage) and drops those it already handled.
  */
 export class LiveChannel {
-  constructor({ onEvent, onHello, onPresence, onResync, onReconnect } = {}) {
-    this.handlers = { onEvent, onHello, onPresence, onResync, onReconnect };
+  constructor({ onEvent, onHello, onPresence, onResync, onReconnect, onNotice } = {}) {
+    this.handlers = { onEvent, onHello, onPresence, onResync, onReconnect, onNotice };
     this.seen = new Set();
     this.seenOrder = [];
     this.duplicates = 0;
@@ -108,6 +108,8 @@ export class LiveChannel {
       return;
     }
     if (msg.type === 'presence') { this.handlers.onPresence && this.handlers.onPresence(msg); return; }
+    // A desk notice (no ticket event, never replayed): e.g. kind phone_queue, the phone queue changed.
+    if (msg.type === 'desk_notice') { this.handlers.onNotice && this.handlers.onNotice(msg); return; }
     if (msg.type === 'resync') { this.handlers.onResync && this.handlers.onResync(msg); return; }
     if (msg.event_id !== undefined) {
       if (this.seen.has(msg.event_id)) { this.duplicates += 1; return; }

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
 from channels.phone.rest import PhoneRest, make_client
 from channels.phone.settings import PhoneSettings
+from hotline.db import make_engine, make_sessionmaker
+from hotline.events import LocalBus
+from hotline.services import Services
+from hotline.settings import Settings
+from hotline.suggestion import NullSuggester
+from hotline.timing import Timing
+from routing.calendar import WorkCalendar
 from tests.fakes.twilio_api import FakeTwilioApi
 
 ACCOUNT_SID = "AC" + "1f" * 16
@@ -46,3 +55,13 @@ def fake_twilio() -> Iterator[FakeTwilioApi]:
 def rest(fake_twilio: FakeTwilioApi) -> PhoneRest:
     settings = phone_settings(twilio_api_base=fake_twilio.base_url)
     return PhoneRest(make_client(settings), settings)
+
+
+def phone_services(db_url: str, tmp_path: Path, fake: FakeTwilioApi, **phone: Any) -> Services:
+    """The app's services for a city with the phone channel on, its REST API the fake Twilio (dispose the engine)."""
+    settings = Settings(demo=True, database_url=db_url, redis_url=None, model_dir=tmp_path / "no-model",
+                        embedded_worker=False, phone=phone_settings(twilio_api_base=fake.base_url, **phone))
+    engine = make_engine(settings.database_url)
+    bus = LocalBus()
+    return Services(settings=settings, engine=engine, sessions=make_sessionmaker(engine, bus.publish), bus=bus,
+                    timing=Timing(WorkCalendar(tz=settings.city_timezone)), suggester=NullSuggester())
