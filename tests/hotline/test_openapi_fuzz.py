@@ -55,7 +55,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
     upgrade(url)
     seed_directory(url, tmp)
-    stack = Stack(url, tmp)
+    stack = Stack(url, tmp, extra_env={"HOTLINE_PHONE_ENABLED": "1"})  # every channel's routes in the document
     try:
         stack.serve(workers=1)
         yield stack
