@@ -266,7 +266,7 @@ def test_a_worker_killed_mid_sweep_leaves_no_notice_half_sent_and_its_successor_
         desk = DeskSocket(f"ws://127.0.0.1:{stack.port}/ws", agent["Authorization"].split()[1]).start()
         worker = stack.worker()
         backend = wait_until(writing_backend, 120, "the worker's sweep to start writing", interval=0.02)
-        time.sleep(0.3)  # deeper into the sweep: tickets raised, events being written
+        time.sleep(1.0)  # deeper into the sweep (all of it takes ~10 s here): tickets raised, events being written
         worker.kill()
         wait_until(lambda: writing_backend() != backend, 30, "PostgreSQL to roll the cut-off sweep back")
         assert committed() == {"raised": 0, "cases": 0}, "the killed sweep left part of its work committed"
