@@ -235,9 +235,6 @@ def main() -> int:
             for i, desk in enumerate(desks):
                 if not desk.connected and desk.disconnected_at and now - desk.disconnected_at > DISCONNECTED_TOO_LONG:
                     too_long.add(i)
-            if now >= next_bounce:
-                desks[(k // 7) % len(desks)].bounce()
-                next_bounce += args.bounce_seconds
             if now >= next_sample:
                 next_sample += args.sample_seconds
                 pids = {"api": server.pid, **{f"api-w{j + 1}": p for j, p in enumerate(server.children())},
@@ -273,6 +270,9 @@ def main() -> int:
                 last_sweeps = sweeps
                 rows.append(row)
                 print(json.dumps(row, ensure_ascii=False), file=sys.stderr, flush=True)
+            if now >= next_bounce:  # after the sample, so a desk bounced this instant is not counted as down
+                desks[(k // 7) % len(desks)].bounce()
+                next_bounce += args.bounce_seconds
             time.sleep(max(0.0, t0 + k / args.rate - time.monotonic()))
         wall = time.monotonic() - t0
         rusage1 = resource.getrusage(resource.RUSAGE_SELF)
