@@ -69,7 +69,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     if settings.worker_metrics_port:
-        metrics.serve_worker_metrics(settings.worker_metrics_host, settings.worker_metrics_port)
+        from hotline.db import make_engine, make_sessionmaker
+
+        sessions = make_sessionmaker(make_engine(settings.database_url))
+        metrics.serve_worker_metrics(settings.worker_metrics_host, settings.worker_metrics_port, sessions)
     run_forever(settings, once=args.once)
     return 0
 

@@ -224,10 +224,12 @@ def process_stopping() -> None:
         multiprocess.mark_process_dead(os.getpid(), str(directory))
 
 
-def serve_worker_metrics(host: str, port: int) -> None:
-    """``hotline worker`` answers its own figures (sweeps, inbound processing, outbox) on ``host:port``."""
+def serve_worker_metrics(host: str, port: int, sessions: sessionmaker[Session]) -> None:
+    """``hotline worker`` answers its own figures (sweeps, inbound processing, outbox sends) on ``host:port``, with
+    the database's backlogs and open/overdue tickets read at scrape time as on the API's ``/metrics``."""
     from prometheus_client import start_http_server
 
     process_started("worker")
+    REGISTRY.register(DatabaseCollector(sessions))
     start_http_server(port, addr=host)
     log.info("worker metrics on http://%s:%d/metrics", host, port)

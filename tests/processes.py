@@ -174,8 +174,11 @@ class DeskSocket:
         self.per_connection: list[list[int]] = []  # every event id each connection delivered, duplicates included
         self.close_codes: list[int | None] = []
         self.errors: list[str] = []
+        self.connected = False  # a hello arrived on the current connection and it has not closed since
+        self.disconnected_at: float | None = None  # monotonic time the last connection ended, while not connected
         self._seen_set: set[int] = set()
         self._stop = threading.Event()
+        self._bounce = threading.Event()
         self._hello = threading.Event()
         self._thread = threading.Thread(target=self._run, name="desk-socket", daemon=True)
 
@@ -183,6 +186,11 @@ class DeskSocket:
         self._thread.start()
         assert self._hello.wait(timeout), f"no hello on {self.ws_url}: {self.errors[-3:]}"
         return self
+
+    def bounce(self) -> None:
+        """Close the current connection from the client side (a laptop lid, a flaky Wi-Fi); the desk reconnects with
+        its ``last_event_id``. A close the desk asked for is not counted in ``close_codes`` or ``errors``."""
+        self._bounce.set()
 
     @property
     def last_event_id(self) -> int | None:
@@ -202,7 +210,7 @@ class DeskSocket:
                         hello["last_event_id"] = self.last_event_id
                     ws.send(json.dumps(hello))
                     self.per_connection.append(received)
-                    while not self._stop.is_set():
+                    while not self._stop.is_set() and not self._bounce.is_set():
                         try:
                             raw = ws.recv(timeout=0.5)
                         except TimeoutError:
@@ -212,6 +220,7 @@ class DeskSocket:
                             ws.send(json.dumps({"type": "pong", "t": message.get("t")}))
                         elif message.get("type") == "hello":
                             attempt = 0
+                            self.connected, self.disconnected_at = True, None
                             self._hello.set()
                         elif "event_id" in message:
                             received.append(int(message["event_id"]))
@@ -225,6 +234,10 @@ class DeskSocket:
                     return
             except (OSError, InvalidHandshake, TimeoutError) as exc:
                 self.errors.append(repr(exc))
+            finally:
+                if self.connected:
+                    self.connected, self.disconnected_at = False, time.monotonic()
+            self._bounce.clear()
             attempt += 1
             self._stop.wait(min(5.0, 0.2 * 2 ** min(attempt, 5)))
 

@@ -42,3 +42,26 @@ def test_the_image_copies_every_package_it_installs() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
     for package in ("hotline", "routing", "nlp", "agent_ui", "wechat_bot", "channels", "migrations"):
         assert f"COPY {package} " in dockerfile, package
+
+
+def _probed_url(service: dict[str, object]) -> str:
+    """The URL a compose healthcheck opens (``python -c "…urlopen('URL')"``)."""
+    healthcheck = service["healthcheck"]
+    assert isinstance(healthcheck, dict)
+    test = healthcheck["test"]
+    assert test[:3] == ["CMD", "python", "-c"], test
+    return str(test[3]).split("urlopen('", 1)[1].split("'", 1)[0]
+
+
+def test_compose_calls_the_api_healthy_only_when_it_is_ready_and_probes_the_workers_metrics_port() -> None:
+    services = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    api_port = services["api"]["command"][services["api"]["command"].index("--port") + 1]
+    assert _probed_url(services["api"]) == f"http://127.0.0.1:{api_port}/readyz"
+    worker_env = services["worker"]["environment"]
+    assert worker_env["HOTLINE_DATABASE_URL"] == services["api"]["environment"]["HOTLINE_DATABASE_URL"]
+    port = int(worker_env["HOTLINE_WORKER_METRICS_PORT"])
+    assert _probed_url(services["worker"]) == f"http://127.0.0.1:{port}/metrics"
+    assert "ports" not in services["worker"], "the worker's metrics are unauthenticated: never publish them"
+    for name in ("api", "worker"):
+        assert services[name]["healthcheck"]["retries"] >= 3, name
+

@@ -71,6 +71,9 @@ from wechat_bot.texts import DEFAULT_TEXTS, Texts, TicketStatus
 
 log = logging.getLogger(__name__)
 PATH = "/channels/wechat"
+#: how the OpenAPI document describes a refusal here (400, 403, 413, 415): its reason in plain text
+PLAIN_REFUSALS: dict[int | str, dict[str, object]] = {"4XX": {
+    "description": "refused: the reason in plain text", "content": {"text/plain": {"schema": {"type": "string"}}}}}
 XML_TYPES = ("text/xml", "application/xml")
 STATUS_QUERY = re.compile(r"^\s*(?:查询|查进度|进度查询)\s*[:：]?\s*(\d{6,20})?\s*$")
 
@@ -118,9 +121,10 @@ def wechat_router(settings: WeChatSettings, accept: AcceptFn, session: Callable[
         log.warning("wechat: refused %s from %s with %d: %s", request.method, client, status, reason)
         return PlainTextResponse(reason, status_code=status)
 
-    # the verification answer is plain text (echostr); a refusal is JSON like every other refusal of the app
+    # the verification answer is plain text (echostr); a refusal of the signature or the body is its reason in plain
+    # text (what WeChat's console shows); a malformed query is JSON like every other 422 of the app
     @router.get(PATH, response_class=PlainTextResponse, responses={422: {"content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/ErrorOut"}}}}})
+        "schema": {"$ref": "#/components/schemas/ErrorOut"}}}}, **PLAIN_REFUSALS})
     def verify(request: Request, signature: str = "", timestamp: str = "", nonce: str = "",
                echostr: str = "") -> Response:
         try:
@@ -186,7 +190,10 @@ def wechat_router(settings: WeChatSettings, accept: AcceptFn, session: Callable[
         except MalformedPush as exc:
             raise _Refusal(400, str(exc)) from None
 
-    @router.post(PATH, response_class=Response)
+    @router.post(PATH, response_class=Response, responses={200: {
+        "description": "``success``, or the passive reply to the citizen (XML)",
+        "content": {"text/plain": {"schema": {"type": "string"}}, "application/xml": {"schema": {"type": "string"}}}},
+        **PLAIN_REFUSALS})
     async def receive(request: Request, db: Session = Depends(session)) -> Response:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type not in XML_TYPES:

@@ -116,8 +116,18 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+#: what the OpenAPI document says every Open311 endpoint answers: the resource or the spec's error list, in the
+#: format the path names (XML when the format itself is unknown) — not the API's JSON ``ErrorOut``
+_EITHER_FORMAT = {"application/json": {"schema": {}}, "text/xml": {"schema": {"type": "string"}}}
+DOCUMENTED_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"description": "the resource, in the format the path names", "content": _EITHER_FORMAT},
+    "4XX": {"description": "the spec's error list [{code, description}] in the format asked for",
+            "content": _EITHER_FORMAT},
+}
+
+
 def open311_router(backend: Open311Backend, settings: Open311Settings) -> APIRouter:
-    router = APIRouter(prefix=PREFIX, tags=["open311"])
+    router = APIRouter(prefix=PREFIX, tags=["open311"], responses=DOCUMENTED_RESPONSES)
 
     def query(request: Request) -> list[tuple[str, str]]:
         pairs = parse_query_string(request.scope.get("query_string", b""))

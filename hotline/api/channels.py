@@ -88,8 +88,8 @@ def list_channels(session: SessionDep, services: ServicesDep, actor: UserDep) ->
 class ChannelTestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=500), NoNul]
-    sender: Annotated[str | None, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), NoNul] = None
-    place: Annotated[str | None, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul] = None
+    sender: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), NoNul] | None = None
+    place: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul] | None = None
 
 
 class ChannelTestOut(BaseModel):

@@ -132,3 +132,44 @@ def test_two_api_workers_report_one_sum_and_a_killed_worker_is_marked_dead(tmp_p
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_hotline_worker_serves_its_sweeps_and_the_outbox_backlog_on_its_metrics_port(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from hotline import outbox
+    from hotline.db import make_engine, make_sessionmaker
+    from tests.processes import Stack, seed_directory, wait_until
+
+    db_url = infra.fresh_postgres_database()
+    upgrade(db_url)
+    seed_directory(db_url, tmp_path)
+    engine = make_engine(db_url)
+    with make_sessionmaker(engine).begin() as session:  # an SMS due tomorrow: waiting in the backlog, not sent
+        outbox.enqueue(session, channel="phone", kind="ticket_received", key="metrics-port-sms",
+                       payload={"text": "您的诉求已受理"}, recipient="13900000000",
+                       due=datetime.now(UTC) + timedelta(days=1))
+    engine.dispose()
+    port = infra._free_port()
+    stack = Stack(db_url, tmp_path, extra_env={"HOTLINE_WORKER_METRICS_PORT": str(port)})
+    try:
+        worker = stack.worker()
+
+        def sweeps() -> float:
+            assert worker.alive(), worker.output()[-3000:]
+            try:
+                return value(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text,
+                             "hotline_sweep_duration_seconds_count")
+            except httpx.HTTPError:
+                return 0.0
+
+        wait_until(lambda: sweeps() >= 2, 90, "the worker to report two sweeps")  # a sweep every second
+        figures = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert value(figures, "hotline_outbox_backlog", channel="phone", state="pending") == 1
+        assert value(figures, "hotline_database_scrape_ok") == 1
+        assert value(figures, "hotline_processes", kind="worker") == 1
+        assert value(figures, "hotline_sweep_duration_seconds_sum") > 0
+    finally:
+        stack.close()

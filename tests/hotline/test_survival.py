@@ -210,3 +210,85 @@ def test_an_api_worker_and_the_worker_killed_mid_stream_lose_and_double_no_ackno
                                .where(InboundMessage.state != "done")) == 0
     finally:
         stack.close()
+
+
+DUE_TICKETS = 3000
+FILL_DUE = """
+INSERT INTO tickets (number, channel, title, text, kind, urgent, status, category_id, area_id, confidential,
+                     lead_unit_id, analysis, received_at, dispatched_at, sign_due, reply_due, reply_warn_at,
+                     escalate_at, notice_level, extension_pending, version, updated_at)
+SELECT 'DUE' || lpad(i::text, 8, '0'), 'phone', '', '幸福里小区门口的路灯坏了三天', 'help', false,
+       (ARRAY['dispatched', 'signed'])[1 + i %% 2],
+       (SELECT min(id) FROM categories), (SELECT min(id) FROM areas), false, (SELECT min(id) FROM units), '{}',
+       now() - interval '20 days', now() - interval '20 days', now() - interval '19 days',
+       now() - interval '2 hours', now() - interval '3 hours', now() - interval '1 hour', 0, false, 1, now()
+FROM generate_series(1, %(n)s) AS i
+"""
+NOTICE_TYPES = ("deadline_warning", "overdue", "escalation")
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_a_worker_killed_mid_sweep_leaves_no_notice_half_sent_and_its_successor_sends_each_exactly_once(
+    tmp_path: Path,
+) -> None:
+    import psycopg
+
+    url = infra.fresh_postgres_database()
+    upgrade(url)
+    seed_directory(url, tmp_path)
+    dsn = url.replace("+psycopg", "")
+    database = url.rsplit("/", 1)[1]
+    with psycopg.connect(dsn) as conn:
+        conn.execute(FILL_DUE, {"n": DUE_TICKETS})  # every ticket past its 75 %, its reply deadline, its escalation
+    redis_server = infra.throwaway_redis()
+    stack = Stack(url, tmp_path, redis_url=redis_server.url)
+    desk: DeskSocket | None = None
+
+    def committed() -> dict[str, int]:
+        with psycopg.connect(dsn) as conn:
+            rows = conn.execute("SELECT type, count(*) FROM ticket_events WHERE type = ANY(%s) GROUP BY type",
+                                (list(NOTICE_TYPES),)).fetchall()
+            raised = conn.execute("SELECT count(*) FROM tickets WHERE notice_level > 0").fetchone()
+            cases = conn.execute("SELECT count(*) FROM accountability_cases WHERE rule = 'overdue'").fetchone()
+        return {**{t: n for t, n in rows}, "raised": raised[0] if raised else 0, "cases": cases[0] if cases else 0}
+
+    def writing_backend() -> int | None:
+        """The worker's backend while its sweep transaction holds uncommitted writes (it has a transaction id)."""
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            row = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND backend_xid IS NOT NULL "
+                               "AND pid <> pg_backend_pid()", (database,)).fetchone()
+        return int(row[0]) if row else None
+
+    try:
+        stack.serve(workers=1)
+        agent = stack.login("agent")
+        desk = DeskSocket(f"ws://127.0.0.1:{stack.port}/ws", agent["Authorization"].split()[1]).start()
+        worker = stack.worker()
+        backend = wait_until(writing_backend, 120, "the worker's sweep to start writing", interval=0.02)
+        time.sleep(1.0)  # deeper into the sweep (all of it takes ~10 s here): tickets raised, events being written
+        worker.kill()
+        wait_until(lambda: writing_backend() != backend, 30, "PostgreSQL to roll the cut-off sweep back")
+        assert committed() == {"raised": 0, "cases": 0}, "the killed sweep left part of its work committed"
+
+        stack.worker()
+        expected = {**{t: DUE_TICKETS for t in NOTICE_TYPES}, "raised": DUE_TICKETS, "cases": DUE_TICKETS}
+        wait_until(lambda: committed() == expected, 180, "the restarted worker to raise every notice", interval=0.5)
+        time.sleep(3)  # a few more sweeps: nothing is raised twice
+        assert committed() == expected
+        with psycopg.connect(dsn) as conn:
+            twice = conn.execute("SELECT ticket_id, type FROM ticket_events WHERE type = ANY(%s) "
+                                 "GROUP BY ticket_id, type HAVING count(*) <> 1", (list(NOTICE_TYPES),)).fetchall()
+            notice_ids = {r[0] for r in conn.execute(
+                "SELECT id FROM ticket_events WHERE type = ANY(%s) OR type = 'accountability'",
+                (list(NOTICE_TYPES),))}
+        assert twice == []
+        assert len(notice_ids) == 4 * DUE_TICKETS
+        wait_until(lambda: notice_ids <= set(desk.seen), 120, "the agent's desk to hear every notice")
+        for delivered in desk.per_connection:
+            assert len(delivered) == len(set(delivered)), "the desk was told of a notice twice"
+    finally:
+        if desk is not None:
+            desk.close()
+        stack.close()
+        redis_server.stop()
