@@ -123,9 +123,13 @@ def load_directory(session: Session) -> None:
     session.flush()
 
 
+#: the demo agents' desk phones (``users.phone_device``), so 接听下一个 puts a simulated call through on ``make run``
+DEMO_PHONE_DEVICES = {"agent": "sip:8001@pbx.minghu.example", "agent2": "sip:8002@pbx.minghu.example"}
+
+
 def create_accounts(session: Session) -> None:
     for username, name, role in STAFF:
-        session.add(User(username=username, display_name=name, role=role,
+        session.add(User(username=username, display_name=name, role=role, phone_device=DEMO_PHONE_DEVICES.get(username),
                          password_hash=_DEMO_HASHER.hash(username + "123")))
     for unit in session.scalars(select(Unit).order_by(Unit.code)):
         session.add(User(username=unit.code, display_name=f"{unit.short_name or unit.name}经办人",

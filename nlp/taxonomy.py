@@ -28,7 +28,8 @@ def parent(label: str) -> str | None:
 
 def coarsen(labels: Sequence[str], min_count: int) -> dict[str, str]:
     """Label -> the label to train on: itself, or its nearest ancestor when it has fewer than ``min_count``
-    examples (counting those merged into it from below). First-level labels are never merged."""
+    examples (counting those merged into it from below). First-level labels are never merged; one left with too
+    few examples of its own absorbs its smallest subcategories instead."""
     pending = Counter(labels)
     step: dict[str, str] = {}
     for depth in range(max((len(parts(label)) for label in pending), default=0), 1, -1):
@@ -37,6 +38,17 @@ def coarsen(labels: Sequence[str], min_count: int) -> dict[str, str]:
             if up is not None and pending[label] < min_count:
                 pending[up] += pending.pop(label)
                 step[label] = up
+    # A label still short of examples after the climb (a first-level one, which never merges upwards, or a parent
+    # whose thin children went elsewhere) takes in its smallest remaining children until it has enough: otherwise a
+    # ticket filed only as "劳动和社会保障" would be a class of one beside its well-filled subcategories.
+    for label in sorted((label for label in pending if 0 < pending[label] < min_count),
+                        key=lambda label: -len(parts(label))):
+        children = sorted((child for child in pending if parent(child) == label), key=lambda c: (pending[c], c))
+        for child in children:
+            if pending[label] >= min_count:
+                break
+            pending[label] += pending.pop(child)
+            step[child] = label
 
     def final(label: str) -> str:
         while label in step:

@@ -34,6 +34,10 @@ def test_starter_model_demo_city_and_retrain(tmp_path: Path) -> None:
         states = dict(conn.execute("select status, count(*) from tickets group by status").fetchall())
         units = conn.execute("select count(*) from units").fetchone()[0]
         handlers = conn.execute("select count(*) from users where role = 'unit_handler'").fetchone()[0]
+        # every demo agent has a desk phone, so 接听下一个 puts a simulated call through on make run
+        agents_without_phone = conn.execute(
+            "select count(*) from users where role = 'agent' and phone_device is null").fetchone()[0]
+    assert agents_without_phone == 0
     assert sum(states.values()) >= 250 and units >= 25 and handlers == units
     from hotline.models import Status
 

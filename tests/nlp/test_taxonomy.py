@@ -20,6 +20,15 @@ def test_merging_climbs_until_enough_examples_but_never_above_the_first_level() 
     assert target["民政"] == "民政"
 
 
+def test_a_first_level_label_short_of_examples_takes_in_its_smallest_subcategory() -> None:
+    # what a city's history did: one ticket filed at the first level beside two well-filled subcategories
+    labels = ["劳动和社会保障"] + ["劳动和社会保障/就业创业"] * 9 + ["劳动和社会保障/社会保险"] * 20
+    target = coarsen(labels, 8)
+    assert target["劳动和社会保障"] == "劳动和社会保障"
+    assert target["劳动和社会保障/就业创业"] == "劳动和社会保障"  # the smaller one joins it: 1 + 9 examples
+    assert target["劳动和社会保障/社会保险"] == "劳动和社会保障/社会保险"
+
+
 def test_a_city_resolves_the_deepest_name_it_knows() -> None:
     assert resolve("城市管理/市容秩序/占道经营", {"城市管理", "占道经营"}) == "占道经营"
     assert resolve("城市管理/市容秩序/占道经营", {"城市管理"}) == "城市管理"
