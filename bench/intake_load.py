@@ -121,6 +121,41 @@ def run_wrk(url: str, headers: dict[str, str], channel: str, seconds: int, texts
             "wrk_cpu_share": cpu}
 
 
+def api_workers(server_pid: int) -> list[int]:
+    """The uvicorn worker processes under ``hotline serve`` (its children but the resource tracker)."""
+    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    return [int(pid) for pid in children
+            if "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
+
+
+def api_worker_restarts(log: Path) -> int:
+    """How often uvicorn's supervisor replaced an API worker it found dead or not answering (each one a cold start
+    of the application that serves nothing meanwhile)."""
+    return sum(1 for line in log.read_text(errors="replace").splitlines()
+               if "Child process [" in line and "died" in line)
+
+
+def profile(directory: Path, label: str, pids: list[int], seconds: int) -> list[subprocess.Popen[bytes]]:
+    """py-spy (in the same virtualenv) recording each API worker for the length of one wrk run, sampling the thread
+    that holds the GIL (where the Python CPU goes)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return [subprocess.Popen([str(BIN / "py-spy"), "record", "--pid", str(pid), "--duration", str(seconds),
+                              "--gil", "--format", "raw", "--output", str(directory / f"{label}-{pid}.txt"), "--nonblocking"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid in pids]
+
+
+def print_rounds(args: argparse.Namespace, results: dict[str, list[dict[str, float]]],
+                 targets: dict[str, object]) -> None:
+    print("| endpoint | round | requests/s | p50 ms | p99 ms | vs plain | wrk CPU share |")
+    print("|---|---|---|---|---|---|---|")
+    for i in range(args.rounds):
+        ref = results["plain"][i]["rps"]
+        for name in targets:
+            r = results[name][i]
+            print(f"| {name} | {i + 1} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+                  f"{r['rps'] / ref:.2f} | {r['wrk_cpu_share']:.0%} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=20)
@@ -130,6 +165,12 @@ def main() -> int:
     parser.add_argument("--sustain", type=int, default=0,
                         help="keep accepting at a steady rate for this many seconds while the workers process")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--only", default="plain,accept,sync",
+                        help="comma-separated endpoints to load (plain is always run, as the reference)")
+    parser.add_argument("--no-processing", action="store_true",
+                        help="skip the worker phase (a quick look at the HTTP endpoints only)")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="record each API worker with py-spy during every wrk run (speedscope files in DIR)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -174,14 +215,25 @@ def main() -> int:
             "sync": (f"{base}/api/intake", {"Content-Type": "application/json",
                                            "Authorization": f"Bearer {token}"}, "phone"),
         }
+        chosen = {"plain", *args.only.split(",")}
+        targets = {name: target for name, target in targets.items() if name in chosen}
         results: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
         with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{db}") as conn:
             web_before = conn.execute("SELECT count(*) FROM inbound_messages WHERE channel = 'web'").fetchone()[0]
-        for _ in range(args.rounds):
+        for round_no in range(args.rounds):
             for name, (target, headers, channel) in targets.items():
+                spies = [] if not args.profile or name == "plain" else profile(
+                    Path(args.profile), f"{name}-{round_no + 1}", api_workers(procs[0].pid), args.seconds)
                 results[name].append(run_wrk(target, headers, channel, args.seconds, texts, script,
                                              args.connections))
+                for spy in spies:
+                    spy.wait()
                 print(name, results[name][-1], file=sys.stderr)
+        restarts = api_worker_restarts(tmp / "servers.log")
+        if args.no_processing:
+            print_rounds(args, results, targets)
+            print(f"API workers restarted by uvicorn's supervisor during the rounds: {restarts}")
+            return 0
 
         time.sleep(10)  # requests still in flight when wrk stopped finish on the server
         with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{db}") as conn:
@@ -226,6 +278,7 @@ def main() -> int:
             "processing": {"backlog": backlog, "seconds": round(elapsed, 1), "tickets": tickets_after - tickets_before,
                            "tickets_per_s": round((tickets_after - tickets_before) / elapsed, 1) if elapsed else None,
                            "workers": args.workers, "sustain": sustain_result, "drained": True},
+            "api_worker_restarts": restarts,
             "exactly_once": {"acknowledged": acknowledged, "stored": accepted_rows, "processed": processed,
                              "distinct_tickets": linked, "failed": failed,
                              "new_tickets": tickets_after - tickets_before},
@@ -235,14 +288,8 @@ def main() -> int:
         else:
             print(f"## Intake under load ({report['machine']}, {report['date']})\n")
             print(f"`{report['command']}`, {args.connections} connections, {args.seconds} s per run\n")
-            print("| endpoint | round | requests/s | p50 ms | p99 ms | vs plain | wrk CPU share |")
-            print("|---|---|---|---|---|---|---|")
-            for i in range(args.rounds):
-                ref = results["plain"][i]["rps"]
-                for name in targets:
-                    r = results[name][i]
-                    print(f"| {name} | {i + 1} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                          f"{r['rps'] / ref:.2f} | {r['wrk_cpu_share']:.0%} |")
+            print_rounds(args, results, targets)
+            print(f"API workers restarted by uvicorn's supervisor during the rounds: {restarts}")
             p = report["processing"]
             print(f"\nProcessing: {p['tickets']} tickets ({p['backlog']} accepted before the workers started"
                   + (f", {sustain_result['total']:.0f} accepted meanwhile at {sustain_result['rps']:.0f}/s over "

@@ -94,11 +94,25 @@ def issue_token(settings: Settings, user: User, now: datetime | None = None) -> 
     return jwt.encode(payload, settings.secret_key, algorithm=_ALGORITHM), int(ttl.total_seconds())
 
 
-def actor_from_token(session: Session, settings: Settings, token: str) -> Actor:
-    """Resolve a bearer token: a user's JWT, or a channel's service key."""
+def channel_of_key(settings: Settings, token: str) -> Actor | None:
+    """The channel whose service key ``token`` is (compared in constant time), else None; needs no database."""
     for channel, key in settings.channel_keys.items():
         if hmac.compare_digest(token.encode(), key.encode()):
             return channel_actor(channel)
+    return None
+
+
+def actor_from_token(session: Session, settings: Settings, token: str) -> Actor:
+    """Resolve a bearer token: a user's JWT, or a channel's service key."""
+    return resolve_token(session, settings, token)[0]
+
+
+def resolve_token(session: Session, settings: Settings, token: str) -> tuple[Actor, User | None]:
+    """The token's actor and, for a user's JWT, the user row it was read from (None for a channel's key), so that
+    the caller can use the row without reading it again."""
+    channel = channel_of_key(settings, token)
+    if channel is not None:
+        return channel, None
     try:
         payload = jwt.decode(token, settings.secret_key, algorithms=[_ALGORITHM], options={"require": ["exp"]})
     except jwt.ExpiredSignatureError as exc:
@@ -111,4 +125,4 @@ def actor_from_token(session: Session, settings: Settings, token: str) -> Actor:
         raise Unauthorized("无效的访问令牌 (invalid token)") from exc
     if user is None or not user.active:
         raise Unauthorized("用户不存在或已停用 (user unknown or disabled)")
-    return actor_for(user)
+    return actor_for(user), user

@@ -24,6 +24,9 @@ from hotline.settings import load_settings
 from nlp import cli as nlp_cli
 from wechat_bot import simulator as wechat_simulator
 
+#: how long ``hotline serve``'s supervisor waits for a worker's answer before it replaces the worker as hung
+WORKER_HEALTHCHECK_SECONDS = 60
+
 
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
@@ -56,6 +59,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             access_log=False,  # hotline.logs.RequestId writes the access line, with the request id
             proxy_headers=True,
             ws_max_size=FRAME_MAX_BYTES,
+            # uvicorn kills a worker that has not answered its supervisor's ping within this many seconds, and a
+            # spawned worker answers only once it has imported the application (jieba, scikit-learn, every route:
+            # 9-10 s on a busy 2-core machine). With uvicorn's default of 5 s a worker started under load was killed
+            # and restarted every 5.5 s for as long as the load lasted (seen in bench/intake_load.py: one of two
+            # workers never served, its imports took a core).
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         )
     finally:
         if made_dir:

@@ -121,14 +121,10 @@ def accept(
                       limit=max_text_chars)
     payload = message.payload()
     now = now or datetime.now(UTC)
-    stmt = (
-        _insert(session)(InboundMessage)
-        .values(channel=message.channel, external_id=message.external_id, payload=payload, state=ACCEPTED,
-                attempts=0, next_attempt_at=now, received_at=message.received_at or now)
-        .on_conflict_do_nothing(index_elements=["channel", "external_id"])
-        .returning(InboundMessage.id)
-    )
-    new_id = session.execute(stmt).scalar_one_or_none()
+    new_id = session.execute(intake.store_inbound(session.get_bind().dialect.name), {
+        "channel": message.channel, "external_id": message.external_id, "payload": payload, "state": ACCEPTED,
+        "attempts": 0, "next_attempt_at": now, "received_at": message.received_at or now,
+    }).scalar_one_or_none()
     if new_id is not None:
         metrics.INTAKE.labels(message.channel, "accepted").inc()
         return Accepted(int(new_id), duplicate=False)

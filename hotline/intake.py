@@ -11,7 +11,9 @@ classifier is confident, the case is not urgent and the catalogue names a unit.
 
 from __future__ import annotations
 
+import functools
 import re
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Any
@@ -19,7 +21,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from hotline import metrics, views, workflow
 from hotline.auth import SYSTEM, Actor
@@ -107,8 +109,10 @@ def submit(
     max_text_chars: int = 10_000,
     auto_dispatch: bool = True,
     now: datetime | None = None,
+    numbers: NumberPool | None = None,
 ) -> tuple[Ticket, bool]:
-    """Turn a message into a ticket. Returns (ticket, created); a repeated (channel, external_id) is not created."""
+    """Turn a message into a ticket. Returns (ticket, created); a repeated (channel, external_id) is not created.
+    ``numbers``: the process's pool of ticket numbers (PostgreSQL), else the number is drawn in this transaction."""
     if len(request.text) > max_text_chars:
         raise Invalid(
             f"text is {len(request.text)} characters; the limit is {max_text_chars}", field="text", limit=max_text_chars
@@ -132,8 +136,9 @@ def submit(
             metrics.INTAKE.labels(request.channel, "replayed").inc()
             return existing, False
 
+    block = numbers.take(now, timing.zone) if numbers is not None else None
     ticket = create_ticket(session, request, actor, suggester=suggester, timing=timing,
-                           max_text_chars=max_text_chars, auto_dispatch=auto_dispatch, now=now)
+                           max_text_chars=max_text_chars, auto_dispatch=auto_dispatch, now=now, numbers=block)
     if inbound_id is not None:
         session.execute(update(InboundMessage).where(InboundMessage.id == inbound_id)
                         .values(ticket_id=ticket.id, state="done", processed_at=now))
@@ -244,17 +249,21 @@ def follow_up_maker(
 
 def _store(session: Session, request: IntakeRequest, now: datetime) -> int | None:
     """Store the message under UNIQUE(channel, external_id); None when it is there already."""
-    dialect = session.get_bind().dialect.name
-    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (
-        insert(InboundMessage)
-        .values(channel=request.channel, external_id=request.external_id, payload=request.model_dump(mode="json"),
-                state="processing", attempts=0, received_at=request.received_at or now)
-        .on_conflict_do_nothing(index_elements=["channel", "external_id"])
-        .returning(InboundMessage.id)
-    )
-    new_id = session.execute(stmt).scalar_one_or_none()
+    new_id = session.execute(store_inbound(session.get_bind().dialect.name), {
+        "channel": request.channel, "external_id": request.external_id, "payload": request.model_dump(mode="json"),
+        "state": "processing", "attempts": 0, "received_at": request.received_at or now,
+    }).scalar_one_or_none()
     return int(new_id) if new_id is not None else None
+
+
+@functools.cache
+def store_inbound(dialect: str) -> Any:
+    """``INSERT … ON CONFLICT (channel, external_id) DO NOTHING RETURNING id`` of a raw message (``_store`` and
+    ``inbound.accept``), built once: the values come with each execution, so every intake reuses the compiled
+    statement (building the ORM insert with its values took more of an accept's CPU than anything else)."""
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = InboundMessage.__table__
+    return insert(table).on_conflict_do_nothing(index_elements=["channel", "external_id"]).returning(table.c.id)
 
 
 def _existing_ticket(session: Session, channel: str, external_id: str) -> Ticket | None:
@@ -356,3 +365,50 @@ def release_numbers(session: Session, block: NumberBlock) -> bool:
     if given_back is not None:
         block.last -= unused
     return given_back is not None
+
+
+class NumberPool:
+    """This process's block of ticket numbers for the agents' synchronous intake (``submit``).
+
+    Drawing a number moves the day's ``ticket_sequences`` row on and holds that row's lock until commit; drawn in
+    the request's own transaction, every concurrent synchronous intake waited there for the one before it to finish
+    its analysis, ticket, event and auto-dispatch. The pool reserves ``size`` numbers at a time in a transaction of
+    its own, committed at once, and hands them out under a thread lock: numbers stay unique, but they are no longer
+    in receipt order across processes, and the block a process holds when it stops leaves a gap unless ``close``
+    could give it back (docs/DESIGN.md "Ticket numbers").
+
+    Only for PostgreSQL: on SQLite the request's transaction already holds the database's one write lock
+    (``BEGIN IMMEDIATE``), so a second transaction would wait for it; there ``take`` returns None and the number
+    is drawn in the request's transaction as before (one writer at a time anyway).
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], size: int = 32) -> None:
+        self._sessions = sessions
+        bind = sessions.kw.get("bind")
+        self._on_sqlite = bind is not None and bind.dialect.name == "sqlite"
+        self._size = size
+        self._lock = threading.Lock()
+        self._block: NumberBlock | None = None
+
+    def take(self, now: datetime, zone: tzinfo) -> NumberBlock | None:
+        """A block of the one next number (for ``create_ticket``'s ``numbers``), None on SQLite."""
+        if self._on_sqlite:
+            return None
+        with self._lock:
+            block = self._block
+            if block is None or block.unused <= 0 or _day(now, zone) != block.day:
+                with self._sessions() as session:
+                    block = self._block = reserve_numbers(session, self._size, now, zone)
+                    session.commit()
+            block.taken += 1
+            number = block.first + block.taken - 1
+            return NumberBlock(day=block.day, first=number, last=number)
+
+    def close(self) -> None:
+        """Give back the numbers not handed out, if nobody has drawn after them (else they stay a gap)."""
+        with self._lock:
+            if self._block is not None and self._block.unused > 0:
+                with self._sessions() as session:
+                    release_numbers(session, self._block)
+                    session.commit()
+            self._block = None

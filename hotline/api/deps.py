@@ -10,11 +10,12 @@ from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import StringConstraints
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from hotline import accounts, auth
 from hotline.errors import Forbidden, Unauthorized
 from hotline.fields import MAX_ID, NoNul
-from hotline.models import Role, User
+from hotline.models import Role
 from hotline.services import Services
 
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -27,7 +28,11 @@ def get_services(request: Request) -> Services:
     return services
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+async def _services(request: Request) -> Services:
+    return get_services(request)  # async: a plain ``def`` dependency would cost a trip through the threadpool
+
+
+ServicesDep = Annotated[Services, Depends(_services)]
 
 
 def get_session(services: ServicesDep) -> Iterator[Session]:
@@ -42,22 +47,50 @@ def get_session(services: ServicesDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise Unauthorized("请先登录 (missing bearer token)")
+    return credentials.credentials
+
+
+def _resolve(session: Session, services: Services, token: str) -> auth.Actor:
+    actor, user = auth.resolve_token(session, services.settings, token)
+    if user is not None:
+        accounts.touch(session, user)
+    return actor
+
+
 def get_actor(
     services: ServicesDep,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> auth.Actor:
-    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-        raise Unauthorized("请先登录 (missing bearer token)")
-    actor = auth.actor_from_token(session, services.settings, credentials.credentials)
-    if actor.user_id is not None:
-        user = session.get(User, actor.user_id)
-        if user is not None:
-            accounts.touch(session, user)
-    return actor
+    return _resolve(session, services, _token(credentials))
 
 
 ActorDep = Annotated[auth.Actor, Depends(get_actor)]
+
+
+async def get_channel_actor(
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> auth.Actor:
+    """For the endpoints channels call on every message (``POST /api/inbound``): a channel's key is recognised
+    without the database or the threadpool; any other token is resolved as ``get_actor`` does (so it gets the same
+    401 or the endpoint's 403)."""
+    token = _token(credentials)
+    channel = auth.channel_of_key(services.settings, token)
+    if channel is not None:
+        return channel
+
+    def resolve() -> auth.Actor:
+        with services.sessions() as session:
+            return _resolve(session, services, token)
+
+    return await run_in_threadpool(resolve)
+
+
+ChannelActorDep = Annotated[auth.Actor, Depends(get_channel_actor)]
 
 
 def get_user_actor(actor: ActorDep) -> auth.Actor:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from sqlalchemy import text as sql
 
-from hotline import inbound
+from hotline import auth, inbound, intake
 from hotline.db import transaction
-from hotline.models import Citizen, InboundMessage, Ticket, TicketEvent
+from hotline.intake import IntakeRequest
+from hotline.models import Citizen, InboundMessage, Ticket, TicketEvent, User
 from hotline.services import Services
 from tests.conftest import City, submit
 
@@ -141,3 +144,65 @@ def test_a_message_already_stored_for_the_worker_is_a_conflict_not_a_second_tick
                     json={"channel": "phone", "external_id": "call-9", "text": "小区电梯经常停运"})
     assert r.status_code == 409 and "正在生成工单" in r.text
     assert count(services, Ticket) == 0
+
+
+def test_a_synchronous_intake_does_not_hold_the_days_number_row_until_it_commits(
+    services: Services, city: City
+) -> None:
+    """Drawn in the request's transaction, the number kept the day's sequence row locked through the analysis,
+    the ticket, its event and auto-dispatch: every concurrent synchronous intake waited for the one before it."""
+    if services.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite has one writer at a time anyway: the number is drawn in the request's transaction")
+    assert services.numbers is not None
+    request = IntakeRequest(channel="phone", external_id="call-1", text="建设路有人占道经营，摊位堵住了人行道")
+    now = datetime.now(UTC)
+    with services.sessions() as open_intake:
+        agent = auth.actor_for(open_intake.get(User, city.ids["user:agent"]))
+        ticket, created = intake.submit(open_intake, request, agent, suggester=services.suggester,
+                                        timing=services.timing, numbers=services.numbers, now=now)
+        assert created
+        with services.sessions() as other:  # another process draws while the first intake is still open
+            other.execute(sql("SET LOCAL lock_timeout = '2s'"))
+            block = intake.reserve_numbers(other, 1, now, services.timing.zone)
+            other.commit()
+        open_intake.commit()
+    assert block.first > int(ticket.number[-6:])
+
+
+def test_number_pools_of_several_processes_never_hand_out_a_number_twice(services: Services, city: City) -> None:
+    if services.engine.dialect.name == "sqlite":
+        pytest.skip("no pool on SQLite (see the test above)")
+    now, zone = datetime.now(UTC), services.timing.zone
+    pools = [intake.NumberPool(services.sessions, size=5) for _ in range(2)]  # two API processes
+
+    def draw(n: int) -> list[int]:
+        pool = pools[n % 2]
+        drawn = []
+        for _ in range(12):
+            block = pool.take(now, zone)
+            assert block is not None and block.first == block.last
+            drawn.append(block.first)
+        return drawn
+
+    with ThreadPoolExecutor(max_workers=6) as executor:
+        numbers = [n for drawn in executor.map(draw, range(6)) for n in drawn]
+    with transaction(services.sessions) as session:  # the worker's batches draw from the same sequence
+        numbers += [int(intake.next_number(session, now, zone)[-6:])]
+    assert len(numbers) == len(set(numbers)) == 73
+    for pool in pools:  # their unused tails are not given back: the worker drew a number after them
+        pool.close()
+    with transaction(services.sessions) as session:
+        assert int(intake.next_number(session, now, zone)[-6:]) > max(numbers)
+
+
+def test_the_number_pool_gives_back_what_it_did_not_hand_out(services: Services, city: City) -> None:
+    now, zone = datetime.now(UTC), services.timing.zone
+    pool = intake.NumberPool(services.sessions, size=10)
+    if services.engine.dialect.name == "sqlite":
+        assert pool.take(now, zone) is None  # drawn in the request's transaction there
+        return
+    first = pool.take(now, zone)
+    assert first is not None and pool.take(now, zone) is not None
+    pool.close()
+    with transaction(services.sessions) as session:
+        assert int(intake.next_number(session, now, zone)[-6:]) == first.first + 2
