@@ -43,10 +43,16 @@ _SECRET_FIELD = re.compile(
     rf"(?i)(?P<name>[\w-]*(?:{_SECRET_NAMES}))(?P<sep>[\"']?\s*[:=]\s*[\"']?)(?P<value>(?!(?:bearer|basic)\s)(?!\[redacted\])[^\s\"'&,;}}\]]+)"
 )
 _SECRET_ATTR = re.compile(rf"(?i)({_SECRET_NAMES})")
+#: what every one of the patterns above needs somewhere in the text (a JWT's eyJ, bearer/basic, a secret's name —
+#: each of _SECRET_NAMES contains one of these words —, a mobile's 11 digits): most lines (every access line) have
+#: none of it, and one search is 4x cheaper than the four substitutions
+_MAYBE_SECRET = re.compile(r"(?i)eyj|bearer|basic|authorization|token|passw|secret|signature|key|\d{11}")
 
 
 def redact(text: str) -> str:
     """The text with secrets replaced and mobile numbers masked (also used for query strings in access lines)."""
+    if not _MAYBE_SECRET.search(text):
+        return text
     text = _JWT.sub(MASK, text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
     text = _SECRET_FIELD.sub(lambda m: f"{m.group('name')}{m.group('sep')}{MASK}", text)
