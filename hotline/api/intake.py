@@ -36,17 +36,19 @@ def submit_intake(
     session.commit()
     if not created:
         response.status_code = 200
-    loaded = session.scalars(select(Ticket).where(Ticket.id == ticket.id).options(*_ANSWER_LOAD)).unique().one()
+    load = _ANSWER_LOAD if ticket.parent_id is None else (*_ANSWER_LOAD, *_PARENT_LOAD)
+    loaded = session.scalars(select(Ticket).where(Ticket.id == ticket.id).options(*load)).unique().one()
     return views.ticket_out(loaded, actor)
 
 
 #: what the answer shows of the new ticket, read in one statement (``views.ticket_load_options`` would take one per
-#: relation: five more round trips on every synchronous intake); a new ticket has no parent, so that stays one too
+#: relation: five more round trips on every synchronous intake)
 _ANSWER_LOAD = (
     joinedload(Ticket.category),
     joinedload(Ticket.area),
     joinedload(Ticket.lead_unit),
     joinedload(Ticket.citizen),
     joinedload(Ticket.co_units),
-    joinedload(Ticket.parent).selectinload(Ticket.co_units),
 )
+#: a new ticket has no parent (the join of the tickets table with itself would double the row for nothing)
+_PARENT_LOAD = (joinedload(Ticket.parent).selectinload(Ticket.co_units),)
