@@ -140,7 +140,8 @@ def profile(directory: Path, label: str, pids: list[int], seconds: int) -> list[
     that holds the GIL (where the Python CPU goes)."""
     directory.mkdir(parents=True, exist_ok=True)
     return [subprocess.Popen([str(BIN / "py-spy"), "record", "--pid", str(pid), "--duration", str(seconds),
-                              "--gil", "--format", "raw", "--output", str(directory / f"{label}-{pid}.txt"), "--nonblocking"],
+                              "--gil", "--format", "raw", "--output", str(directory / f"{label}-{pid}.txt"),
+                              "--nonblocking"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid in pids]
 
 
@@ -198,7 +199,10 @@ def main() -> int:
         port, plain_port = free_port(), free_port()
         start([str(BIN / "hotline"), "serve", "--port", str(port), "--workers", "2"])
         start([str(BIN / "uvicorn"), "plain_insert_app:app", "--app-dir", str(ROOT / "bench"), "--port",
-               str(plain_port), "--workers", "2", "--log-level", "warning"],
+               str(plain_port), "--workers", "2", "--log-level", "warning",
+               # as ``hotline serve`` does: with uvicorn's 5 s a worker starting on a busy machine is killed and
+               # restarted over and over, and the reference would run on one worker
+               "--timeout-worker-healthcheck", "60"],
               {"PLAIN_DSN": f"postgresql://postgres@127.0.0.1:5432/{db}", "PLAIN_REDIS": REDIS})
         base, plain = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{plain_port}"
         wait_for(f"{base}/healthz")
