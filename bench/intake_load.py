@@ -5,6 +5,8 @@ Run (one command; needs PostgreSQL on 127.0.0.1:5432 with trust auth, Redis on 1
     .venv/bin/python bench/intake_load.py                         # 2 rounds × 3 endpoints × 20 s, then processing
     .venv/bin/python bench/intake_load.py --seconds 10 --rounds 1 # a quicker look
     .venv/bin/python bench/intake_load.py --sustain 600           # processing sustained for 10 minutes
+    .venv/bin/python bench/intake_load.py --seconds 10 --rounds 1 --no-processing --only accept \
+        --profile /tmp/prof                                       # the HTTP endpoints only, py-spy per API worker
 
 What it does: creates a fresh PostgreSQL database, migrates it, trains the starter model and seeds the demo city,
 starts ``hotline serve --workers 2`` (Redis bus, no embedded worker) and the plain reference (bench/plain_insert_app.py:

@@ -293,6 +293,8 @@ def test_a_channel_key_posts_to_the_durable_intake_and_a_retry_is_recognised(ser
     again = client.post("/api/inbound", json=body, headers=key)
     assert again.status_code == 200 and again.json() == {"inbound_id": first.json()["inbound_id"], "duplicate": True}
     assert client.post("/api/inbound", json=body, headers=city.headers("agent")).status_code == 403
+    assert client.post("/api/inbound", json=body).status_code == 401  # refused as on every other endpoint
+    assert client.post("/api/inbound", json=body, headers={"Authorization": "Bearer not-a-key"}).status_code == 401
     assert client.post("/api/inbound", json={**body, "channel": "wechat"}, headers=key).status_code == 422
     assert client.post("/api/inbound", json={k: v for k, v in body.items() if k != "external_id"},
                        headers=key).status_code == 422
