@@ -60,9 +60,11 @@ class Suggester(Protocol):
     def prepare(self, messages: Sequence[tuple[str, str, str | None]]) -> None:
         """A batch is about to be suggested one by one: analyse its texts in one go (optional speed-up)."""
 
-    def remember(self, ticket_id: int, title: str, text: str, area_code: str | None, at: datetime) -> None:
+    def remember(self, ticket_id: int, title: str, text: str, area_code: str | None, at: datetime, *,
+                 number: str | None = None) -> None:
         """A ticket this process just made joins its duplicate index (the next message of a batch is compared
-        with it)."""
+        with it). ``number``: its ticket number, for a ticket not committed yet (the worker's batch), which the
+        next messages' duplicates name without reading it back."""
 
     def forget(self, ticket_id: int) -> None:
         """A ticket leaves the duplicate index (its transaction rolled back, or it was closed)."""
@@ -77,7 +79,8 @@ class NullSuggester:
     def prepare(self, messages: Sequence[tuple[str, str, str | None]]) -> None:
         return None
 
-    def remember(self, ticket_id: int, title: str, text: str, area_code: str | None, at: datetime) -> None:
+    def remember(self, ticket_id: int, title: str, text: str, area_code: str | None, at: datetime, *,
+                 number: str | None = None) -> None:
         return None
 
     def forget(self, ticket_id: int) -> None:
