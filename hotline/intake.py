@@ -18,7 +18,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -282,7 +282,6 @@ def create_tickets(
                 raise Invalid(f"text is {len(request.text)} characters; the limit is {max_text_chars}", field="text",
                               limit=max_text_chars)
             suggestion = suggester.suggest(session, request.title or "", request.text, request.location, now)
-            citizen_id = _citizen_id(session, request)
         except SQLAlchemyError:
             raise  # the transaction is broken: the caller processes the batch's messages one by one
         except Exception as exc:
@@ -291,7 +290,7 @@ def create_tickets(
         number = numbers.take(session, now, timing.zone) if numbers is not None else next_number(session, now,
                                                                                                   timing.zone)
         ticket = Ticket(id=next(ids), **ticket_values(request, suggestion, item.actor, number=number,
-                                                      citizen_id=citizen_id, now=now))
+                                                      citizen_id=None, now=now))
         suggester.remember(ticket.id, ticket.title, ticket.text, suggestion.area_code, ticket.received_at,
                            number=ticket.number)
         if remembered is not None:
@@ -299,6 +298,9 @@ def create_tickets(
         made.append((len(out), ticket, item, auto_dispatch_input(suggestion, urgent=ticket.urgent,
                                                                  allowed=auto_dispatch)))
         out.append(ticket.id)
+    citizens = _citizen_ids(session, [item.request for _, _, item, _ in made])
+    for (_, ticket, _, _), citizen_id in zip(made, citizens, strict=True):
+        ticket.citizen_id = citizen_id
     dispatched = workflow.dispatch_arrivals(session, [(t, d) for _, t, _, d in made if d is not None], timing, now)
     outcome = iter(dispatched)
     event_ids = iter(reserve_ids(session, TicketEvent, len(made) + len(dispatched)))
@@ -411,26 +413,48 @@ def _existing_ticket(session: Session, channel: str, external_id: str) -> Ticket
 
 def _citizen_id(session: Session, request: IntakeRequest) -> int | None:
     """Find the caller by phone or WeChat openid (for the screen-pop of their history), or record them."""
-    c = request.citizen
-    if c is None or not (c.phone or c.wechat_openid or c.name):
-        return None
-    citizen: Citizen | None = None
-    if c.phone:
-        citizen = session.scalar(select(Citizen).where(Citizen.phone == c.phone).order_by(Citizen.id).limit(1))
-    if citizen is None and c.wechat_openid:
-        citizen = session.scalar(
-            select(Citizen).where(Citizen.wechat_openid == c.wechat_openid).order_by(Citizen.id).limit(1)
-        )
-    if citizen is None:
-        citizen = Citizen(name=c.name, phone=c.phone, wechat_openid=c.wechat_openid)
-        session.add(citizen)
-        session.flush()
-    else:
-        citizen.name = c.name or citizen.name
-        citizen.wechat_openid = c.wechat_openid or citizen.wechat_openid
-        citizen.phone = c.phone or citizen.phone
-    return citizen.id
+    return _citizen_ids(session, [request])[0]
 
+
+def _citizen_ids(session: Session, requests: Sequence[IntakeRequest]) -> list[int | None]:
+    """``_citizen_id`` for several requests with one SELECT (and one INSERT for the new ones): a citizen is found by
+    phone first, then by openid, the oldest record first; one not known is recorded, once for the whole batch."""
+    phones = {r.citizen.phone for r in requests if r.citizen is not None and r.citizen.phone}
+    openids = {r.citizen.wechat_openid for r in requests if r.citizen is not None and r.citizen.wechat_openid}
+    by_phone: dict[str, Citizen] = {}
+    by_openid: dict[str, Citizen] = {}
+    if phones or openids:
+        for known in session.scalars(select(Citizen).where(or_(Citizen.phone.in_(phones),
+                                                              Citizen.wechat_openid.in_(openids)))
+                                     .order_by(Citizen.id)):
+            if known.phone:
+                by_phone.setdefault(known.phone, known)
+            if known.wechat_openid:
+                by_openid.setdefault(known.wechat_openid, known)
+    found: list[Citizen | None] = []
+    for request in requests:
+        c = request.citizen
+        if c is None or not (c.phone or c.wechat_openid or c.name):
+            found.append(None)
+            continue
+        citizen = by_phone.get(c.phone) if c.phone else None
+        if citizen is None and c.wechat_openid:
+            citizen = by_openid.get(c.wechat_openid)
+        if citizen is None:
+            citizen = Citizen(name=c.name, phone=c.phone, wechat_openid=c.wechat_openid)
+            session.add(citizen)
+        else:
+            citizen.name = c.name or citizen.name
+            citizen.wechat_openid = c.wechat_openid or citizen.wechat_openid
+            citizen.phone = c.phone or citizen.phone
+        if citizen.phone:
+            by_phone.setdefault(citizen.phone, citizen)
+        if citizen.wechat_openid:
+            by_openid.setdefault(citizen.wechat_openid, citizen)
+        found.append(citizen)
+    if any(citizen is not None and citizen.id is None for citizen in found):
+        session.flush()
+    return [citizen.id if citizen is not None else None for citizen in found]
 
 
 def _day(now: datetime, zone: tzinfo) -> str:

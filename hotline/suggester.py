@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -49,6 +50,8 @@ class CitySuggester:
         self._prepared: dict[tuple[str, str], Analysis] = {}
         #: numbers of the tickets the running batch made, not committed yet (``remember(number=...)``)
         self._numbers: dict[int, str] = {}
+        #: the duplicate terms of the running batch's texts, cut once for the search and again used by ``remember``
+        self._terms: dict[str, Counter[str]] = {}
         with sessions() as session:
             self._directory = RoutingSnapshot.load(session)
             self._analyzer = self._make_analyzer()
@@ -104,6 +107,7 @@ class CitySuggester:
         with self._lock:
             self._prepared = dict(zip(items, analyses, strict=True))
             self._numbers = {}  # the previous batch is committed (or its tickets forgotten)
+            self._terms = {}
 
     def suggest(self, session: Session, title: str, text: str, location: str | None, now: datetime) -> Suggestion:
         with metrics.timed(metrics.ANALYSIS_LATENCY):
@@ -169,7 +173,12 @@ class CitySuggester:
         if evidence_words:
             suggestion.route_explanation += "；分类参考了目录用词：" + "、".join(evidence_words[:5])
         body = f"{title} {text}"
-        dups = self._duplicates.query(body, suggestion.area_code, now, k=5)
+        text_terms = self._duplicates.terms(text)
+        if prepared is not None:  # a batch's message: its ticket joins the index next (``remember``)
+            with self._lock:
+                self._terms[text] = text_terms
+        terms = text_terms + self._duplicates.terms(title) if title else text_terms
+        dups = self._duplicates.query(body, suggestion.area_code, now, k=5, terms=terms)
         if dups:
             with self._lock:
                 numbers = {d.ticket_id: self._numbers[d.ticket_id] for d in dups if d.ticket_id in self._numbers}
@@ -197,7 +206,10 @@ class CitySuggester:
                  number: str | None = None) -> None:
         """A new open ticket joins the duplicate index (after intake commits, or as the worker's batch makes it:
         then with its ``number``, which the batch's next duplicates name before it is committed)."""
-        self._duplicates.add(ticket_id, f"{title} {text}", area_code, at)
+        with self._lock:
+            text_terms = self._terms.pop(text, None)
+        terms = None if text_terms is None else text_terms + self._duplicates.terms(title)
+        self._duplicates.add(ticket_id, f"{title} {text}", area_code, at, terms=terms)
         if number is not None:
             with self._lock:
                 self._numbers[ticket_id] = number

@@ -8,7 +8,7 @@ wires the nlp package and the dispatch catalogue together.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -49,7 +49,14 @@ class Suggestion:
         return self.categories[0].category_id if self.categories else None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """What the ticket keeps as its ``analysis``: ``dataclasses.asdict`` of it, built field by field (asdict
+        deep-copies recursively and cost the worker a tenth of a millisecond per ticket)."""
+        out = dict(self.__dict__)
+        out["categories"] = [dict(c.__dict__) for c in self.categories]
+        out["co_unit_ids"] = list(self.co_unit_ids)
+        out["duplicates"] = [dict(d) for d in self.duplicates]
+        out["knowledge"] = [dict(k) for k in self.knowledge]
+        return out
 
 
 class Suggester(Protocol):
