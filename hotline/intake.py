@@ -301,28 +301,32 @@ def create_tickets(
     citizens = _citizen_ids(session, [item.request for _, _, item, _ in made])
     for (_, ticket, _, _), citizen_id in zip(made, citizens, strict=True):
         ticket.citizen_id = citizen_id
-    dispatched = workflow.dispatch_arrivals(session, [(t, d) for _, t, _, d in made if d is not None], timing, now)
-    outcome = iter(dispatched)
-    event_ids = iter(reserve_ids(session, TicketEvent, len(made) + len(dispatched)))
+    event_ids = iter(reserve_ids(session, TicketEvent, len(made) + sum(d is not None for *_, d in made)))
+    receives: list[tuple[dict[str, Any], dict[str, Any], int | None]] = []
+    for _, ticket, item, dispatch in made:  # ids in the order the desks hear of the events: receive, dispatch
+        receive = {"id": next(event_ids), **workflow.event_values(
+            ticket.id, "receive", item.actor, to_status=Status.received,
+            data=receive_data(item.request, ticket.urgent, item.extra), now=now)}
+        dispatch_id = next(event_ids) if dispatch is not None else None
+        # the desk hears of the receive as it was: before the dispatch
+        receives.append((receive, workflow.event_notice(TicketEvent(**receive), ticket, [], status=ticket.status),
+                         dispatch_id))
+    outcome = iter(workflow.dispatch_arrivals(session, [(t, d) for _, t, _, d in made if d is not None], timing,
+                                              now))
     tickets: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     co_units: list[dict[str, Any]] = []
     notices: list[dict[str, Any]] = []
     columns = set(Ticket.__table__.columns.keys())
-    for position, ticket, item, dispatch in made:
-        receive = {"id": next(event_ids), **workflow.event_values(
-            ticket.id, "receive", item.actor, to_status=Status.received,
-            data=receive_data(item.request, ticket.urgent, item.extra), now=now)}
-        # the desk hears of the receive as it was: not yet dispatched
-        ticket_notices = [workflow.event_notice(TicketEvent(**receive), ticket, [], status=ticket.status)]
-        ticket_events = [receive]
+    for (position, ticket, _, dispatch), (receive, receive_notice, dispatch_id) in zip(made, receives, strict=True):
+        ticket_events, ticket_notices = [receive], [receive_notice]
         if dispatch is not None:
             data = next(outcome)
             if isinstance(data, Exception):
                 out[position] = data
                 suggester.forget(ticket.id)
                 continue
-            event = {"id": next(event_ids), **workflow.event_values(
+            event = {"id": dispatch_id, **workflow.event_values(
                 ticket.id, "dispatch", SYSTEM, from_status=Status.received, to_status=ticket.status,
                 note=dispatch.note, data=data, now=now)}
             co_unit_ids = [c.unit_id for c in ticket.co_units]

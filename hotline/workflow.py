@@ -853,9 +853,11 @@ def dispatch_arrivals(
     unit_ids = {uid for _, data in arrivals for uid in (data.unit_id, *data.co_unit_ids)}
     units = {u.id: u for u in session.scalars(select(Unit).where(Unit.id.in_(unit_ids)))} if unit_ids else {}
     category_ids = {t.category_id for t, _ in arrivals if t.category_id is not None}
-    codes: dict[int | None, str] = dict(
-        session.execute(select(Category.id, Category.code).where(Category.id.in_(category_ids))).tuples().all()
-    ) if category_ids else {}
+    codes: dict[int | None, str] = {
+        category_id: code
+        for category_id, code in session.execute(select(Category.id, Category.code)
+                                                 .where(Category.id.in_(category_ids)))
+    } if category_ids else {}
     out: list[dict[str, Any] | Exception] = []
     for ticket, data in arrivals:
         if ticket.status not in action.sources:
