@@ -7,8 +7,10 @@
 - ``process_pending`` (the worker, or the server itself on the embedded default): claims stored messages (on
   PostgreSQL ``FOR UPDATE SKIP LOCKED``, so several workers never take the same one; SQLite serialises writers),
   leases them and reserves their ticket numbers (one short committed transaction), then turns the batch into tickets
-  through ``intake.create_ticket`` in one transaction, a savepoint per message, in which each message is also marked
-  ``done`` with its ticket; a message that raises rolls back only its savepoint (and the desk events queued in it).
+  in one transaction: the messages that are a new ticket each through ``intake.create_tickets`` (multi-row INSERTs
+  for the whole batch, then one UPDATE marking them ``done`` with their tickets; a message whose analysis raises has
+  written nothing and fails alone), the ones a channel handler takes (or with attachments) one by one in a savepoint
+  each, through ``intake.create_ticket``; a message that raises rolls back only its savepoint (and its desk events).
   A worker killed in the middle leaves its claims to expire (``LEASE``); whoever claims them next finds each either
   done (the batch committed) or untouched, so every accepted message becomes exactly one ticket.
 - A message whose processing raises is retried with back-off (``retry_delay``) and after ``MAX_ATTEMPTS`` parked
