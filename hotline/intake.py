@@ -177,10 +177,7 @@ def create_ticket(
     the same citizen), else the request's citizen is looked up or recorded. ``numbers``: the block the worker
     reserved for its batch (``reserve_numbers``), else the number is drawn alone.
     """
-    if len(request.text) > max_text_chars:
-        raise Invalid(
-            f"text is {len(request.text)} characters; the limit is {max_text_chars}", field="text", limit=max_text_chars
-        )
+    check_length(request, max_text_chars)
     now = now or datetime.now(UTC)
     suggestion = suggester.suggest(session, request.title or "", request.text, request.location, now)
     number = numbers.take(session, now, timing.zone) if numbers is not None else next_number(session, now, timing.zone)
@@ -199,6 +196,14 @@ def create_ticket(
     if dispatch is not None:
         workflow.perform(session, ticket.id, "dispatch", SYSTEM, dispatch, timing, now=now)
     return ticket
+
+
+def check_length(request: IntakeRequest, max_text_chars: int) -> None:
+    """A text over the settings' limit is refused (422)."""
+    if len(request.text) > max_text_chars:
+        raise Invalid(
+            f"text is {len(request.text)} characters; the limit is {max_text_chars}", field="text", limit=max_text_chars
+        )
 
 
 def ticket_values(request: IntakeRequest, suggestion: Suggestion, actor: Actor, *, number: str,
@@ -278,9 +283,7 @@ def create_tickets(
     for item in items:
         request = item.request
         try:
-            if len(request.text) > max_text_chars:
-                raise Invalid(f"text is {len(request.text)} characters; the limit is {max_text_chars}", field="text",
-                              limit=max_text_chars)
+            check_length(request, max_text_chars)
             suggestion = suggester.suggest(session, request.title or "", request.text, request.location, now)
         except SQLAlchemyError:
             raise  # the transaction is broken: the caller processes the batch's messages one by one
