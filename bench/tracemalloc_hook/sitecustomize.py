@@ -1,5 +1,5 @@
 """Bench-only hook: ``bench/soak.py --tracemalloc DIR`` puts this directory on PYTHONPATH so every server process
-traces its allocations (from 30 s after it started) and dumps a snapshot every ``HOTLINE_BENCH_TRACEMALLOC_SECONDS``
+traces its allocations (from 150 s after it started) and dumps a snapshot every ``HOTLINE_BENCH_TRACEMALLOC_SECONDS``
 (default 60) as ``DIR/<pid>-<n>.snap``. Never on PYTHONPATH otherwise: nothing of the product imports it."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ _DIR = os.environ.get("HOTLINE_BENCH_TRACEMALLOC_DIR")
 def _dump_every(directory: Path, seconds: float) -> None:
     # Tracing starts once the process has loaded (the model, the directory): start-up under tracemalloc is many times
     # slower, and growth is what the snapshots are compared for.
-    time.sleep(float(os.environ.get("HOTLINE_BENCH_TRACEMALLOC_AFTER", "30")))
+    time.sleep(float(os.environ.get("HOTLINE_BENCH_TRACEMALLOC_AFTER", "150")))
     tracemalloc.start(int(os.environ.get("HOTLINE_BENCH_TRACEMALLOC_FRAMES", "8")))
     n = 0
     while True:
