@@ -10,18 +10,26 @@ and accounts, the starter model; a Redis server of its own (so its client count 
 ``hotline serve --workers 2`` and one ``hotline worker`` (sweeps every second, its metrics on a port).
 
 The load, paced at ``--rate`` operations per second from one thread: channel intake (``POST /api/inbound``, the web
-channel's key), the agents' synchronous intake (``POST /api/intake``), each synchronous ticket walked through the
-workflow (dispatch by the dispatcher, sign and reply by the unit's handler, callback and close by the agent), some
-signed tickets supervised (督办) with a due time two minutes ahead so the worker's sweep raises the overdue notice,
+channel's key), the agents' synchronous intake (``POST /api/intake``), every ticket walked through the workflow
+(the channel's once the worker has made it: dispatch by the dispatcher, sign and reply by the unit's handler,
+callback and close by the agent) so the open backlog levels off as a city's does, some signed tickets supervised
+(督办) with a due time two minutes ahead and left signed past it so the worker's sweep raises the overdue notice,
 reads of lists and details. ``--desks`` desk WebSockets (agents and unit handlers) stay open; one of them drops its
 connection every ``--bounce-seconds`` and reconnects with its ``last_event_id``.
 
 Every minute it samples the RSS and open fds of every server process (the API master, each API worker, the worker),
-the database's connections (``pg_stat_activity``), Redis's clients (``CLIENT LIST``), the sweeps the worker ran and
-the load average. Errors: any 5xx, any request that got no answer, any desk that stayed disconnected over 30 s (a
-drop the desk reconnected from is counted apart), and at the end any event an agent desk never received.
+the database's connections and its oldest open transaction (``pg_stat_activity``), the open tickets, Redis's clients
+(``CLIENT LIST``), the sweeps the worker ran and the load average. Errors: any 5xx, any request that got no answer,
+any desk that stayed disconnected over 30 s (a drop the desk reconnected from is counted apart), and at the end any
+event an agent desk never received.
 Verdict: memory and connections flat, comparing the last ``--window`` minutes with the first ``--window`` minutes
-after ``--warmup``.
+after ``--warmup``: mean RSS total at most +10 %; database connections with no new high in the last window (a pool
+keeps the connection a burst opened, a leak keeps adding) and no transaction open over 60 s (a forgotten session);
+Redis clients no more than in the first window, open fds at most 4 more.
+
+``--tracemalloc DIR``: every server process also dumps tracemalloc snapshots into DIR (bench/tracemalloc_hook), to
+compare with ``bench/tracemalloc_compare.py``; tracing slows the servers, so such a run finds growth, it is no
+verdict.
 """
 
 from __future__ import annotations
