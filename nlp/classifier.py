@@ -464,11 +464,21 @@ def _fit_rows(
     return np.asarray(model.coef_, dtype=np.float64), np.asarray(model.intercept_, dtype=np.float64)
 
 
+def _shared_memory_dir() -> str | None:
+    """``/dev/shm`` when it has room (a container's default is 64 MB; the words+raw matrix alone is ~90 MB, and
+    joblib asks for 2 GB too), else None: the system's temporary directory."""
+    shm = Path("/dev/shm")
+    try:
+        return str(shm) if shm.is_dir() and shutil.disk_usage(shm).free >= 2 << 30 else None
+    except OSError:
+        return None
+
+
 class SvmPool:
     """The SVM fits of a training, in worker processes, so they run while the next candidate is featurised.
 
     liblinear holds the GIL, so threads would not help (BENCHMARKS.md §3). Each feature matrix goes to the
-    workers once, as ``.npy`` files in a temporary directory (on ``/dev/shm`` where there is one) that every
+    workers once, as ``.npy`` files in a temporary directory (on ``/dev/shm`` where it has room) that every
     worker memory-maps, instead of being pickled for each fit. ``workers <= 1`` (tests, the CLI on one core)
     fits in this process, at submission. Used as a context manager: the files go when it closes.
     """
@@ -480,8 +490,7 @@ class SvmPool:
 
     def __enter__(self) -> SvmPool:
         if self.workers > 1:
-            shm = Path("/dev/shm")
-            self._dir = tempfile.mkdtemp(prefix="hotline-svm-", dir=shm if shm.is_dir() else None)
+            self._dir = tempfile.mkdtemp(prefix="hotline-svm-", dir=_shared_memory_dir())
         return self
 
     def __exit__(self, *exc: object) -> None:
