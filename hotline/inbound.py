@@ -7,8 +7,10 @@
 - ``process_pending`` (the worker, or the server itself on the embedded default): claims stored messages (on
   PostgreSQL ``FOR UPDATE SKIP LOCKED``, so several workers never take the same one; SQLite serialises writers),
   leases them and reserves their ticket numbers (one short committed transaction), then turns the batch into tickets
-  through ``intake.create_ticket`` in one transaction, a savepoint per message, in which each message is also marked
-  ``done`` with its ticket; a message that raises rolls back only its savepoint (and the desk events queued in it).
+  in one transaction: the messages that are a new ticket each through ``intake.create_tickets`` (multi-row INSERTs
+  for the whole batch, then one UPDATE marking them ``done`` with their tickets; a message whose analysis raises has
+  written nothing and fails alone), the ones a channel handler takes (or with attachments) one by one in a savepoint
+  each, through ``intake.create_ticket``; a message that raises rolls back only its savepoint (and its desk events).
   A worker killed in the middle leaves its claims to expire (``LEASE``); whoever claims them next finds each either
   done (the batch committed) or untouched, so every accepted message becomes exactly one ticket.
 - A message whose processing raises is retried with back-off (``retry_delay``) and after ``MAX_ATTEMPTS`` parked
@@ -21,10 +23,10 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -185,8 +187,7 @@ def new_ticket(session: Session, row: InboundMessage, request: intake.IntakeRequ
     """The default handler: every message is a new ticket."""
     return intake.create_ticket(
         session, request, channel_actor(row.channel), suggester=ctx.suggester, timing=ctx.timing, inbound=row,
-        max_text_chars=ctx.max_text_chars, auto_dispatch=ctx.auto_dispatch, now=ctx.now,
-        extra={k: row.payload.get(k) for k in ("attachments", "coordinates") if row.payload.get(k)},
+        max_text_chars=ctx.max_text_chars, auto_dispatch=ctx.auto_dispatch, now=ctx.now, extra=_extra(row),
         numbers=ctx.numbers,
     )
 
@@ -258,8 +259,10 @@ def _process_alone(sessions: sessionmaker[Session], inbound_id: int, ctx: Contex
 
 def _process_batch(session: Session, ids: list[int], ctx: Context, handlers: Mapping[str, Handler],
                    channels: dict[int, str], remembered: list[int]) -> dict[int, str]:
-    """The batch in the caller's transaction: its rows locked in one statement, classified in one model call, then
-    each message in a savepoint. Returns each message's outcome (created, retried or failed)."""
+    """The batch in the caller's transaction: its rows locked in one statement, classified in one model call. The
+    messages that are simply a new ticket each (no channel handler, no attachments) are made together by
+    ``intake.create_tickets`` and marked done in one statement; the others go one by one, each in a savepoint.
+    Returns each message's outcome (created, retried or failed)."""
     stmt = select(InboundMessage).where(InboundMessage.id.in_(ids)).order_by(InboundMessage.id)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()
@@ -267,28 +270,78 @@ def _process_batch(session: Session, ids: list[int], ctx: Context, handlers: Map
     channels.update({row.id: row.channel for row in rows.values()})
     ctx.suggester.prepare([(p.get("title") or "", str(p.get("text", "")), p.get("location"))
                            for p in (row.payload for row in rows.values())])
+    now = ctx.now or datetime.now(UTC)
     outcomes: dict[int, str] = {}
+    together: list[tuple[InboundMessage, intake.NewTicket]] = []
+    alone: list[int] = []
     for inbound_id in ids:
+        row = rows.get(inbound_id)
+        if row is None or row.state != PROCESSING or row.ticket_id is not None:
+            outcomes[inbound_id] = "created"  # another worker finished it after our lease expired
+        elif row.channel in handlers or row.payload.get("attachments"):
+            alone.append(inbound_id)
+        else:
+            try:
+                request = _request(row)
+            except ValidationError as exc:
+                outcomes[inbound_id] = _failed(session, inbound_id, exc, now)
+                continue
+            together.append((row, intake.NewTicket(request, channel_actor(row.channel), extra=_extra(row))))
+    if together:
+        made = intake.create_tickets(
+            session, [item for _, item in together], suggester=ctx.suggester, timing=ctx.timing,
+            numbers=ctx.numbers, max_text_chars=ctx.max_text_chars, auto_dispatch=ctx.auto_dispatch, now=now,
+            remembered=remembered)
+        done: list[dict[str, Any]] = []
+        for (row, _), result in zip(together, made, strict=True):
+            if isinstance(result, Exception):
+                outcomes[row.id] = _failed(session, row.id, result, now)
+            else:
+                done.append({"b_id": row.id, "b_ticket": result})
+                outcomes[row.id] = "created"
+        if done:
+            table = cast(Table, InboundMessage.__table__)
+            session.execute(
+                update(table).where(table.c.id == bindparam("b_id"))
+                .values(ticket_id=bindparam("b_ticket"), state=DONE, processed_at=now, lease_until=None,
+                        last_error=None),
+                done,
+            )
+    for inbound_id in alone:
         mark = ctx.numbers.taken if ctx.numbers is not None else 0
         ticket: Ticket | None = None
         try:
             with session.begin_nested():
-                ticket = _process_one(session, rows.get(inbound_id), ctx, handlers)
+                ticket = _process_one(session, rows[inbound_id], ctx, handlers)
             outcomes[inbound_id] = "created"
         except Exception as exc:
-            log.warning("inbound message %s failed: %s", inbound_id, exc, exc_info=True)
             if ctx.numbers is not None:
                 ctx.numbers.taken = mark  # its ticket was rolled back: the next message takes its number
-            parked = _record_failure(session, inbound_id, exc, ctx.now or datetime.now(UTC))
-            outcomes[inbound_id] = "failed" if parked else "retried"
+            outcomes[inbound_id] = _failed(session, inbound_id, exc, now)
             continue
         if ticket is not None and ticket.status in IN_PROGRESS_STATES:
             # the next messages of the batch are compared with this one too (a second report of the same lamp); a
             # ticket a message joined is indexed again as it is
             area_code = (ticket.analysis or {}).get("area_code")
-            ctx.suggester.remember(ticket.id, ticket.title, ticket.text, area_code, ticket.received_at)
+            ctx.suggester.remember(ticket.id, ticket.title, ticket.text, area_code, ticket.received_at,
+                                   number=ticket.number)
             remembered.append(ticket.id)
     return outcomes
+
+
+def _request(row: InboundMessage) -> intake.IntakeRequest:
+    return intake.IntakeRequest.model_validate({k: v for k, v in row.payload.items()
+                                                if k in intake.IntakeRequest.model_fields})
+
+
+def _extra(row: InboundMessage) -> dict[str, Any]:
+    """What the receive event keeps of the stored message besides the request (attachments, coordinates)."""
+    return {k: row.payload.get(k) for k in ("attachments", "coordinates") if row.payload.get(k)}
+
+
+def _failed(session: Session, inbound_id: int, exc: Exception, now: datetime) -> str:
+    log.warning("inbound message %s failed: %s", inbound_id, exc, exc_info=exc)
+    return "failed" if _record_failure(session, inbound_id, exc, now) else "retried"
 
 
 def _forget(suggester: Suggester, ticket_ids: list[int]) -> None:
@@ -302,8 +355,7 @@ def _process_one(session: Session, row: InboundMessage | None, ctx: Context,
     """One locked message: its ticket made (or joined) and the message marked done. Returns that ticket."""
     if row is None or row.state != PROCESSING or row.ticket_id is not None:
         return None  # another worker finished it after our lease expired
-    request = intake.IntakeRequest.model_validate({k: v for k, v in row.payload.items()
-                                                   if k in intake.IntakeRequest.model_fields})
+    request = _request(row)
     ticket = handlers.get(row.channel, new_ticket)(session, row, request, ctx)
     row.ticket_id = row.ticket_id or (ticket.id if ticket is not None else None)
     if ticket is not None:

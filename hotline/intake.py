@@ -12,22 +12,35 @@ classifier is confident, the case is not urgent and the catalogue names a unit.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from hotline import metrics, views, workflow
 from hotline.auth import SYSTEM, Actor
+from hotline.db import queue_event
 from hotline.errors import Conflict, Invalid
 from hotline.fields import Moment, NoNul
-from hotline.models import Citizen, InboundMessage, Kind, Role, Status, Ticket, TicketSequence
+from hotline.models import (
+    Citizen,
+    InboundMessage,
+    Kind,
+    Role,
+    Status,
+    Ticket,
+    TicketCoUnit,
+    TicketEvent,
+    TicketSequence,
+)
 from hotline.settings import CHANNELS
-from hotline.suggestion import Suggester
+from hotline.suggestion import Suggester, Suggestion
 from hotline.timing import Timing
 from nlp.segment import default_segmenter
 
@@ -164,62 +177,202 @@ def create_ticket(
     the same citizen), else the request's citizen is looked up or recorded. ``numbers``: the block the worker
     reserved for its batch (``reserve_numbers``), else the number is drawn alone.
     """
-    if len(request.text) > max_text_chars:
-        raise Invalid(
-            f"text is {len(request.text)} characters; the limit is {max_text_chars}", field="text", limit=max_text_chars
-        )
+    check_length(request, max_text_chars)
     now = now or datetime.now(UTC)
     suggestion = suggester.suggest(session, request.title or "", request.text, request.location, now)
     number = numbers.take(session, now, timing.zone) if numbers is not None else next_number(session, now, timing.zone)
-    ticket = Ticket(
-        number=number,
-        channel=request.channel,
-        title=request.title or auto_title(request.text),
-        text=request.text,
-        location=request.location or suggestion.place,
-        kind=request.kind or suggestion.kind or Kind.help,
-        urgent=suggestion.urgent,
-        urgency_reason=suggestion.urgency_reason,
-        emergency_line=suggestion.emergency_line,
-        status=Status.received,
-        category_id=suggestion.category_id,
-        area_id=suggestion.area_id,
+    ticket = Ticket(**ticket_values(
+        request, suggestion, actor, number=number, now=now,
         citizen_id=citizen_id if citizen_id is not None else _citizen_id(session, request),
-        confidential=request.confidential,
-        owner_id=actor.user_id if actor.role in (Role.agent, Role.dispatcher) else None,
-        analysis=suggestion.to_json(),
-        received_at=request.received_at or now,
-    )
+    ))
     session.add(ticket)
     session.flush()
     if inbound is not None:  # the message it was made of is done, written in one UPDATE with the ticket it names
         inbound.ticket_id, inbound.state, inbound.processed_at = ticket.id, "done", now
         inbound.lease_until, inbound.last_error = None, None
-    workflow.record_event(
-        session,
-        ticket,
-        "receive",
-        actor,
-        to_status=Status.received,
-        note="",
-        data={"channel": request.channel, "external_id": request.external_id, "urgent": ticket.urgent, **(extra or {})},
-        now=now,
-    )
-    if auto_dispatch and suggestion.auto_dispatch and suggestion.unit_id is not None and not ticket.urgent:
-        workflow.perform(
-            session,
-            ticket.id,
-            "dispatch",
-            SYSTEM,
-            workflow.DispatchInput(
-                unit_id=suggestion.unit_id,
-                co_unit_ids=suggestion.co_unit_ids,
-                note=f"自动派单：{suggestion.route_explanation}",
-            ),
-            timing,
-            now=now,
-        )
+    workflow.record_event(session, ticket, "receive", actor, to_status=Status.received, note="",
+                          data=receive_data(request, ticket.urgent, extra), now=now)
+    dispatch = auto_dispatch_input(suggestion, urgent=ticket.urgent, allowed=auto_dispatch)
+    if dispatch is not None:
+        workflow.perform(session, ticket.id, "dispatch", SYSTEM, dispatch, timing, now=now)
     return ticket
+
+
+def check_length(request: IntakeRequest, max_text_chars: int) -> None:
+    """A text over the settings' limit is refused (422)."""
+    if len(request.text) > max_text_chars:
+        raise Invalid(
+            f"text is {len(request.text)} characters; the limit is {max_text_chars}", field="text", limit=max_text_chars
+        )
+
+
+def ticket_values(request: IntakeRequest, suggestion: Suggestion, actor: Actor, *, number: str,
+                  citizen_id: int | None, now: datetime) -> dict[str, Any]:
+    """A new ticket's columns from the request and its analysis: the one home of these rules, for ``create_ticket``
+    and the worker's batch (``create_tickets``)."""
+    return {
+        "number": number,
+        "channel": request.channel,
+        "title": request.title or auto_title(request.text),
+        "text": request.text,
+        "location": request.location or suggestion.place,
+        "kind": request.kind or suggestion.kind or Kind.help,
+        "urgent": suggestion.urgent,
+        "urgency_reason": suggestion.urgency_reason,
+        "emergency_line": suggestion.emergency_line,
+        "status": Status.received,
+        "category_id": suggestion.category_id,
+        "area_id": suggestion.area_id,
+        "citizen_id": citizen_id,
+        "confidential": request.confidential,
+        "owner_id": actor.user_id if actor.role in (Role.agent, Role.dispatcher) else None,
+        "analysis": suggestion.to_json(),
+        "received_at": request.received_at or now,
+    }
+
+
+def receive_data(request: IntakeRequest, urgent: bool, extra: dict[str, Any] | None) -> dict[str, Any]:
+    """What the ``receive`` event keeps: the channel's message id, urgency and the caller's ``extra``."""
+    return {"channel": request.channel, "external_id": request.external_id, "urgent": urgent, **(extra or {})}
+
+
+def auto_dispatch_input(suggestion: Suggestion, *, urgent: bool, allowed: bool) -> workflow.DispatchInput | None:
+    """The system's dispatch of a new ticket, when the setting allows it, the classifier was confident, the case is
+    not urgent and the catalogue names a unit; else None (a person dispatches)."""
+    if not (allowed and suggestion.auto_dispatch and suggestion.unit_id is not None and not urgent):
+        return None
+    return workflow.DispatchInput(unit_id=suggestion.unit_id, co_unit_ids=suggestion.co_unit_ids,
+                                  note=f"自动派单：{suggestion.route_explanation}")
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    """One message of the worker's batch that is to become a ticket (``create_tickets``)."""
+
+    request: IntakeRequest
+    actor: Actor
+    extra: dict[str, Any] | None = None
+
+
+def create_tickets(
+    session: Session,
+    items: Sequence[NewTicket],
+    *,
+    suggester: Suggester,
+    timing: Timing,
+    numbers: NumberBlock | None = None,
+    max_text_chars: int = 10_000,
+    auto_dispatch: bool = True,
+    now: datetime | None = None,
+    remembered: list[int] | None = None,
+) -> list[int | Exception]:
+    """``create_ticket`` for a whole batch (the worker's), with the same rules (``ticket_values``, ``receive_data``,
+    ``auto_dispatch_input``, ``workflow.dispatch_arrivals``) and a handful of statements for the batch: the ticket
+    and event ids reserved in one statement each, the tickets, their events and co-units each in one multi-row
+    INSERT; the desk events queued for after the commit as ``record_event`` does.
+
+    Returns, per item, its ticket's id or the exception that stopped it (its analysis raised, its text is too long,
+    its unit is refused): that message alone is retried or parked by the caller; nothing of it was written. Each
+    ticket joins the suggester's duplicate index as soon as it is analysed (the next message of the batch is
+    compared with it) and its id is appended to ``remembered`` (forgotten by the caller if the batch rolls back).
+    """
+    now = now or datetime.now(UTC)
+    out: list[int | Exception] = []
+    ids = iter(reserve_ids(session, Ticket, len(items)))
+    made: list[tuple[int, Ticket, NewTicket, workflow.DispatchInput | None]] = []
+    for item in items:
+        request = item.request
+        try:
+            check_length(request, max_text_chars)
+            suggestion = suggester.suggest(session, request.title or "", request.text, request.location, now)
+        except SQLAlchemyError:
+            raise  # the transaction is broken: the caller processes the batch's messages one by one
+        except Exception as exc:
+            out.append(exc)
+            continue
+        number = numbers.take(session, now, timing.zone) if numbers is not None else next_number(session, now,
+                                                                                                  timing.zone)
+        ticket = Ticket(id=next(ids), **ticket_values(request, suggestion, item.actor, number=number,
+                                                      citizen_id=None, now=now))
+        suggester.remember(ticket.id, ticket.title, ticket.text, suggestion.area_code, ticket.received_at,
+                           number=ticket.number)
+        if remembered is not None:
+            remembered.append(ticket.id)
+        made.append((len(out), ticket, item, auto_dispatch_input(suggestion, urgent=ticket.urgent,
+                                                                 allowed=auto_dispatch)))
+        out.append(ticket.id)
+    citizens = _citizen_ids(session, [item.request for _, _, item, _ in made])
+    for (_, ticket, _, _), citizen_id in zip(made, citizens, strict=True):
+        ticket.citizen_id = citizen_id
+    event_ids = iter(reserve_ids(session, TicketEvent, len(made) + sum(d is not None for *_, d in made)))
+    receives: list[tuple[dict[str, Any], dict[str, Any], int | None]] = []
+    for _, ticket, item, dispatch in made:  # ids in the order the desks hear of the events: receive, dispatch
+        receive = {"id": next(event_ids), **workflow.event_values(
+            ticket.id, "receive", item.actor, to_status=Status.received,
+            data=receive_data(item.request, ticket.urgent, item.extra), now=now)}
+        dispatch_id = next(event_ids) if dispatch is not None else None
+        # the desk hears of the receive as it was: before the dispatch
+        receives.append((receive, workflow.event_notice(TicketEvent(**receive), ticket, [], status=ticket.status),
+                         dispatch_id))
+    outcome = iter(workflow.dispatch_arrivals(session, [(t, d) for _, t, _, d in made if d is not None], timing,
+                                              now))
+    tickets: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    co_units: list[dict[str, Any]] = []
+    notices: list[dict[str, Any]] = []
+    columns = set(Ticket.__table__.columns.keys())
+    for (position, ticket, _, dispatch), (receive, receive_notice, dispatch_id) in zip(made, receives, strict=True):
+        ticket_events, ticket_notices = [receive], [receive_notice]
+        if dispatch is not None:
+            data = next(outcome)
+            if isinstance(data, Exception):
+                out[position] = data
+                suggester.forget(ticket.id)
+                continue
+            event = {"id": dispatch_id, **workflow.event_values(
+                ticket.id, "dispatch", SYSTEM, from_status=Status.received, to_status=ticket.status,
+                note=dispatch.note, data=data, now=now)}
+            co_unit_ids = [c.unit_id for c in ticket.co_units]
+            co_units.extend({"ticket_id": ticket.id, "unit_id": uid} for uid in co_unit_ids)
+            ticket_notices.append(workflow.event_notice(TicketEvent(**event), ticket, co_unit_ids,
+                                                        status=ticket.status))
+            ticket_events.append(event)
+        # only what was set: a column left out takes its default
+        tickets.append({k: v for k, v in vars(ticket).items() if k in columns})
+        events.extend(ticket_events)
+        notices.extend(ticket_notices)
+    for table, rows in ((Ticket.__table__, tickets), (TicketEvent.__table__, events),
+                        (TicketCoUnit.__table__, co_units)):
+        _insert_rows(session, table, rows)
+    for notice in notices:
+        queue_event(session, notice)
+    return out
+
+
+def reserve_ids(session: Session, model: type[Ticket] | type[TicketEvent], n: int) -> list[int]:
+    """``n`` new primary keys of ``model``'s table in one statement: drawn from its sequence on PostgreSQL; on SQLite
+    the ones after the largest (the transaction holds the database's write lock from its BEGIN IMMEDIATE, and the
+    rows are inserted before anything else of the transaction inserts into that table)."""
+    if n <= 0:
+        return []
+    table = model.__tablename__
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.execute(
+            text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"),
+            {"table": table, "n": n},
+        )
+        return [int(r[0]) for r in rows]
+    last = int(session.scalar(select(func.coalesce(func.max(model.id), 0))) or 0)
+    return list(range(last + 1, last + 1 + n))
+
+
+def _insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Multi-row INSERTs of ``rows``: one per set of columns given (a column left out takes its default)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    for group in groups.values():
+        session.execute(table.insert(), group)
 
 
 def follow_up_maker(
@@ -267,26 +420,48 @@ def _existing_ticket(session: Session, channel: str, external_id: str) -> Ticket
 
 def _citizen_id(session: Session, request: IntakeRequest) -> int | None:
     """Find the caller by phone or WeChat openid (for the screen-pop of their history), or record them."""
-    c = request.citizen
-    if c is None or not (c.phone or c.wechat_openid or c.name):
-        return None
-    citizen: Citizen | None = None
-    if c.phone:
-        citizen = session.scalar(select(Citizen).where(Citizen.phone == c.phone).order_by(Citizen.id).limit(1))
-    if citizen is None and c.wechat_openid:
-        citizen = session.scalar(
-            select(Citizen).where(Citizen.wechat_openid == c.wechat_openid).order_by(Citizen.id).limit(1)
-        )
-    if citizen is None:
-        citizen = Citizen(name=c.name, phone=c.phone, wechat_openid=c.wechat_openid)
-        session.add(citizen)
-        session.flush()
-    else:
-        citizen.name = c.name or citizen.name
-        citizen.wechat_openid = c.wechat_openid or citizen.wechat_openid
-        citizen.phone = c.phone or citizen.phone
-    return citizen.id
+    return _citizen_ids(session, [request])[0]
 
+
+def _citizen_ids(session: Session, requests: Sequence[IntakeRequest]) -> list[int | None]:
+    """``_citizen_id`` for several requests with one SELECT (and one INSERT for the new ones): a citizen is found by
+    phone first, then by openid, the oldest record first; one not known is recorded, once for the whole batch."""
+    phones = {r.citizen.phone for r in requests if r.citizen is not None and r.citizen.phone}
+    openids = {r.citizen.wechat_openid for r in requests if r.citizen is not None and r.citizen.wechat_openid}
+    by_phone: dict[str, Citizen] = {}
+    by_openid: dict[str, Citizen] = {}
+    if phones or openids:
+        for known in session.scalars(select(Citizen).where(or_(Citizen.phone.in_(phones),
+                                                              Citizen.wechat_openid.in_(openids)))
+                                     .order_by(Citizen.id)):
+            if known.phone:
+                by_phone.setdefault(known.phone, known)
+            if known.wechat_openid:
+                by_openid.setdefault(known.wechat_openid, known)
+    found: list[Citizen | None] = []
+    for request in requests:
+        c = request.citizen
+        if c is None or not (c.phone or c.wechat_openid or c.name):
+            found.append(None)
+            continue
+        citizen = by_phone.get(c.phone) if c.phone else None
+        if citizen is None and c.wechat_openid:
+            citizen = by_openid.get(c.wechat_openid)
+        if citizen is None:
+            citizen = Citizen(name=c.name, phone=c.phone, wechat_openid=c.wechat_openid)
+            session.add(citizen)
+        else:
+            citizen.name = c.name or citizen.name
+            citizen.wechat_openid = c.wechat_openid or citizen.wechat_openid
+            citizen.phone = c.phone or citizen.phone
+        if citizen.phone:
+            by_phone.setdefault(citizen.phone, citizen)
+        if citizen.wechat_openid:
+            by_openid.setdefault(citizen.wechat_openid, citizen)
+        found.append(citizen)
+    if any(citizen is not None and citizen.id is None for citizen in found):
+        session.flush()
+    return [citizen.id if citizen is not None else None for citizen in found]
 
 
 def _day(now: datetime, zone: tzinfo) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -47,6 +48,10 @@ class CitySuggester:
         self._model = model
         self._lock = threading.Lock()
         self._prepared: dict[tuple[str, str], Analysis] = {}
+        #: numbers of the tickets the running batch made, not committed yet (``remember(number=...)``)
+        self._numbers: dict[int, str] = {}
+        #: the duplicate terms of the running batch's texts, cut once for the search and again used by ``remember``
+        self._terms: dict[str, Counter[str]] = {}
         with sessions() as session:
             self._directory = RoutingSnapshot.load(session)
             self._analyzer = self._make_analyzer()
@@ -101,6 +106,8 @@ class CitySuggester:
         metrics.CLASSIFIED_MESSAGES.inc(len(items))
         with self._lock:
             self._prepared = dict(zip(items, analyses, strict=True))
+            self._numbers = {}  # the previous batch is committed (or its tickets forgotten)
+            self._terms = {}
 
     def suggest(self, session: Session, title: str, text: str, location: str | None, now: datetime) -> Suggestion:
         with metrics.timed(metrics.ANALYSIS_LATENCY):
@@ -166,10 +173,19 @@ class CitySuggester:
         if evidence_words:
             suggestion.route_explanation += "；分类参考了目录用词：" + "、".join(evidence_words[:5])
         body = f"{title} {text}"
-        dups = self._duplicates.query(body, suggestion.area_code, now, k=5)
+        text_terms = self._duplicates.terms(text)
+        if prepared is not None:  # a batch's message: its ticket joins the index next (``remember``)
+            with self._lock:
+                self._terms[text] = text_terms
+        terms = text_terms + self._duplicates.terms(title) if title else text_terms
+        dups = self._duplicates.query(body, suggestion.area_code, now, k=5, terms=terms)
         if dups:
-            rows = session.execute(select(Ticket.id, Ticket.number).where(Ticket.id.in_([d.ticket_id for d in dups])))
-            numbers = {ticket_id: number for ticket_id, number in rows}
+            with self._lock:
+                numbers = {d.ticket_id: self._numbers[d.ticket_id] for d in dups if d.ticket_id in self._numbers}
+            unknown = [d.ticket_id for d in dups if d.ticket_id not in numbers]
+            if unknown:
+                rows = session.execute(select(Ticket.id, Ticket.number).where(Ticket.id.in_(unknown)))
+                numbers.update({ticket_id: number for ticket_id, number in rows})
             suggestion.duplicates = [
                 {"ticket_id": d.ticket_id, "number": numbers.get(d.ticket_id), "score": round(float(d.score), 3)}
                 for d in dups
@@ -186,12 +202,22 @@ class CitySuggester:
             suggestion.auto_dispatch = False
         return suggestion
 
-    def remember(self, ticket_id: int, title: str, text: str, area_code: str | None, at: datetime) -> None:
-        """A new open ticket joins the duplicate index (called after intake commits)."""
-        self._duplicates.add(ticket_id, f"{title} {text}", area_code, at)
+    def remember(self, ticket_id: int, title: str, text: str, area_code: str | None, at: datetime, *,
+                 number: str | None = None) -> None:
+        """A new open ticket joins the duplicate index (after intake commits, or as the worker's batch makes it:
+        then with its ``number``, which the batch's next duplicates name before it is committed)."""
+        with self._lock:
+            text_terms = self._terms.pop(text, None)
+        terms = None if text_terms is None else text_terms + self._duplicates.terms(title)
+        self._duplicates.add(ticket_id, f"{title} {text}", area_code, at, terms=terms)
+        if number is not None:
+            with self._lock:
+                self._numbers[ticket_id] = number
 
     def forget(self, ticket_id: int) -> None:
         self._duplicates.remove(ticket_id)
+        with self._lock:
+            self._numbers.pop(ticket_id, None)
 
 
 def load_city_suggester(

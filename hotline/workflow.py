@@ -51,7 +51,7 @@ Callbacks (回访):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -62,7 +62,7 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from hotline import metrics, notices
-from hotline.auth import Actor
+from hotline.auth import SYSTEM, Actor
 from hotline.db import queue_event
 from hotline.errors import Conflict, Forbidden, Invalid, NotFound
 from hotline.fields import Id, Moment, NoNul
@@ -239,6 +239,14 @@ def _dispatch(ctx: Context) -> None:
     assert isinstance(data, DispatchInput)
     unit_ids = [data.unit_id, *data.co_unit_ids]
     units = {u.id: u for u in ctx.session.scalars(select(Unit).where(Unit.id.in_(unit_ids)))}
+    _apply_dispatch(ctx, units, lambda category_id: _category_code(ctx.session, category_id))
+
+
+def _apply_dispatch(ctx: Context, units: Mapping[int, Unit], category_code: Callable[[int | None], str | None]) -> None:
+    """The dispatch rules on the ticket, with the units named and the category's code looked up by the caller."""
+    data = ctx.data
+    assert isinstance(data, DispatchInput)
+    unit_ids = [data.unit_id, *data.co_unit_ids]
     missing = [uid for uid in unit_ids if uid not in units or not units[uid].active]
     if missing:
         raise Invalid(f"unknown or inactive unit id(s): {missing}", field="unit_id")
@@ -262,8 +270,7 @@ def _dispatch(ctx: Context) -> None:
     t.dispatched_at = ctx.now
     t.signed_at = None
     t.paused_at = None  # a re-dispatched send-back starts a new round with fresh deadlines
-    category_code = _category_code(ctx.session, t.category_id)
-    t.sign_due, reply_due = ctx.timing.deadlines(t.kind, t.urgent, category_code, ctx.now)
+    t.sign_due, reply_due = ctx.timing.deadlines(t.kind, t.urgent, category_code(t.category_id), ctx.now)
     set_reply_due(ctx, reply_due, ctx.now, sent=0)  # a new round: nothing sent yet
     t.owner_id = None  # 首接负责 ends with the dispatch
     ctx.event_data.update(
@@ -804,11 +811,7 @@ def perform(
         target = ticket.resume_status or S.received
     if action.apply is not None:
         action.apply(ctx)
-    if target is not None:
-        ticket.status = target
-        if target not in DEADLINE_STATES:
-            ticket.notice_level = NOTICES_DONE  # out of the sweep's partial indexes (see the module docstring)
-    ticket.updated_at = now
+    _enter(ticket, target, now)
     try:
         session.flush()  # the version check: UPDATE … WHERE version = :seen
     except StaleDataError as exc:
@@ -830,6 +833,74 @@ def perform(
     return event
 
 
+def _enter(ticket: Ticket, target: str | None, now: datetime) -> None:
+    """The ticket takes the action's target state (if it has one)."""
+    if target is not None:
+        ticket.status = target
+        if target not in DEADLINE_STATES:
+            ticket.notice_level = NOTICES_DONE  # out of the sweep's partial indexes (see the module docstring)
+    ticket.updated_at = now
+
+
+def dispatch_arrivals(
+    session: Session, arrivals: Sequence[tuple[Ticket, DispatchInput]], timing: Timing, now: datetime
+) -> list[dict[str, Any] | Exception]:
+    """The system's dispatch of new tickets not inserted yet (the worker's batch, ``hotline.intake.create_tickets``):
+    ``perform``'s dispatch by ``SYSTEM`` from ``received``, applied to each transient ticket, with the units and the
+    category codes read once for the whole batch. Returns each one's dispatch event data, or the error that refused
+    it (an unknown or inactive unit: that ticket is not made, the others are)."""
+    action = ACTIONS["dispatch"]
+    unit_ids = {uid for _, data in arrivals for uid in (data.unit_id, *data.co_unit_ids)}
+    units = {u.id: u for u in session.scalars(select(Unit).where(Unit.id.in_(unit_ids)))} if unit_ids else {}
+    category_ids = {t.category_id for t, _ in arrivals if t.category_id is not None}
+    codes: dict[int | None, str] = {
+        category_id: code
+        for category_id, code in session.execute(select(Category.id, Category.code)
+                                                 .where(Category.id.in_(category_ids)))
+    } if category_ids else {}
+    out: list[dict[str, Any] | Exception] = []
+    for ticket, data in arrivals:
+        if ticket.status not in action.sources:
+            raise ValueError(f"a new ticket is {ticket.status}, not one of {sorted(action.sources)}")
+        ctx = Context(session, ticket, SYSTEM, data, timing, now)
+        try:
+            _apply_dispatch(ctx, units, codes.get)
+        except Invalid as exc:
+            out.append(exc)
+            continue
+        _enter(ticket, action.target, now)
+        metrics.WORKFLOW_ACTIONS.labels(action.name).inc()
+        out.append(ctx.event_data)
+    return out
+
+
+def event_values(
+    ticket_id: int,
+    type_: str,
+    actor: Actor,
+    *,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    note: str = "",
+    data: dict[str, Any] | None = None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The columns of a new ``TicketEvent`` (``record_event`` and the worker's batch insert)."""
+    return {
+        "ticket_id": ticket_id,
+        "type": type_,
+        "actor_id": actor.user_id,
+        "actor_name": actor.name,
+        "actor_role": actor.role or ("channel" if actor.channel else "system"),
+        "unit_id": actor.unit_id,
+        "from_status": from_status,
+        "to_status": to_status,
+        "note": note,
+        "data": data or {},
+        "created_at": now,
+    }
+
+
 def record_event(
     session: Session,
     ticket: Ticket,
@@ -843,20 +914,8 @@ def record_event(
     now: datetime | None = None,
 ) -> TicketEvent:
     """Append an event to the ticket's history and queue its notice for after the commit."""
-    now = now or datetime.now(UTC)
-    event = TicketEvent(
-        ticket_id=ticket.id,
-        type=type_,
-        actor_id=actor.user_id,
-        actor_name=actor.name,
-        actor_role=actor.role or ("channel" if actor.channel else "system"),
-        unit_id=actor.unit_id,
-        from_status=from_status,
-        to_status=to_status,
-        note=note,
-        data=data or {},
-        created_at=now,
-    )
+    event = TicketEvent(**event_values(ticket.id, type_, actor, from_status=from_status, to_status=to_status,
+                                       note=note, data=data, now=now or datetime.now(UTC)))
     session.add(event)
     session.flush()
     co_unit_ids = [c.unit_id for c in ticket.co_units] if "co_units" in ticket.__dict__ else []

@@ -171,7 +171,9 @@ class DuplicateIndex:
     def __contains__(self, ticket_id: object) -> bool:
         return ticket_id in self._slot_of
 
-    def _tokens(self, text: str) -> Counter[str]:
+    def terms(self, text: str) -> Counter[str]:
+        """The terms ``add`` and ``query`` weigh for ``text`` (its words, lower-cased, single Latin letters and digits
+        left out). A caller that both looks a text up and then indexes it segments it once: pass them as ``terms``."""
         return Counter(w.lower() for w in self.segmenter.cut(text) if len(w) >= 2 or not w.isascii())
 
     def _vector(
@@ -211,12 +213,14 @@ class DuplicateIndex:
         return tid
 
     # -- mutation -----------------------------------------------------------------------------------------
-    def add(self, ticket_id: TicketId, text: str, place_code: str | None, at: datetime) -> None:
-        """Index an open ticket (re-adding an id replaces it)."""
+    def add(self, ticket_id: TicketId, text: str, place_code: str | None, at: datetime, *,
+            terms: Counter[str] | None = None) -> None:
+        """Index an open ticket (re-adding an id replaces it); ``terms``: ``self.terms(text)``, if known already."""
+        counts = terms if terms is not None else self.terms(text)
         with self._lock:
             if ticket_id in self._slot_of:
                 self.remove(ticket_id)
-            term_ids, weights = self._vector(self._tokens(text), create=True)
+            term_ids, weights = self._vector(counts, create=True)
             self._insert(ticket_id, term_ids, weights, place_code, at)
 
     def _insert(
@@ -312,16 +316,18 @@ class DuplicateIndex:
         k: int = 5,
         min_score: float = 0.4,
         exclude: TicketId | None = None,
+        terms: Counter[str] | None = None,
     ) -> list[Duplicate]:
         """Up to ``k`` indexed tickets that look like the same incident, best first.
 
         Candidates must be within ``window`` of ``at`` (when given), at a compatible place, and score at least
-        ``min_score`` (cosine similarity of the kept terms, 0..1).
+        ``min_score`` (cosine similarity of the kept terms, 0..1). ``terms``: ``self.terms(text)``, if known already.
         """
+        counts = terms if terms is not None else self.terms(text)
         with self._lock:
             if not self._slot_of:
                 return []
-            term_ids, weights = self._vector(self._tokens(text), create=False)
+            term_ids, weights = self._vector(counts, create=False)
             if not term_ids:
                 return []
             scores = self._scores(term_ids, weights)
@@ -463,7 +469,7 @@ class DuplicateIndex:
         """Index a batch (e.g. the rebuild at start); IDF counts the whole batch, so its order does not matter."""
         batch: dict[TicketId, tuple[Counter[str], str | None, datetime]] = {}
         for ticket_id, text, place, at in items:
-            batch[ticket_id] = (self._tokens(text), place, at)
+            batch[ticket_id] = (self.terms(text), place, at)
         with self._lock:
             for ticket_id in batch:
                 if ticket_id in self._slot_of:

@@ -72,7 +72,8 @@ class DeskSuggester:
     def prepare(self, messages: object) -> None:
         return None
 
-    def remember(self, ticket_id: int, title: str, text: str, area_code: str | None, at: datetime) -> None:
+    def remember(self, ticket_id: int, title: str, text: str, area_code: str | None, at: datetime, *,
+                 number: str | None = None) -> None:
         return None
 
     def forget(self, ticket_id: int) -> None:

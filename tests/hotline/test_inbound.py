@@ -206,6 +206,8 @@ def test_two_reports_of_one_incident_in_one_batch_the_second_names_the_first(ser
         first, second = (session.scalars(select(Ticket).join(InboundMessage, InboundMessage.ticket_id == Ticket.id)
                                          .where(InboundMessage.id == a.inbound_id)).one() for a in accepted)
         assert [d["ticket_id"] for d in second.analysis["duplicates"]][:1] == [first.id]
+        # the first ticket was not committed yet when the second was analysed: its number came from the batch
+        assert second.analysis["duplicates"][0]["number"] == first.number
 
 
 @pytest.mark.postgres

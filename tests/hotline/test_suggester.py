@@ -57,3 +57,19 @@ def test_a_second_report_of_one_incident_suggests_the_first(
     second = city_client.post("/api/intake", headers=h, json={
         "channel": "wechat", "text": "建设路停水好几个小时了，澄江街道这边水管爆了吗，什么时候来水"}).json()
     assert [d["ticket_id"] for d in second["analysis"]["duplicates"]][:1] == [first["id"]]
+
+
+def test_the_analysis_kept_on_the_ticket_is_asdict_of_the_suggestion() -> None:
+    from dataclasses import asdict
+
+    from hotline.suggestion import CategorySuggestion, Suggestion
+
+    full = Suggestion(categories=[CategorySuggestion(1, "15", "城市管理", 0.8),
+                                  CategorySuggestion(None, None, "其他", 0.1)],
+                      kind="complaint", co_unit_ids=[2, 3], duplicates=[{"ticket_id": 1, "number": "1", "score": 0.5}],
+                      knowledge=[{"article_id": 4, "score": 12.0}], auto_dispatch=True)
+    for suggestion in (full, Suggestion()):
+        assert suggestion.to_json() == asdict(suggestion)
+    kept = full.to_json()
+    kept["categories"][0]["label"], kept["duplicates"][0]["score"] = "改了", 0.9  # a copy, not the suggestion itself
+    assert full.categories[0].label == "城市管理" and full.duplicates[0]["score"] == 0.5

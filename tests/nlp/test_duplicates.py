@@ -96,3 +96,14 @@ def test_hot_spot_tags_leave_out_everyday_filler_words():
     assert len(spots) == 1
     assert "停电" in spots[0].top_terms
     assert not {"家里", "时候", "晚上"} & set(spots[0].top_terms), spots[0].top_terms
+
+
+def test_terms_cut_once_give_what_the_text_gives():
+    text = "幸福里小区门口的水管爆了，一直在冒水"
+    by_text, by_terms = _index(), _index()
+    assert by_terms.query("", "C1", NOW, terms=by_terms.terms(text)) == by_text.query(text, "C1", NOW)
+    by_text.add("T4", text, "C1", NOW)
+    by_terms.add("T4", "", "C1", NOW, terms=by_terms.terms(text))
+    again = "幸福里小区门口的水管爆了，冒水"
+    assert by_terms.query(again, "C1", NOW) == by_text.query(again, "C1", NOW)
+    assert "T4" in [d.ticket_id for d in by_terms.query(again, "C1", NOW)]
