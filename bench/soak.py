@@ -10,18 +10,26 @@ and accounts, the starter model; a Redis server of its own (so its client count 
 ``hotline serve --workers 2`` and one ``hotline worker`` (sweeps every second, its metrics on a port).
 
 The load, paced at ``--rate`` operations per second from one thread: channel intake (``POST /api/inbound``, the web
-channel's key), the agents' synchronous intake (``POST /api/intake``), each synchronous ticket walked through the
-workflow (dispatch by the dispatcher, sign and reply by the unit's handler, callback and close by the agent), some
-signed tickets supervised (督办) with a due time two minutes ahead so the worker's sweep raises the overdue notice,
+channel's key), the agents' synchronous intake (``POST /api/intake``), every ticket walked through the workflow
+(the channel's once the worker has made it: dispatch by the dispatcher, sign and reply by the unit's handler,
+callback and close by the agent) so the open backlog levels off as a city's does, some signed tickets supervised
+(督办) with a due time two minutes ahead and left signed past it so the worker's sweep raises the overdue notice,
 reads of lists and details. ``--desks`` desk WebSockets (agents and unit handlers) stay open; one of them drops its
 connection every ``--bounce-seconds`` and reconnects with its ``last_event_id``.
 
 Every minute it samples the RSS and open fds of every server process (the API master, each API worker, the worker),
-the database's connections (``pg_stat_activity``), Redis's clients (``CLIENT LIST``), the sweeps the worker ran and
-the load average. Errors: any 5xx, any request that got no answer, any desk that stayed disconnected over 30 s (a
-drop the desk reconnected from is counted apart), and at the end any event an agent desk never received.
+the database's connections and its oldest open transaction (``pg_stat_activity``), the open tickets, Redis's clients
+(``CLIENT LIST``), the sweeps the worker ran and the load average. Errors: any 5xx, any request that got no answer,
+any desk that stayed disconnected over 30 s (a drop the desk reconnected from is counted apart), and at the end any
+event an agent desk never received.
 Verdict: memory and connections flat, comparing the last ``--window`` minutes with the first ``--window`` minutes
-after ``--warmup``.
+after ``--warmup``: mean RSS total at most +10 %; database connections with no new high in the last window (a pool
+keeps the connection a burst opened, a leak keeps adding) and no transaction open over 60 s (a forgotten session);
+Redis clients no more than in the first window, open fds at most 4 more.
+
+``--tracemalloc DIR``: every server process also dumps tracemalloc snapshots into DIR (bench/tracemalloc_hook), to
+compare with ``bench/tracemalloc_compare.py``; tracing slows the servers, so such a run finds growth, it is no
+verdict.
 """
 
 from __future__ import annotations
@@ -53,11 +61,14 @@ from prometheus_client.parser import text_string_to_metric_families
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from hotline.states import STOPPED_STATES  # noqa: E402
 from tests import infra  # noqa: E402
 from tests.processes import CHANNEL_HEADERS, DeskSocket, Stack, free_port, seed_directory  # noqa: E402
 
 DATA = Path("/work/shared/data/complaints_labelled.jsonl")
 DISCONNECTED_TOO_LONG = 30.0
+ADOPT_AFTER = 5.0  # seconds after which the worker has made the ticket of an accepted message
+HELD_TOO_LONG = 60.0  # seconds one database transaction may stay open (the longest request or sweep is far shorter)
 
 
 def texts() -> list[str]:
@@ -92,6 +103,8 @@ class Traffic:
         self.unit_codes = {u["id"]: u["code"] for u in units}
         self.dispatch_to = itertools.cycle(units[:6])
         self.walking: deque[dict[str, Any]] = deque()
+        self.accepted: deque[tuple[float, int]] = deque()  # (accepted at, inbound id) whose ticket is not walked yet
+        self.held: deque[tuple[float, dict[str, Any]]] = deque()  # supervised tickets left signed past their due time
         self.status: Counter[int] = Counter()
         self.no_answer = 0
         self.failures: list[str] = []
@@ -120,8 +133,27 @@ class Traffic:
         return f"{random.choice(self.corpus)}（{next(self.n)}）"
 
     def accept(self) -> None:
-        self.call("POST", "/api/inbound", None,
-                  {"channel": "web", "external_id": f"soak-{uuid.uuid4().hex}", "text": self.text()})
+        r = self.call("POST", "/api/inbound", None,
+                      {"channel": "web", "external_id": f"soak-{uuid.uuid4().hex}", "text": self.text()})
+        if r is not None and r.status_code == 202:
+            self.accepted.append((time.monotonic(), r.json()["inbound_id"]))
+
+    def adopt(self) -> bool:
+        """Walk the ticket the worker made of the oldest accepted message, so every ticket is closed in the end and
+        the open backlog stays steady (as a city's does); False when there was nothing to adopt yet."""
+        if not self.accepted or time.monotonic() - self.accepted[0][0] < ADOPT_AFTER:
+            return False
+        _, inbound_id = self.accepted.popleft()
+        r = self.call("GET", f"/api/inbound/{inbound_id}", "admin")
+        if r is None or r.status_code != 200:
+            return True
+        if r.json()["ticket_id"] is None:
+            self.accepted.append((time.monotonic(), inbound_id))  # not processed yet: look again later
+            return True
+        ticket = self.call("GET", f"/api/tickets/{r.json()['ticket_id']}", "agent")
+        if ticket is not None and ticket.status_code == 200:
+            self.walking.append(ticket.json())
+        return True
 
     def sync(self) -> None:
         r = self.call("POST", "/api/intake", "agent", {"channel": "phone", "text": self.text()})
@@ -130,6 +162,10 @@ class Traffic:
 
     def step(self) -> None:
         """One workflow action on the oldest ticket still being walked."""
+        while self.held and self.held[0][0] <= time.monotonic():
+            self.walking.append(self.held.popleft()[1])
+        if self.adopt():
+            return None
         if not self.walking:
             return self.read()
         ticket = self.walking.popleft()
@@ -145,8 +181,8 @@ class Traffic:
             body = {"note": "群众反映强烈，请加快办理", "due_at": due}
             r = self.call("POST", f"{path}/supervise", "supervisor", body)
             self.supervised += 1
-            if r is not None and r.status_code == 200:
-                self.walking.append({**r.json(), "_supervised": True})
+            if r is not None and r.status_code == 200:  # replied only once the sweep has raised the overdue notice
+                self.held.append((time.monotonic() + 130, {**r.json(), "_supervised": True}))
             return None
         elif status == "signed" and unit:
             r = self.call("POST", f"{path}/reply", unit, {"note": "已安排人员现场处理，问题已解决，已电话告知市民"})
@@ -173,7 +209,10 @@ class Traffic:
         else:
             self.call("GET", "/api/tickets?limit=50", self.units[random.randrange(6)]["code"])
 
-    MIX = ("accept", "accept", "sync", "step", "step", "step", "step", "step", "read", "read")
+    # Each ticket takes about 6 steps (adopt, dispatch, sign, maybe supervise, reply, callback, close): 2 tickets
+    # per 16 operations leave the 12 steps enough to close them all, so the open backlog levels off.
+    MIX = ("accept", "sync", "step", "step", "step", "step", "step", "step", "read", "step", "step", "step", "step",
+           "step", "step", "read")
 
     def one(self, k: int) -> None:
         getattr(self, self.MIX[k % len(self.MIX)])()
@@ -188,6 +227,9 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=5, help="minutes left out of the comparison")
     parser.add_argument("--window", type=int, default=10, help="minutes compared at the start and the end")
     parser.add_argument("--sample-seconds", type=float, default=60.0)
+    parser.add_argument("--tracemalloc", type=Path, default=None, metavar="DIR",
+                        help="every server process traces allocations and dumps a snapshot a minute into DIR "
+                             "(bench/tracemalloc_hook; slows the servers, for finding growth, not for the verdict)")
     args = parser.parse_args()
     warmup = min(args.warmup, args.minutes // 4)
     window = max(1, min(args.window, (args.minutes - warmup) // 2))
@@ -211,6 +253,10 @@ def main() -> int:
             subprocess.run([sys.executable, "-m", "hotline.cli", *step], cwd=ROOT, env=stack.env(), check=True,
                            stdout=subprocess.DEVNULL)
         seed_directory(url, tmp)
+        if args.tracemalloc is not None:  # the servers only, not the set-up steps above
+            args.tracemalloc.mkdir(parents=True, exist_ok=True)
+            stack.extra_env.update({"PYTHONPATH": str(ROOT / "bench" / "tracemalloc_hook"),
+                                    "HOTLINE_BENCH_TRACEMALLOC_DIR": str(args.tracemalloc.resolve())})
         server = stack.serve(workers=2)
         worker = stack.worker()
         admin = stack.login("admin")
@@ -241,10 +287,14 @@ def main() -> int:
                         "worker": worker.pid}
                 figures = {name: proc_figures(pid) for name, pid in pids.items()}
                 with psycopg.connect(admin_dsn, autocommit=True) as conn:
-                    db_conns = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
-                                            (db_name,)).fetchone()[0]
+                    db_conns, oldest_xact = conn.execute(
+                        "SELECT count(*), coalesce(max(extract(epoch FROM now() - xact_start)), 0) "
+                        "FROM pg_stat_activity WHERE datname = %s AND backend_type = 'client backend'",
+                        (db_name,)).fetchone()
                 with psycopg.connect(url.replace("+psycopg", "")) as conn:
-                    tickets = conn.execute("SELECT count(*) FROM tickets").fetchone()[0]
+                    tickets, open_tickets = conn.execute(
+                        "SELECT count(*), count(*) FILTER (WHERE status <> ALL(%s)) FROM tickets",
+                        ([str(state) for state in STOPPED_STATES],)).fetchone()
                     notices = conn.execute("SELECT count(*) FROM ticket_events WHERE type = "
                                            "'supervision_overdue'").fetchone()[0]
                 redis_clients = len(redis.Redis.from_url(redis_server.url).client_list()) - 1  # minus this one
@@ -263,9 +313,11 @@ def main() -> int:
                     "rss": {name: round(rss, 1) for name, (rss, _) in figures.items()},
                     "rss_total": round(sum(rss for rss, _ in figures.values()), 1),
                     "fds": sum(fds for _, fds in figures.values()),
-                    "db_conns": db_conns, "redis_clients": redis_clients,
+                    "db_conns": db_conns, "oldest_xact_s": round(float(oldest_xact), 1),
+                    "redis_clients": redis_clients,
                     "desks_up": sum(d.connected for d in desks), "sweeps": int(sweeps - last_sweeps),
-                    "tickets": tickets, "supervision_overdue": notices, "load1": round(os.getloadavg()[0], 2),
+                    "tickets": tickets, "open": open_tickets, "supervision_overdue": notices,
+                    "load1": round(os.getloadavg()[0], 2),
                 }
                 last_sweeps = sweeps
                 rows.append(row)
@@ -284,12 +336,20 @@ def main() -> int:
         missed = max(len(all_ids - set(d.seen)) for d in agent_desks)
         duplicates = sum(len(c) - len(set(c)) for d in desks for c in d.per_connection)
         drops = sum(len(d.close_codes) + len(d.errors) for d in desks)
+        settled = [r for r in rows if r["minute"] > warmup]
         first = [r for r in rows if warmup < r["minute"] <= warmup + window]
         last = rows[-window:]
         growth = mean(r["rss_total"] for r in last) / mean(r["rss_total"] for r in first) - 1
         flat = {
             "memory (RSS total, mean)": growth <= 0.10,
-            "database connections (max)": max(r["db_conns"] for r in last) <= max(r["db_conns"] for r in first),
+            # A pool opens a connection when a burst needs one more at once and keeps it: the count steps up to
+            # the processes' working set and stays. A leak keeps going up with time. So: the highest count after
+            # warm-up is reached before the last window (no new high in it), and no connection is held in one
+            # transaction over a minute (a session checked out and forgotten sits "idle in transaction").
+            "database connections (no new high in the last window)":
+                max(r["db_conns"] for r in last) <= max(r["db_conns"] for r in settled[:-window] or first),
+            f"database transactions (none open > {HELD_TOO_LONG:.0f} s)":
+                max(r["oldest_xact_s"] for r in settled) <= HELD_TOO_LONG,
             "redis clients (max)": max(r["redis_clients"] for r in last) <= max(r["redis_clients"] for r in first),
             "open fds (max)": max(r["fds"] for r in last) <= max(r["fds"] for r in first) + 4,
         }
@@ -303,13 +363,15 @@ def main() -> int:
               f"windows of {window} min; the load generator used {driver_cpu:.1%} of the machine's CPU\n")
         names = list(rows[-1]["rss"])
         print("| min | requests | 5xx | 4xx | " + " | ".join(f"RSS {n} MiB" for n in names) +
-              " | RSS total | fds | DB conns | Redis clients | desks up | sweeps | tickets | 督办 overdue | load |")
-        print("|" + "---|" * (13 + len(names)))
+              " | RSS total | fds | DB conns | oldest xact s | Redis clients | desks up | sweeps | tickets "
+              "| open | 督办 overdue | load |")
+        print("|" + "---|" * (15 + len(names)))
         for r in rows:
             print(f"| {r['minute']} | {r['requests']} | {r['5xx']} | {r['4xx']} | " +
                   " | ".join(str(r["rss"].get(n, "")) for n in names) +
-                  f" | {r['rss_total']} | {r['fds']} | {r['db_conns']} | {r['redis_clients']} | {r['desks_up']} | "
-                  f"{r['sweeps']} | {r['tickets']} | {r['supervision_overdue']} | {r['load1']} |")
+                  f" | {r['rss_total']} | {r['fds']} | {r['db_conns']} | {r['oldest_xact_s']} | {r['redis_clients']} | "
+                  f"{r['desks_up']} | "
+                  f"{r['sweeps']} | {r['tickets']} | {r['open']} | {r['supervision_overdue']} | {r['load1']} |")
         print(f"\nTotals: {dict(sorted(traffic.status.items()))} answers, {traffic.closed} tickets walked to "
               f"closed, {traffic.supervised} supervised; desk drops reconnected from: {drops}; "
               f"RSS growth last vs first window: {growth:+.1%}")

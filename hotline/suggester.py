@@ -13,7 +13,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 DUPLICATE_WINDOW = timedelta(days=7)
 #: BM25 score from which the best knowledge article is taken to answer a consultation on the phone
 KNOWLEDGE_ANSWER_SCORE = 10.0
+#: how often the duplicate index drops the tickets older than its window (a ticket left open for weeks would
+#: otherwise stay indexed, never matching, for the life of the process; the sweep is O(indexed tickets))
+DUPLICATE_EXPIRY_EVERY = timedelta(hours=1)
 
 
 class CitySuggester:
@@ -52,6 +55,7 @@ class CitySuggester:
         self._numbers: dict[int, str] = {}
         #: the duplicate terms of the running batch's texts, cut once for the search and again used by ``remember``
         self._terms: dict[str, Counter[str]] = {}
+        self._expired_at = datetime.now(UTC)
         with sessions() as session:
             self._directory = RoutingSnapshot.load(session)
             self._analyzer = self._make_analyzer()
@@ -213,6 +217,16 @@ class CitySuggester:
         if number is not None:
             with self._lock:
                 self._numbers[ticket_id] = number
+        self.expire_old(datetime.now(UTC))
+
+    def expire_old(self, now: datetime) -> int:
+        """Drop the indexed tickets older than the duplicate window, at most once per ``DUPLICATE_EXPIRY_EVERY``;
+        returns how many were dropped."""
+        with self._lock:
+            if now - self._expired_at < DUPLICATE_EXPIRY_EVERY:
+                return 0
+            self._expired_at = now
+        return self._duplicates.expire(now)
 
     def forget(self, ticket_id: int) -> None:
         self._duplicates.remove(ticket_id)

@@ -184,27 +184,33 @@ class DuplicateIndex:
         ``batch_df``/``batch_n``: document frequencies and size of a batch being added, counted as if already in.
         """
         n = len(self._slot_of) + batch_n
-        items: list[tuple[int, float]] = []
+        items: list[tuple[str, float]] = []
         for term, tf in counts.items():
             tid = self._vocab.get(term)
-            if tid is None:
-                if not create:
-                    continue
-                tid = len(self._terms)
-                self._vocab[term] = tid
-                self._terms.append(term)
-                self._df.append(0)
-                self._post_slots.append(array("i"))
-                self._post_weights.append(array("f"))
-            df = self._df[tid] + (batch_df[term] if batch_df is not None else 0)
-            items.append((tid, (1.0 + math.log(tf)) * (math.log((n + 1) / (df + 1)) + 1.0)))
+            if tid is None and not create:
+                continue
+            df = (self._df[tid] if tid is not None else 0) + (batch_df[term] if batch_df is not None else 0)
+            items.append((term, (1.0 + math.log(tf)) * (math.log((n + 1) / (df + 1)) + 1.0)))
         items.sort(key=lambda it: -it[1])
         items = items[: self.max_terms]
         if not items:
             return [], np.zeros(0, dtype=np.float32)
         weights = np.array([w for _, w in items], dtype=np.float32)
         weights /= float(np.linalg.norm(weights)) or 1.0
-        return [tid for tid, _ in items], weights
+        return [self._term_id(term) for term, _ in items], weights
+
+    def _term_id(self, term: str) -> int:
+        """The id of a kept term, created on first use (only kept terms enter the vocabulary: a long text's
+        dropped words would otherwise stay in it, unused, for the life of the process)."""
+        tid = self._vocab.get(term)
+        if tid is None:
+            tid = len(self._terms)
+            self._vocab[term] = tid
+            self._terms.append(term)
+            self._df.append(0)
+            self._post_slots.append(array("i"))
+            self._post_weights.append(array("f"))
+        return tid
 
     # -- mutation -----------------------------------------------------------------------------------------
     def add(self, ticket_id: TicketId, text: str, place_code: str | None, at: datetime, *,
@@ -261,7 +267,8 @@ class DuplicateIndex:
             return len(old)
 
     def _compact(self) -> None:
-        """Rebuild postings without dead slots and recompute document frequencies from the kept terms."""
+        """Rebuild postings without dead slots, and the vocabulary without the terms only removed tickets used (so
+        it follows the tickets indexed, not every word seen since the process started); recompute frequencies."""
         alive_slots = [s for s in range(len(self._ids)) if self._alive[s]]
         remap = {old: new for new, old in enumerate(alive_slots)}
         self._ids = [self._ids[s] for s in alive_slots]
@@ -269,7 +276,13 @@ class DuplicateIndex:
         self._at = array("d", (self._at[s] for s in alive_slots))
         self._dt = [self._dt[s] for s in alive_slots]
         self._alive = array("b", [1] * len(alive_slots))
-        self._vectors = [self._vectors[s] for s in alive_slots]
+        kept = [vec for vec in (self._vectors[s] for s in alive_slots) if vec is not None]
+        assert len(kept) == len(alive_slots)  # a live slot always has its vector
+        used = sorted({tid for term_ids, _ in kept for tid in term_ids})
+        new_tid = {old: new for new, old in enumerate(used)}
+        self._terms = [self._terms[tid] for tid in used]
+        self._vocab = {term: tid for tid, term in enumerate(self._terms)}
+        self._vectors = [(array("i", (new_tid[tid] for tid in term_ids)), weights) for term_ids, weights in kept]
         self._slot_of = {tid: remap[s] for tid, s in self._slot_of.items()}
         self._df = [0] * len(self._terms)
         self._post_slots = [array("i") for _ in self._terms]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
 from hotline.app import create_app
 from hotline.services import Services
-from hotline.suggester import CitySuggester
+from hotline.suggester import DUPLICATE_EXPIRY_EVERY, DUPLICATE_WINDOW, CitySuggester
 from tests.conftest import City
 
 
@@ -73,3 +74,14 @@ def test_the_analysis_kept_on_the_ticket_is_asdict_of_the_suggestion() -> None:
     kept = full.to_json()
     kept["categories"][0]["label"], kept["duplicates"][0]["score"] = "改了", 0.9  # a copy, not the suggestion itself
     assert full.categories[0].label == "城市管理" and full.duplicates[0]["score"] == 0.5
+
+
+def test_tickets_left_open_past_the_duplicate_window_leave_the_index(services: Services, city: City) -> None:
+    suggester = CitySuggester(services.sessions, services.knowledge_search, None)
+    now = datetime.now(UTC)
+    suggester.remember(9001, "路灯", "建设路的路灯坏了一个月了", None, now - DUPLICATE_WINDOW - timedelta(days=1))
+    suggester.remember(9002, "路灯", "建设路的路灯今天又不亮了", None, now)
+    assert 9001 in suggester._duplicates  # the hourly sweep has not come round yet
+    assert suggester.expire_old(now + DUPLICATE_EXPIRY_EVERY) == 1
+    assert 9001 not in suggester._duplicates and 9002 in suggester._duplicates
+    assert suggester.expire_old(now + DUPLICATE_EXPIRY_EVERY + timedelta(minutes=1)) == 0  # not again within the hour

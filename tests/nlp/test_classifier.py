@@ -223,3 +223,20 @@ def test_batches_larger_than_a_chunk_give_the_same_probabilities(tiny_model: Mod
     whole = tiny_model.predict_proba(items)
     monkeypatch.setattr("nlp.classifier.PREDICT_CHUNK", 5)
     assert np.allclose(tiny_model.predict_proba(items), whole, atol=1e-6)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_svm_fits_in_worker_processes_give_the_weights_of_fits_in_process(n_classes: int):
+    # The workers read the matrix from the files SvmPool.share wrote; any slip in that round trip (a part
+    # missing, the shape, rows taken from the wrong matrix) changes the weights.
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.array(["甲", "乙", "丙"][:n_classes]), 40)
+    dense = rng.normal(0.0, 0.5, size=(len(y), 8)) * (rng.random((len(y), 8)) < 0.5)
+    for j, label in enumerate(sorted(set(y.tolist()))):
+        dense[y == label, j] += 1.0
+    X = csr_matrix(dense)
+    in_process = CalibratedLinearSVC(folds=3, n_jobs=1).fit(X, y)
+    workers = CalibratedLinearSVC(folds=3, n_jobs=2).fit(X, y)
+    assert np.allclose(in_process.coef_T_, workers.coef_T_)
+    assert np.allclose(in_process.oof_scores_, workers.oof_scores_)
+    assert np.allclose(in_process.oof_proba("stacker"), workers.oof_proba("stacker"))

@@ -58,6 +58,23 @@ def test_compaction_after_many_removals_keeps_results():
     assert index.query("幸福里小区门口主水管爆裂", None, NOW)[0].ticket_id == "X"
 
 
+def test_vocabulary_follows_the_indexed_tickets_not_every_word_seen():
+    """A soak (issue #14) showed each API worker growing with every ticket: the vocabulary kept every word ever
+    indexed. Words only removed tickets used go at compaction; a long text's words beyond ``max_terms`` never enter."""
+    index = DuplicateIndex(max_terms=5)
+    index.add("long", " ".join(f"词{i}号" for i in range(50)), None, NOW)
+    assert len(index._vocab) == 5
+    for round_ in range(5):  # a steady state: tickets come, each with its own words (编号, phone numbers...), and go
+        for i in range(2000):
+            index.add((round_, i), f"电梯故障 编号{round_}x{i}", None, NOW)
+        for i in range(2000):
+            index.remove((round_, i))
+    assert len(index._vocab) < 3000 and len(index._terms) == len(index._df) == len(index._post_slots)
+    index.add("X", "幸福里小区门口主水管爆裂", None, NOW)
+    assert index.query("幸福里小区门口主水管爆裂", None, NOW)[0].ticket_id == "X"
+    assert index.query(" ".join(f"词{i}号" for i in range(50)), None, NOW)[0].ticket_id == "long"
+
+
 def test_hot_spot_groups_similar_requests_at_one_place():
     index = _index()
     index.add("T4", "幸福里小区门口水管爆裂冒水严重", "C1", NOW + timedelta(hours=2))
