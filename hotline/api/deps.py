@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import StringConstraints
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -71,14 +72,12 @@ def get_actor(
 ActorDep = Annotated[auth.Actor, Depends(get_actor)]
 
 
-async def get_channel_actor(
-    services: ServicesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> auth.Actor:
-    """For the endpoints channels call on every message (``POST /api/inbound``): a channel's key is recognised
-    without the database or the threadpool; any other token is resolved as ``get_actor`` does (so it gets the same
-    401 or the endpoint's 403)."""
-    token = _token(credentials)
+async def channel_actor(services: Services, authorization: str | None) -> auth.Actor:
+    """For the endpoint channels call on every message (``POST /api/inbound``), from its ``Authorization`` header: a
+    channel's key is recognised without the database or the threadpool; any other token is resolved as ``get_actor``
+    does (so it gets the same 401 or the endpoint's 403)."""
+    scheme, credentials = get_authorization_scheme_param(authorization)
+    token = _token(HTTPAuthorizationCredentials(scheme=scheme, credentials=credentials) if scheme else None)
     channel = auth.channel_of_key(services.settings, token)
     if channel is not None:
         return channel
@@ -88,9 +87,6 @@ async def get_channel_actor(
             return _resolve(session, services, token)
 
     return await run_in_threadpool(resolve)
-
-
-ChannelActorDep = Annotated[auth.Actor, Depends(get_channel_actor)]
 
 
 def get_user_actor(actor: ActorDep) -> auth.Actor:
