@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await services.bus.close()
+            await services.close_accept_engine()
             if services.numbers is not None:
                 with contextlib.suppress(Exception):  # a gap in the day's numbers if the database is gone
                     services.numbers.close()

@@ -7,9 +7,11 @@ then announced on the bus, and applied by every other process's ``follow_config_
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -17,11 +19,12 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from hotline import config_changes, notices
 from hotline.channel_probes import ChannelProbe
-from hotline.db import make_engine, make_sessionmaker
+from hotline.db import CONNECT_TIMEOUT_SECONDS, make_engine, make_sessionmaker
 from hotline.events import BUS_RECONNECTED, EventBus, make_bus
 from hotline.intake import NumberPool
 from hotline.knowledge import in_effect
@@ -58,8 +61,9 @@ class Services:
     numbers: NumberPool | None = None
     #: tells this process's own configuration notices apart from other processes' (it applied its own already)
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    #: the engine for a write that is one statement (``single_statement_sessions``)
-    _autocommit: Engine | None = None
+    #: per event loop, the asyncio engine of the channel accept (``accept_engine``)
+    _accept_engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = field(
+        default_factory=weakref.WeakKeyDictionary)
 
     def __post_init__(self) -> None:
         if self.numbers is None:
@@ -71,14 +75,28 @@ class Services:
                 notices.TEXTS_KEY: NoticeTexts(sms=self.settings.phone.phone_sms)}
         self.sessions.configure(info=info)
 
-    def single_statement_sessions(self) -> Session:
-        """A session whose statements commit each by itself on PostgreSQL (its ``commit`` is then no round trip): for
-        a write that is one atomic statement, such as the channel accept's ``INSERT … ON CONFLICT DO NOTHING``, one
-        round trip instead of BEGIN, the statement and COMMIT. On SQLite the usual transaction (BEGIN IMMEDIATE)."""
-        if self._autocommit is None:
-            self._autocommit = (self.engine.execution_options(isolation_level="AUTOCOMMIT")
-                                if self.engine.dialect.name == "postgresql" else self.engine)
-        return self.sessions(bind=self._autocommit)
+    def accept_engine(self) -> AsyncEngine | None:
+        """PostgreSQL: an asyncio engine on the same database, in autocommit, for the channel accept's one ``INSERT …
+        ON CONFLICT DO NOTHING`` — one round trip on the event loop, where a trip through the threadpool per request
+        (and BEGIN, INSERT, COMMIT) capped the accept's rate well below an asyncio reference. One per event loop (a
+        served process has one; a test client may run several); its small pool opens connections only as needed.
+        None on SQLite (the embedded default keeps its one writer's transaction)."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        loop = asyncio.get_running_loop()
+        engine = self._accept_engines.get(loop)
+        if engine is None:
+            engine = create_async_engine(
+                self.engine.url, isolation_level="AUTOCOMMIT", pool_size=10, max_overflow=10, pool_pre_ping=True,
+                pool_timeout=10, connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS})
+            self._accept_engines[loop] = engine
+        return engine
+
+    async def close_accept_engine(self) -> None:
+        """At the end of a served process (its lifespan): the running loop's accept engine closes its connections."""
+        engine = self._accept_engines.pop(asyncio.get_running_loop(), None)
+        if engine is not None:
+            await engine.dispose()
 
     def knowledge_search(self, session: Session, query: str, limit: int, *, on: date | None = None,
                          every_article: bool = False) -> list[tuple[int, float]]:
