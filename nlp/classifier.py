@@ -80,7 +80,7 @@ from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
 
 from nlp.segment import DOMAIN_TERMS, Segmenter
-from nlp.vectorize import CharNgramTfidf, WordNgramTfidf
+from nlp.vectorize import CharNgramTfidf, Rows, WordNgramTfidf
 
 FORMAT_VERSION = 4  # 2: head block, balanced weights; 3: multinomial stacker; 4: configuration chosen at training
 PIPELINE_FILE = "pipeline.joblib"
@@ -412,15 +412,23 @@ class TextFeatures(TransformerMixin, BaseEstimator):
         return hstack(blocks, format="csr", dtype=np.float32)
 
     def blocks(self, X: Sequence[tuple[str, str]]) -> list[csr_matrix]:
-        """The feature blocks unstacked (prediction multiplies each by its slice of the weights)."""
-        out: list[csr_matrix] = []
+        """The feature blocks unstacked, as scipy matrices."""
+        return [block.matrix() for block in self.rows(X)]
+
+    def rows(self, X: Sequence[tuple[str, str]], tokens: Sequence[list[str]] | None = None) -> list[Rows]:
+        """The feature blocks unstacked, as ``Rows`` (prediction multiplies each by its slice of the weights).
+
+        ``tokens``: the words of each item as ``self.tokens(X)`` gives them, for a caller that has segmented
+        the messages already; else they are segmented here."""
+        out: list[Rows] = []
         if self.words:
-            tokens = self.tokens(X)
+            if tokens is None:
+                tokens = self.tokens(X)
             joined = ["".join(t) for t in tokens]
-            head = self.head_.transform([j[: self.head_chars] for j in joined]) * np.float32(self.head_weight)
-            out += [self.char_.transform(joined), self.word_.transform(tokens), head]
+            head = self.head_.rows([j[: self.head_chars] for j in joined]).scaled(self.head_weight)
+            out += [self.char_.rows(joined), self.word_.rows(tokens), head]
         if self.raw_chars:
-            out.append(self.raw_.transform([plain_text(title, text) for title, text in X]))
+            out.append(self.raw_.rows([plain_text(title, text) for title, text in X]))
         return out
 
     def transform(self, X: Sequence[tuple[str, str]]) -> csr_matrix:
@@ -993,9 +1001,9 @@ class Model:
             chunk = d[lo : lo + PREDICT_CHUNK]
             chunk[:] = clf.intercept_
             start = 0
-            for block in features.blocks(items[lo : lo + PREDICT_CHUNK]):
-                chunk += block @ clf.coef_T_[start : start + block.shape[1]]
-                start += block.shape[1]
+            for block in features.rows(items[lo : lo + PREDICT_CHUNK]):
+                chunk += block.dot(clf.coef_T_[start : start + block.n_cols])
+                start += block.n_cols
         return clf._calibrate(d)
 
     def predict_many(self, items: Sequence[tuple[str, str]], k: int = 3) -> list[list[tuple[str, float]]]:
