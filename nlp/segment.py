@@ -125,7 +125,10 @@ def join_segmented(text: str) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_content(token: str) -> bool:
+    # Remembered: ``cut`` asks only for the tokens that are not ``isalnum`` (punctuation, "G2-3", "A座"), a
+    # few hundred distinct ones in the shared data, ~37 a message, each two regular expressions otherwise.
     if token.isalnum():  # fast path: CJK words, Latin words and numbers
         return True
     return bool(_CONTENT.search(token)) and not _PUNCT_ONLY.match(token)
