@@ -560,6 +560,13 @@ def _temperature(scores: np.ndarray, y_index: np.ndarray) -> float:
     return float(np.exp(minimize_scalar(loss, bounds=(-5.0, 5.0), method="bounded").x))
 
 
+def _softmax_rows(z: np.ndarray) -> np.ndarray:
+    """``scipy.special.softmax(z, axis=1)``, the same arithmetic without its array-API dispatch (~30 us a
+    call, paid by every single message predicted)."""
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return np.asarray(e / e.sum(axis=1, keepdims=True))
+
+
 class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
     """Linear SVM whose out-of-fold decision values are turned into probabilities, in one of two ways.
 
@@ -643,8 +650,8 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
     def _calibrate(self, d: np.ndarray) -> np.ndarray:
         d = np.asarray(d, dtype=np.float64)
         if self.decide == "stacker":
-            return np.asarray(softmax(d @ self.calib_W_ + self.calib_b_, axis=1))
-        return np.asarray(softmax(d * self.temperature_, axis=1))
+            return _softmax_rows(d @ self.calib_W_ + self.calib_b_)
+        return _softmax_rows(d * self.temperature_)
 
     def decision_function(self, X: csr_matrix) -> np.ndarray:
         return np.asarray(X @ self.coef_T_) + self.intercept_
