@@ -42,7 +42,9 @@ def _join_by_patterns(text: str) -> str:
 
 # Characters of every kind the rule treats differently: CJK, fullwidth forms NFKC changes, a combining accent
 # after them, circled digits, ASCII and Unicode whitespace (ideographic space, no-break space, tabs, newlines).
-_TEXT = st.text(alphabet="燃气泄漏了、「」《》\ufa0e，。！？：；（）…．Ａ３①℃a1 G\u3000\u00a0\t\n\u0301\u2003﹝-", max_size=40)
+_TEXT = st.text(
+    alphabet="燃气泄漏了、「」《》\ufa0e，。！？：；（）…．Ａ３①℃a1 G\u3000\u00a0\t\n\u0301\u2003﹝-", max_size=40
+)
 
 
 @given(_TEXT)
