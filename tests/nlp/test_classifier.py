@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy.sparse import csr_matrix
+from scipy.special import softmax
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from nlp.classifier import (
@@ -17,6 +18,7 @@ from nlp.classifier import (
     Record,
     TextFeatures,
     Trial,
+    _softmax_rows,
     choose_threshold,
     load_records,
     parse_records,
@@ -240,3 +242,15 @@ def test_svm_fits_in_worker_processes_give_the_weights_of_fits_in_process(n_clas
     assert np.allclose(in_process.coef_T_, workers.coef_T_)
     assert np.allclose(in_process.oof_scores_, workers.oof_scores_)
     assert np.allclose(in_process.oof_proba("stacker"), workers.oof_proba("stacker"))
+
+
+def test_calibration_softmax_is_scipys_to_the_last_bit():
+    scores = np.random.default_rng(0).normal(size=(500, 7)) * 20
+    assert (_softmax_rows(scores) == softmax(scores, axis=1)).all()
+
+
+def test_one_message_and_a_batch_get_the_same_probabilities(tiny_model):
+    items = [("", "小区燃气泄漏了"), ("路灯", "门口路灯坏了好几天"), ("", "")]
+    batch = tiny_model.predict_proba(items)
+    one_by_one = np.vstack([tiny_model.predict_proba([item]) for item in items])
+    assert np.allclose(batch, one_by_one, atol=1e-6)

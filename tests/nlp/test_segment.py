@@ -1,7 +1,12 @@
 import pickle
+import re
+import unicodedata
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nlp.classifier import TextFeatures
-from nlp.segment import Segmenter, join_segmented
+from nlp.segment import _CJK, Segmenter, join_segmented
 
 
 def test_city_words_stay_whole_after_add_words():
@@ -26,6 +31,30 @@ def test_spaces_between_latin_or_digits_are_kept_as_one_space():
     assert join_segmented("G2  栋 320 室") == "G2栋320室"
     assert join_segmented("G2   320") == "G2 320"
     assert join_segmented("Ａ３区") == "A3区"
+
+
+def _join_by_patterns(text: str) -> str:
+    """join_segmented as it was written first (NFKC, then look-around patterns): the rule the fast one keeps."""
+    text = unicodedata.normalize("NFKC", text)
+    text = re.sub(rf"(?<=[{_CJK}])\s+|\s+(?=[{_CJK}])", "", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+# Characters of every kind the rule treats differently: CJK, fullwidth forms NFKC changes, a combining accent
+# after them, circled digits, ASCII and Unicode whitespace (ideographic space, no-break space, tabs, newlines).
+_TEXT = st.text(
+    alphabet="燃气泄漏了、「」《》\ufa0e，。！？：；（）…．Ａ３①℃a1 G\u3000\u00a0\t\n\u0301\u2003﹝-", max_size=40
+)
+
+
+@given(_TEXT)
+def test_join_segmented_is_nfkc_and_the_whitespace_rule_of_the_patterns(text: str) -> None:
+    assert join_segmented(text) == _join_by_patterns(text)
+
+
+def test_join_segmented_keeps_nfkc_of_characters_it_does_not_replace_itself():
+    assert join_segmented("面积５０㎡，约①号楼 ⑵") == "面积50m2,约1号楼(2)"
+    assert join_segmented("Ａ\u0301 区") == "Á区"
 
 
 def test_jieba_backend_reads_the_same_dictionary_format():
