@@ -72,14 +72,20 @@ DOMAIN_TERMS: tuple[str, ...] = (
 
 
 
-@functools.lru_cache(maxsize=1024)
 def join_segmented(text: str) -> str:
     """Undo space-segmentation: "燃气 泄漏 了" -> "燃气泄漏了"; "G2 320" keeps its single space.
 
     Also applies NFKC so fullwidth digits/letters (Ａ３区) match their halfwidth forms, as citizens type both.
     Remembers its last 1,024 answers: one message is joined by the classifier, the rules, the duplicate and the
-    knowledge search in turn, and NFKC of a 400-character message costs more than the lookup.
+    knowledge search in turn, and NFKC of a 400-character message costs more than the lookup. Whitespace around
+    the text never reaches the answer, so it is stripped before the lookup: the classifier's "title text" of a
+    message without a title and the duplicate search's "text" share one answer.
     """
+    return _join_segmented(text.strip())
+
+
+@functools.lru_cache(maxsize=1024)
+def _join_segmented(text: str) -> str:
     if not unicodedata.is_normalized("NFKC", text):
         text = unicodedata.normalize("NFKC", text)
     if not _HAS_WS.search(text):

@@ -14,7 +14,10 @@ from nlp.segment import join_segmented
 
 
 def _text(title: str, text: str) -> str:
-    return join_segmented(f"{title or ''}。{text or ''}")
+    """Title and text as one, joined (``join_segmented``) each on its own: what joining them as one gives (the
+    full stop takes the whitespace beside it either way), but the text's join is the one the kind rules, the
+    classifier and the duplicate and knowledge searches already asked for, so it is remembered, not redone."""
+    return f"{join_segmented(title or '')}。{join_segmented(text or '')}"
 
 
 # ---------------------------------------------------------------------------------------------------------
