@@ -66,6 +66,8 @@ class _Categories:
         """Category code -> the model's probability summed over the labels that resolve to it."""
         scores: dict[str, float] = {}
         for guess in analysis.categories:
+            if not guess.probability:
+                continue  # rounded to 0: nothing to add, and the tree walk follows only categories with mass
             code = self.code(guess.label)
             if code is not None:
                 scores[code] = scores.get(code, 0.0) + float(guess.probability)
