@@ -239,7 +239,7 @@ class CitySuggester:
         then with its ``number``, which the batch's next duplicates name before it is committed)."""
         with self._lock:
             text_terms = self._terms.pop(text, None)
-        terms = None if text_terms is None else text_terms + self._duplicates.terms(title)
+        terms = text_terms + self._duplicates.terms(title) if text_terms is not None and title else text_terms
         self._duplicates.add(ticket_id, f"{title} {text}", area_code, at, terms=terms)
         if number is not None:
             with self._lock:
