@@ -186,9 +186,8 @@ class DuplicateIndex:
         """
         n = len(self._slot_of) + batch_n
         vocab, known_df, max_terms = self._vocab, self._df, self.max_terms
-        # the same few tf and df values come back for most terms: each factor computed once per value
-        tf_part: dict[int, float] = {}
-        idf_part: dict[int, float] = {}
+        # the same few (tf, df) pairs come back for most terms: each weight is computed once per pair
+        weight_of: dict[tuple[int, int], float] = {}
         log = math.log
         items: list[tuple[str, float]] = []
         for term, tf in counts.items():
@@ -196,13 +195,10 @@ class DuplicateIndex:
             if tid is None and not create:
                 continue
             df = (known_df[tid] if tid is not None else 0) + (batch_df[term] if batch_df is not None else 0)
-            a = tf_part.get(tf)
-            if a is None:
-                a = tf_part[tf] = 1.0 + log(tf)
-            b = idf_part.get(df)
-            if b is None:
-                b = idf_part[df] = log((n + 1) / (df + 1)) + 1.0
-            items.append((term, a * b))
+            w = weight_of.get((tf, df))
+            if w is None:
+                w = weight_of[tf, df] = (1.0 + log(tf)) * (log((n + 1) / (df + 1)) + 1.0)
+            items.append((term, w))
         items.sort(key=itemgetter(1), reverse=True)  # stable: equal weights keep the text's order
         del items[max_terms:]
         if not items:
