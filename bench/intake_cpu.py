@@ -51,10 +51,15 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=50, help="messages per claimed batch (the worker's default)")
     parser.add_argument("--profile", type=int, default=0, help="print the N functions with the most cumulative time")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="keep the starter model in this directory and reuse it in later runs (default: a new one "
+                             "trained in a temporary directory)")
+    parser.add_argument("--profile-out", type=Path, default=None, help="also save the profile's stats to this file")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="intake-cpu-"))
-    url, env = demo_city(tmp / "model")
+    model_dir = args.model.resolve() if args.model else tmp / "model"
+    url, env = demo_city(model_dir)
     try:
         os.environ.update(env)
         from hotline import inbound
@@ -62,7 +67,7 @@ def main() -> int:
         from hotline.services import build_services
         from hotline.settings import Settings
 
-        services = build_services(Settings(demo=True, database_url=url, redis_url=REDIS, model_dir=tmp / "model"))
+        services = build_services(Settings(demo=True, database_url=url, redis_url=REDIS, model_dir=model_dir))
         run = uuid.uuid4().hex[:8]
         started_accept = time.perf_counter()
         texts = real_messages(args.messages)
@@ -108,6 +113,8 @@ def main() -> int:
         if profiler:
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(args.profile)
+            if args.profile_out:
+                profiler.dump_stats(str(args.profile_out))
             print("\n```\n" + out.getvalue().strip() + "\n```")
         services.engine.dispose()
         return 0 if created == args.messages and not failed else 1

@@ -118,9 +118,7 @@ class Services:
         if every_article:
             return index.search(query, k=limit)
         day = on or datetime.now(self.timing.zone).date()
-        # Ranking every article costs what ranking the top k does (one mat-vec); filter, then cut.
-        hits = index.search(query, k=len(index))
-        return [(i, score) for i, score in hits if in_effect(*dates[i], day)][:limit]
+        return index.search(query, k=limit, keep=lambda article_id: in_effect(*dates[article_id], day))
 
     def knowledge_changed(self) -> None:
         with self._knowledge_lock:

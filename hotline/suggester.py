@@ -27,7 +27,7 @@ from hotline.suggestion import CategorySuggestion, NullSuggester, Suggester, Sug
 from nlp.analyzer import Analysis, TextAnalyzer
 from nlp.classifier import IncompatibleModelError, Model
 from nlp.duplicates import DuplicateIndex
-from nlp.evidence import decode, mix
+from nlp.evidence import CategoryTree, mix
 from nlp.places import place_phrase, user_words
 from nlp.segment import Segmenter, join_segmented
 from nlp.taxonomy import resolve
@@ -42,6 +42,36 @@ KNOWLEDGE_ANSWER_SCORE = 10.0
 #: how often the duplicate index drops the tickets older than its window (a ticket left open for weeks would
 #: otherwise stay indexed, never matching, for the life of the process; the sweep is O(indexed tickets))
 DUPLICATE_EXPIRY_EVERY = timedelta(hours=1)
+
+
+class _Categories:
+    """The directory's category tree, and the model's labels resolved to its codes once: the model scores every
+    label for every message, and resolving each path again cost more than the model call."""
+
+    def __init__(self, directory: RoutingSnapshot) -> None:
+        self._by_name = directory.categories_by_name
+        self.tree = CategoryTree(directory.category_parents)
+        self._codes: dict[str, str | None] = {}
+
+    def code(self, label: str) -> str | None:
+        """The code of the deepest category along the label's path that the city knows, or None."""
+        try:
+            return self._codes[label]
+        except KeyError:
+            name = resolve(label, self._by_name)
+            code = self._codes[label] = self._by_name[name][1] if name is not None else None
+            return code
+
+    def model_scores(self, analysis: Analysis) -> dict[str, float]:
+        """Category code -> the model's probability summed over the labels that resolve to it."""
+        scores: dict[str, float] = {}
+        for guess in analysis.categories:
+            if not guess.probability:
+                continue  # rounded to 0: nothing to add, and the tree walk follows only categories with mass
+            code = self.code(guess.label)
+            if code is not None:
+                scores[code] = scores.get(code, 0.0) + float(guess.probability)
+        return scores
 
 
 class CitySuggester:
@@ -59,6 +89,7 @@ class CitySuggester:
         with sessions() as session:
             self._directory = RoutingSnapshot.load(session)
             self._analyzer = self._make_analyzer()
+            self._categories = _Categories(self._directory)
             self._duplicates = self._make_duplicate_index(self._directory)
             self._load_open_tickets(session)
 
@@ -96,6 +127,7 @@ class CitySuggester:
         with self._lock:
             self._directory = directory
             self._analyzer = self._make_analyzer()
+            self._categories = _Categories(directory)
             self._duplicates.set_places(directory.area_parents())
 
     @property
@@ -124,25 +156,20 @@ class CitySuggester:
         return analysis
 
     def _suggest(self, session: Session, title: str, text: str, location: str | None, now: datetime) -> Suggestion:
-        directory, analyzer = self._directory, self._analyzer
+        directory, analyzer, known = self._directory, self._analyzer, self._categories
         message = f"{text} {location or ''}".strip()
         with self._lock:
             prepared = self._prepared.pop((title, message), None)
         analysis = prepared or self._classify(analyzer, title, message)
-        model_scores: dict[str, float] = {}
-        for guess in analysis.categories:
-            name = resolve(guess.label, directory.categories_by_name)
-            if name is not None:
-                code = directory.categories_by_name[name][1]
-                model_scores[code] = model_scores.get(code, 0.0) + float(guess.probability)
+        model_scores = known.model_scores(analysis)
         categories: list[CategorySuggestion] = []
         evidence_words: list[str] = []
         model_choice: str | None = None
         if model_scores:
-            model_choice = decode(model_scores, directory.category_parents)[0][0]
+            model_choice = known.tree.decode(model_scores)[0][0]
             normalised = join_segmented(f"{title} {message}")
             evidence = directory.evidence.score(normalised)
-            ranked = decode(mix(model_scores, evidence), directory.category_parents)[:3]
+            ranked = known.tree.decode(mix(model_scores, evidence))[:3]
             names = directory.names["category"]
             categories = [
                 CategorySuggestion(category_id=directory.categories_by_name[names[code]][0], code=code,
@@ -212,7 +239,7 @@ class CitySuggester:
         then with its ``number``, which the batch's next duplicates name before it is committed)."""
         with self._lock:
             text_terms = self._terms.pop(text, None)
-        terms = None if text_terms is None else text_terms + self._duplicates.terms(title)
+        terms = text_terms + self._duplicates.terms(title) if text_terms is not None and title else text_terms
         self._duplicates.add(ticket_id, f"{title} {text}", area_code, at, terms=terms)
         if number is not None:
             with self._lock:

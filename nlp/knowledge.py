@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from itertools import pairwise
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -25,7 +26,7 @@ def terms(text: str, segmenter: Segmenter | None = None) -> list[str]:
     seg = segmenter or default_segmenter()
     words = [w.lower() for w in seg.cut(text)]
     joined = join_segmented(text)
-    bigrams = [f"#{run[i : i + 2]}" for run in _CJK_RUN.findall(joined) for i in range(len(run) - 1)]
+    bigrams = ["#" + a + b for run in _CJK_RUN.findall(joined) for a, b in pairwise(run)]
     return words + bigrams
 
 
@@ -76,16 +77,26 @@ class KnowledgeIndex:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def search(self, query: str, k: int = 5) -> list[tuple[int, float]]:
-        """Top ``k`` articles for ``query`` as (id, BM25 score), best first; articles sharing no term are omitted."""
+    def search(self, query: str, k: int = 5, *, keep: Callable[[int], bool] | None = None) -> list[tuple[int, float]]:
+        """Top ``k`` articles for ``query`` as (id, BM25 score), best first; articles sharing no term are omitted,
+        and with ``keep`` those it refuses (an article not in effect today): the top ``k`` of the others."""
         if not self.ids or k <= 0:
             return []
-        counts = Counter(t for t in terms(query, self.segmenter) if t in self.vocab)
+        vocab = self.vocab
+        counts = Counter(filter(vocab.__contains__, terms(query, self.segmenter)))
         if not counts:
             return []
         q = np.zeros(self._matrix.shape[1])
         for term, count in counts.items():
-            q[self.vocab[term]] = math.log1p(count)
+            q[vocab[term]] = math.log1p(count)
         scores = self._matrix @ q
-        order = np.argsort(-scores, kind="stable")[:k]
-        return [(self.ids[i], round(float(scores[i]), 4)) for i in order if scores[i] > 0]
+        hits: list[tuple[int, float]] = []
+        for i in np.argsort(-scores, kind="stable").tolist():
+            score = float(scores[i])
+            if score <= 0:
+                break  # best first: the rest share no term either
+            if keep is None or keep(self.ids[i]):
+                hits.append((self.ids[i], round(score, 4)))
+                if len(hits) == k:
+                    break
+        return hits

@@ -14,7 +14,10 @@ from nlp.segment import join_segmented
 
 
 def _text(title: str, text: str) -> str:
-    return join_segmented(f"{title or ''}。{text or ''}")
+    """Title and text as one, joined (``join_segmented``) each on its own: what joining them as one gives (the
+    full stop takes the whitespace beside it either way), but the text's join is the one the kind rules, the
+    classifier and the duplicate and knowledge searches already asked for, so it is remembered, not redone."""
+    return f"{join_segmented(title or '')}。{join_segmented(text or '')}"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -131,7 +134,8 @@ def detect_kind_with_cue(title: str, text: str) -> tuple[str, str | None]:
     for kind, cues in _KIND_CUES.items():
         total = 0.0
         for cue, weight in cues:
-            hits = 2 * title_n.count(cue) + min(body.count(cue), 3)
+            in_body = body.count(cue)
+            hits = (2 * title_n.count(cue) if title_n else 0) + (in_body if in_body < 3 else 3)
             if hits:
                 total += weight * hits
                 if weight * hits > best_cue.get(kind, (0.0, ""))[0]:

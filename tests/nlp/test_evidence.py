@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nlp.evidence import TermEvidence, decode, mix, name_terms, note_terms
+from nlp.evidence import CategoryTree, TermEvidence, decode, mix, name_terms, note_terms, subtree_mass
 
 TREE: dict[str, str | None] = {"01": None, "10": None, "1001": "10", "100101": "1001", "100102": "1001",
                                "1002": "10"}
@@ -32,3 +32,11 @@ def test_the_words_are_the_catalogues_own() -> None:
     evidence = TermEvidence({"100101": ["停水"], "1002": ["停电"], "1001": ["供水", "停水"]})
     assert evidence.score("小区停水了") == {"100101": 0.5, "1001": 0.5}  # a shared word counts half for each
     assert evidence.words("停水又停电") == ["停水", "停电"]
+
+
+def test_one_tree_decodes_as_the_parents_map_does_and_a_code_outside_it_is_a_first_level() -> None:
+    tree = CategoryTree(TREE)
+    scores = {"01": 0.2, "100101": 0.25, "100102": 0.2, "1002": 0.1, "99": 0.25}
+    assert tree.decode(scores) == decode(scores, TREE)
+    assert [code for code, _ in tree.decode(scores)] == ["100101", "99", "01"]
+    assert tree.subtree_mass(scores) == subtree_mass(scores, TREE)

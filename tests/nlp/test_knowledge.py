@@ -22,3 +22,12 @@ def test_no_shared_term_gives_no_result_and_k_limits():
     assert index.search("xyz") == []
     assert len(index.search("办理", k=1)) == 1
     assert KnowledgeIndex([]).search("公积金") == []
+
+
+def test_articles_refused_by_keep_leave_their_place_to_the_next_ones():
+    index = KnowledgeIndex(ARTICLES)
+    query = "燃气泄漏了，公积金和养老保险怎么办理"
+    every = index.search(query, k=3)
+    assert len(every) == 3
+    assert index.search(query, k=2, keep=lambda article_id: article_id != every[0][0]) == every[1:]
+    assert index.search(query, k=3, keep=lambda article_id: False) == []

@@ -76,3 +76,11 @@ def test_segmented_and_raw_messages_give_the_same_features():
     raw = feats.transform([("", "小区燃气泄漏，物业不管。")]).toarray()
     segmented = feats.transform([("", "小区 燃气 泄漏 物业 不管")]).toarray()
     assert (raw == segmented).all()
+
+
+def test_whitespace_around_a_text_does_not_change_its_join():
+    for text in ["燃气 泄漏 了", " G2 320 ", "\u3000Ａ３区 有人占道\n", "¨ x ", ""]:
+        joined = join_segmented(text)
+        assert join_segmented(f" {text}") == join_segmented(f"{text}\t ") == joined
+        # a title and its text joined each on their own are the two joined as one across a full stop
+        assert f"{join_segmented(text)}。{join_segmented('燃气 泄漏')}" == join_segmented(f"{text} 。 燃气 泄漏")
