@@ -75,9 +75,10 @@ async def get_channel_actor(
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> auth.Actor:
-    """For the endpoints channels call on every message (``POST /api/inbound``): a channel's key is recognised
-    without the database or the threadpool; any other token is resolved as ``get_actor`` does (so it gets the same
-    401 or the endpoint's 403)."""
+    """For the endpoints channels call on every message (``POST /api/inbound``) and the agents' synchronous intake
+    (``POST /api/intake``, async: it holds no session while it waits for its batch): a channel's key is recognised
+    without the database or the threadpool; any other token is resolved as ``get_actor`` does, in a short session
+    of its own (so it gets the same 401 or the endpoint's 403)."""
     token = _token(credentials)
     channel = auth.channel_of_key(services.settings, token)
     if channel is not None:
