@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 #: at most this many requests in one transaction (a batch of 32 takes a few hundred ms on the 2-core machine)
 MAX_BATCH = 32
 
+#: at most this many tickets waiting for their own bus notice (``IntakeBatcher.indexed_here``)
+MAX_INDEXED = 10_000
+
 #: what the answer shows of a ticket, read for the whole batch in one statement (``views.ticket_load_options``
 #: would take one per relation)
 ANSWER_LOAD = (
@@ -77,6 +80,17 @@ class IntakeBatcher:
         self._max_batch = max_batch
         self._waiting: list[_Waiting] = []
         self._draining: asyncio.Task[None] | None = None
+        #: tickets the batches indexed here already, until their bus notice comes back (``indexed_here``)
+        self._indexed: set[int] = set()
+
+    def indexed_here(self, ticket_id: int) -> bool:
+        """Whether a batch of this process made the ticket and put it in the duplicate index already: then the bus
+        notice of its ``receive`` (``services.follow_tickets``) need not read and segment it again. Asked once per
+        ticket (set operations are atomic under the GIL: the batch thread adds, the event loop asks)."""
+        if ticket_id in self._indexed:
+            self._indexed.discard(ticket_id)
+            return True
+        return False
 
     async def submit(self, request: IntakeRequest, actor: Actor) -> Answer:
         """The request's answer once its batch has committed; raises its own error (``DomainError`` → 4xx)."""
@@ -127,8 +141,14 @@ class IntakeBatcher:
                     numbers=services.numbers, remembered=remembered)
                 # read before the commit: the same rows, one transaction (and no second BEGIN IMMEDIATE on SQLite)
                 answers = _answers(session, items, results)
+                if len(self._indexed) > MAX_INDEXED:  # notices that never came back (a bus outage)
+                    self._indexed.clear()
+                # before the commit: its after-commit hook publishes the notices the event loop may read at once
+                made = {r.ticket_id for r in results if isinstance(r, Submitted) and r.created}
+                self._indexed.update(made)
                 session.commit()
             except BaseException:
+                self._indexed.difference_update(remembered)
                 session.rollback()
                 for ticket_id in remembered:  # the batch's tickets leave the duplicate index again
                     services.suggester.forget(ticket_id)

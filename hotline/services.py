@@ -208,7 +208,9 @@ async def follow_tickets(services: Services) -> None:
             continue
         try:
             if message.get("type") == "receive":
-                await asyncio.to_thread(remember_ticket, services.sessions, suggester, int(message["ticket_id"]))
+                ticket_id = int(message["ticket_id"])
+                if not services.intake_batcher.indexed_here(ticket_id):  # this process's batch indexed it
+                    await asyncio.to_thread(remember_ticket, services.sessions, suggester, ticket_id)
             elif message.get("to_status") in STOPPED_STATES:
                 suggester.forget(int(message["ticket_id"]))
         except Exception:
