@@ -123,6 +123,26 @@ def run_wrk(url: str, headers: dict[str, str], channel: str, seconds: int, texts
             "wrk_cpu_share": cpu}
 
 
+def idle_latency(url: str, token: str, texts: Path, n: int) -> dict[str, float]:
+    """``n`` synchronous intakes one at a time (after 5 not counted, which warm the caches), in ms."""
+    lines = texts.read_text(encoding="utf-8").splitlines()
+    run = uuid.uuid4().hex[:8]
+    took: list[float] = []
+    with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        for i in range(n + 5):
+            text = json.loads(f'"{lines[i % len(lines)]}"')  # the file holds them JSON-escaped for wrk's script
+            body = {"channel": "phone", "external_id": f"idle-{run}-{i}", "text": text}
+            started = time.perf_counter()
+            response = client.post(url, json=body)
+            elapsed = (time.perf_counter() - started) * 1000
+            if response.status_code not in (200, 201, 422):
+                raise SystemExit(f"idle intake failed: {response.status_code} {response.text}")
+            if i >= 5:
+                took.append(elapsed)
+    took.sort()
+    return {"p50_ms": took[len(took) // 2], "p90_ms": took[int(len(took) * 0.9)], "max_ms": took[-1]}
+
+
 def api_workers(server_pid: int) -> list[int]:
     """The uvicorn worker processes under ``hotline serve`` (its children but the resource tracker)."""
     children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
@@ -172,6 +192,9 @@ def main() -> int:
                         help="comma-separated endpoints to load (plain is always run, as the reference)")
     parser.add_argument("--no-processing", action="store_true",
                         help="skip the worker phase (a quick look at the HTTP endpoints only)")
+    parser.add_argument("--idle", type=int, default=0, metavar="N",
+                        help="before the rounds, N synchronous intakes one after the other on the otherwise idle "
+                             "server: the latency of a request alone (p50, p90, max)")
     parser.add_argument("--profile", metavar="DIR",
                         help="record each API worker with py-spy during every wrk run (speedscope files in DIR)")
     args = parser.parse_args()
@@ -212,6 +235,7 @@ def main() -> int:
         token = httpx.post(f"{base}/api/auth/login", json={"username": "agent", "password": "agent123"},
                            timeout=30).json()["access_token"]
         texts = texts_file(tmp)
+        idle = idle_latency(f"{base}/api/intake", token, texts, args.idle) if args.idle else None
         script = tmp / "intake.lua"
         script.write_text(WRK_SCRIPT)
         targets = {
@@ -236,6 +260,9 @@ def main() -> int:
                     spy.wait()
                 print(name, results[name][-1], file=sys.stderr)
         restarts = api_worker_restarts(tmp / "servers.log")
+        if idle:
+            print(f"Idle: {args.idle} synchronous intakes one after the other: p50 {idle['p50_ms']:.1f} ms, "
+                  f"p90 {idle['p90_ms']:.1f} ms, max {idle['max_ms']:.1f} ms")
         if args.no_processing:
             print_rounds(args, results, targets)
             print(f"API workers restarted by uvicorn's supervisor during the rounds: {restarts}")
