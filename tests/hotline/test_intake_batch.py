@@ -7,6 +7,7 @@ too), a message stored for the worker a 409; a batch whose transaction fails is 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -216,3 +217,34 @@ def test_a_request_whose_own_transaction_fails_gets_that_error(
     with services.sessions() as s:  # the ids the rolled-back batches had reserved are not waiting for a notice
         reserved = max(int(s.scalar(select(func.max(Ticket.id))) or 0), 50)
     assert not any(services.intake_batcher.indexed_here(i) for i in range(1, reserved + 1))
+
+
+def test_a_request_alone_starts_a_batch_at_once_and_those_arriving_meanwhile_form_the_next(
+    services: Services, city: City, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batcher = services.intake_batcher
+    started: list[list[str]] = []
+    release = threading.Event()
+    agent = actor(services, city, "agent")
+
+    def run(items: list[NewTicket]) -> list[Answer | Exception]:
+        started.append([i.request.text for i in items])
+        release.wait(10)
+        return [Invalid(i.request.text) for i in items]  # an answer per request, in its order
+
+    monkeypatch.setattr(batcher, "run", run)
+
+    async def scenario() -> list[str]:
+        first = asyncio.create_task(batcher.submit(IntakeRequest(channel="phone", text="一"), agent))
+        while not started:  # no fixed delay: the request alone is in a batch at once
+            await asyncio.sleep(0.001)
+        later = [asyncio.create_task(batcher.submit(IntakeRequest(channel="phone", text=t), agent))
+                 for t in ("二", "三", "四")]
+        await asyncio.sleep(0.05)
+        assert started == [["一"]]  # the others wait for the batch in flight …
+        release.set()
+        results = await asyncio.gather(first, *later, return_exceptions=True)
+        return [str(r) for r in results]
+
+    assert asyncio.run(scenario()) == ["一", "二", "三", "四"]  # … each got its own answer
+    assert started == [["一"], ["二", "三", "四"]]  # … and they formed the next batch together
