@@ -23,7 +23,7 @@ import json
 import os
 import platform
 import pstats
-import subprocess
+import shutil
 import sys
 import tempfile
 import time
@@ -31,14 +31,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import psycopg
+from demo_city import REDIS, demo_city
 from sqlalchemy import event
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "complaints_labelled.jsonl"
-BIN = Path(sys.executable).parent
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-REDIS = "redis://127.0.0.1:6379/0"
 
 
 def real_messages(n: int) -> list[str]:
@@ -56,17 +53,9 @@ def main() -> int:
     parser.add_argument("--profile", type=int, default=0, help="print the N functions with the most cumulative time")
     args = parser.parse_args()
 
-    db = f"hotline_cpu_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db}"')
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
     tmp = Path(tempfile.mkdtemp(prefix="intake-cpu-"))
-    env = {**os.environ, "HOTLINE_DEMO": "1", "HOTLINE_DATABASE_URL": url, "HOTLINE_REDIS_URL": REDIS,
-           "HOTLINE_MODEL_DIR": str(tmp / "model")}
+    url, env = demo_city(tmp / "model")
     try:
-        for step in (["migrate"], ["nlp", "starter"], ["seed-demo"]):
-            subprocess.run([str(BIN / "hotline"), *step], cwd=ROOT, env=env, check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.environ.update(env)
         from hotline import inbound
         from hotline.db import transaction
@@ -123,8 +112,7 @@ def main() -> int:
         services.engine.dispose()
         return 0 if created == args.messages and not failed else 1
     finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -43,12 +43,11 @@ from pathlib import Path
 
 import httpx
 import psycopg
+from demo_city import REDIS, demo_city, libpq_dsn
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "complaints_labelled.jsonl"
 BIN = Path(sys.executable).parent
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-REDIS = "redis://127.0.0.1:6379/0"
 
 WRK_SCRIPT = r"""
 local texts = {}
@@ -201,16 +200,12 @@ def main() -> int:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
 
-    db = f"hotline_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db}"')
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
     tmp = Path(tempfile.mkdtemp(prefix="intake-bench-"))
-    env = {**os.environ, "HOTLINE_DEMO": "1", "HOTLINE_DATABASE_URL": url, "HOTLINE_REDIS_URL": REDIS,
-           "HOTLINE_EMBEDDED_WORKER": "false", "HOTLINE_MODEL_DIR": str(tmp / "model"),
-           "HOTLINE_SWEEP_INTERVAL_SECONDS": "3600"}
-    procs: list[subprocess.Popen[bytes]] = []
     log = (tmp / "servers.log").open("wb")
+    url, env = demo_city(tmp / "model", {"HOTLINE_EMBEDDED_WORKER": "false",
+                                         "HOTLINE_SWEEP_INTERVAL_SECONDS": "3600"}, log)
+    dsn = libpq_dsn(url)
+    procs: list[subprocess.Popen[bytes]] = []
 
     def start(command: list[str], extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(command, cwd=ROOT, env={**env, **(extra or {})}, stdout=log, stderr=log,
@@ -219,8 +214,6 @@ def main() -> int:
         return proc
 
     try:
-        for step in (["migrate"], ["nlp", "starter"], ["seed-demo"]):
-            subprocess.run([str(BIN / "hotline"), *step], cwd=ROOT, env=env, check=True, stdout=log, stderr=log)
         port, plain_port = free_port(), free_port()
         start([str(BIN / "hotline"), "serve", "--port", str(port), "--workers", "2"])
         start([str(BIN / "uvicorn"), "plain_insert_app:app", "--app-dir", str(ROOT / "bench"), "--port",
@@ -228,7 +221,7 @@ def main() -> int:
                # as ``hotline serve`` does: with uvicorn's 5 s a worker starting on a busy machine is killed and
                # restarted over and over, and the reference would run on one worker
                "--timeout-worker-healthcheck", "60"],
-              {"PLAIN_DSN": f"postgresql://postgres@127.0.0.1:5432/{db}", "PLAIN_REDIS": REDIS})
+              {"PLAIN_DSN": dsn, "PLAIN_REDIS": REDIS})
         base, plain = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{plain_port}"
         wait_for(f"{base}/healthz")
         wait_for(f"{plain}/docs")
@@ -248,7 +241,7 @@ def main() -> int:
         chosen = {"plain", *args.only.split(",")}
         targets = {name: target for name, target in targets.items() if name in chosen}
         results: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{db}") as conn:
+        with psycopg.connect(dsn) as conn:
             web_before = conn.execute("SELECT count(*) FROM inbound_messages WHERE channel = 'web'").fetchone()[0]
         for round_no in range(args.rounds):
             for name, (target, headers, channel) in targets.items():
@@ -269,7 +262,7 @@ def main() -> int:
             return 0
 
         time.sleep(10)  # requests still in flight when wrk stopped finish on the server
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{db}") as conn:
+        with psycopg.connect(dsn) as conn:
             backlog = conn.execute("SELECT count(*) FROM inbound_messages WHERE state = 'accepted'").fetchone()[0]
             tickets_before = conn.execute("SELECT count(*) FROM tickets").fetchone()[0]
         started = time.monotonic()
@@ -278,7 +271,7 @@ def main() -> int:
         if args.sustain:
             target, headers, channel = targets["accept"]
             sustain_result = run_wrk(target, headers, channel, args.sustain, texts, script, 4)
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{db}") as conn:
+        with psycopg.connect(dsn) as conn:
             while True:
                 left = conn.execute(
                     "SELECT count(*) FROM inbound_messages WHERE state IN ('accepted', 'processing')").fetchone()[0]
@@ -340,8 +333,6 @@ def main() -> int:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
         log.close()
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

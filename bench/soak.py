@@ -65,7 +65,7 @@ from hotline.states import STOPPED_STATES  # noqa: E402
 from tests import infra  # noqa: E402
 from tests.processes import CHANNEL_HEADERS, DeskSocket, Stack, free_port, seed_directory  # noqa: E402
 
-DATA = Path("/work/shared/data/complaints_labelled.jsonl")
+DATA = ROOT.parent / "shared" / "data" / "complaints_labelled.jsonl"
 DISCONNECTED_TOO_LONG = 30.0
 ADOPT_AFTER = 5.0  # seconds after which the worker has made the ticket of an accepted message
 HELD_TOO_LONG = 60.0  # seconds one database transaction may stay open (the longest request or sweep is far shorter)

@@ -136,7 +136,7 @@ def queue_event(session: Session, message: dict[str, Any]) -> None:
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+def transaction(factory: Callable[[], Session]) -> Iterator[Session]:
     """A job boundary: commit on success, roll back on any error."""
     session = factory()
     try:

@@ -61,6 +61,8 @@ class Services:
     intake_batcher: IntakeBatcher = field(init=False)
     #: tells this process's own configuration notices apart from other processes' (it applied its own already)
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: the engine for a write that is one statement (``single_statement_sessions``)
+    _autocommit: Engine | None = None
 
     def __post_init__(self) -> None:
         if self.numbers is None:
@@ -72,6 +74,15 @@ class Services:
         info = {**(self.sessions.kw.get("info") or {}),
                 notices.TEXTS_KEY: NoticeTexts(sms=self.settings.phone.phone_sms)}
         self.sessions.configure(info=info)
+
+    def single_statement_sessions(self) -> Session:
+        """A session whose statements commit each by itself on PostgreSQL (its ``commit`` is then no round trip): for
+        a write that is one atomic statement, such as the channel accept's ``INSERT … ON CONFLICT DO NOTHING``, one
+        round trip instead of BEGIN, the statement and COMMIT. On SQLite the usual transaction (BEGIN IMMEDIATE)."""
+        if self._autocommit is None:
+            self._autocommit = (self.engine.execution_options(isolation_level="AUTOCOMMIT")
+                                if self.engine.dialect.name == "postgresql" else self.engine)
+        return self.sessions(bind=self._autocommit)
 
     def knowledge_search(self, session: Session, query: str, limit: int, *, on: date | None = None,
                          every_article: bool = False) -> list[tuple[int, float]]:

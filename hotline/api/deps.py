@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import StringConstraints
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -71,15 +72,28 @@ def get_actor(
 ActorDep = Annotated[auth.Actor, Depends(get_actor)]
 
 
+async def channel_actor(services: Services, authorization: str | None) -> auth.Actor:
+    """For the endpoint channels call on every message (``POST /api/inbound``), from its ``Authorization`` header: a
+    channel's key is recognised without the database or the threadpool; any other token is resolved as ``get_actor``
+    does (so it gets the same 401 or the endpoint's 403)."""
+    scheme, credentials = get_authorization_scheme_param(authorization)
+    return await _token_actor(
+        services, _token(HTTPAuthorizationCredentials(scheme=scheme, credentials=credentials) if scheme else None))
+
+
 async def get_channel_actor(
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> auth.Actor:
-    """For the endpoints channels call on every message (``POST /api/inbound``) and the agents' synchronous intake
-    (``POST /api/intake``, async: it holds no session while it waits for its batch): a channel's key is recognised
-    without the database or the threadpool; any other token is resolved as ``get_actor`` does, in a short session
-    of its own (so it gets the same 401 or the endpoint's 403)."""
-    token = _token(credentials)
+    """``channel_actor`` as a dependency, for the agents' synchronous intake (``POST /api/intake``, async: it holds
+    no session while it waits for its batch, the user's token resolved in a short session of its own)."""
+    return await _token_actor(services, _token(credentials))
+
+
+ChannelActorDep = Annotated[auth.Actor, Depends(get_channel_actor)]
+
+
+async def _token_actor(services: Services, token: str) -> auth.Actor:
     channel = auth.channel_of_key(services.settings, token)
     if channel is not None:
         return channel
@@ -89,9 +103,6 @@ async def get_channel_actor(
             return _resolve(session, services, token)
 
     return await run_in_threadpool(resolve)
-
-
-ChannelActorDep = Annotated[auth.Actor, Depends(get_channel_actor)]
 
 
 def get_user_actor(actor: ActorDep) -> auth.Actor:

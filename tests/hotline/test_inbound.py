@@ -303,6 +303,29 @@ def test_a_channel_key_posts_to_the_durable_intake_and_a_retry_is_recognised(ser
     assert process_all(services).created == 1
 
 
+def test_a_bad_body_at_the_durable_intake_gets_the_apps_422_naming_the_field_and_nothing_is_stored(
+        services: Services, client: TestClient, session: Session) -> None:
+    key = {"Authorization": f"Bearer {services.settings.channel_keys['web']}"}
+    missing_text = client.post("/api/inbound", json={"channel": "web", "external_id": "portal-2"}, headers=key)
+    assert missing_text.status_code == 422
+    assert [(e["field"], e["type"]) for e in missing_text.json()["errors"]] == [("text", "missing")]
+    not_json = client.post("/api/inbound", content=b'{"channel": "web", "text": ', headers=key)
+    assert not_json.status_code == 422 and not_json.json()["errors"][0]["type"] == "json_invalid"
+    a_list = client.post("/api/inbound", json=[1, 2], headers=key)
+    assert a_list.status_code == 422
+    assert session.scalar(select(func.count()).select_from(InboundMessage)) == 0
+
+
+def test_the_durable_intake_is_documented_with_its_body_and_both_answers(client: TestClient) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/api/inbound"]["post"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/IntakeRequest"}
+    for status in ("200", "202"):
+        answer = operation["responses"][status]["content"]["application/json"]["schema"]
+        assert answer == {"$ref": "#/components/schemas/AcceptedOut"}
+    assert "422" in operation["responses"]
+
+
 def test_the_ticket_shows_its_conversation_with_delivery_state_and_masked_recipients(
     services: Services, city: City, client: TestClient
 ) -> None:
