@@ -105,6 +105,7 @@ class IntakeBatcher:
         """Batches one after the other while requests wait: those that arrived during a batch form the next."""
         while self._waiting:
             batch, self._waiting = self._waiting[:self._max_batch], self._waiting[self._max_batch:]
+            metrics.INTAKE_BATCH.observe(len(batch))
             try:
                 results: list[Answer | Exception] = await asyncio.to_thread(self.run, [w.item for w in batch])
             except Exception as exc:  # the thread could not run at all: every request of the batch learns it
