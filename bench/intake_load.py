@@ -249,7 +249,12 @@ def main() -> int:
         token = httpx.post(f"{base}/api/auth/login", json={"username": "agent", "password": "agent123"},
                            timeout=30).json()["access_token"]
         texts = texts_file(tmp)
-        idle = idle_latency(f"{base}/api/intake", token, texts, args.idle) if args.idle else None
+        idle: dict[str, float] | None = None
+        if args.idle:
+            api = api_workers(procs[0].pid)
+            cpu_before = cpu_seconds(api)
+            idle = idle_latency(f"{base}/api/intake", token, texts, args.idle)
+            idle["server_cpu_ms"] = (cpu_seconds(api) - cpu_before) * 1000 / (args.idle + 5)
         script = tmp / "intake.lua"
         script.write_text(WRK_SCRIPT)
         targets = {
@@ -286,7 +291,8 @@ def main() -> int:
                   f"{batched[1] - batched_before[1]:.0f} batches")
         if idle:
             print(f"Idle: {args.idle} synchronous intakes one after the other: p50 {idle['p50_ms']:.1f} ms, "
-                  f"p90 {idle['p90_ms']:.1f} ms, max {idle['max_ms']:.1f} ms")
+                  f"p90 {idle['p90_ms']:.1f} ms, max {idle['max_ms']:.1f} ms; API CPU {idle['server_cpu_ms']:.1f} ms "
+                  "per request")
         if args.no_processing:
             print_rounds(args, results, targets)
             print(f"API workers restarted by uvicorn's supervisor during the rounds: {restarts}")
