@@ -122,6 +122,47 @@ def run_wrk(url: str, headers: dict[str, str], channel: str, seconds: int, texts
             "wrk_cpu_share": cpu}
 
 
+def idle_latency(url: str, token: str, texts: Path, n: int) -> dict[str, float]:
+    """``n`` synchronous intakes one at a time (after 5 not counted, which warm the caches), in ms."""
+    lines = texts.read_text(encoding="utf-8").splitlines()
+    run = uuid.uuid4().hex[:8]
+    took: list[float] = []
+    with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        for i in range(n + 5):
+            text = json.loads(f'"{lines[i % len(lines)]}"')  # the file holds them JSON-escaped for wrk's script
+            body = {"channel": "phone", "external_id": f"idle-{run}-{i}", "text": text}
+            started = time.perf_counter()
+            response = client.post(url, json=body)
+            elapsed = (time.perf_counter() - started) * 1000
+            if response.status_code not in (200, 201, 422):
+                raise SystemExit(f"idle intake failed: {response.status_code} {response.text}")
+            if i >= 5:
+                took.append(elapsed)
+    took.sort()
+    return {"p50_ms": took[len(took) // 2], "p90_ms": took[int(len(took) * 0.9)], "max_ms": took[-1]}
+
+
+def batch_sizes(base: str) -> tuple[float, float]:
+    """How many synchronous intakes the API's group-commit batches held and how many batches there were so far
+    (``hotline_intake_batch_size``; 0, 0 from code before the group commit)."""
+    admin = httpx.post(f"{base}/api/auth/login", json={"username": "admin", "password": "admin123"},
+                       timeout=30).json()["access_token"]
+    text = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {admin}"}, timeout=30).text
+    found = dict(re.findall(r"^hotline_intake_batch_size_(sum|count) ([\d.e+]+)$", text, re.MULTILINE))
+    return float(found.get("sum", 0)), float(found.get("count", 0))
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU the processes have used (their own threads; /proc/PID/stat), to judge the servers' work per
+    request on a machine other load shares: wall-clock rates fall with that load, CPU per request hardly."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
 def api_workers(server_pid: int) -> list[int]:
     """The uvicorn worker processes under ``hotline serve`` (its children but the resource tracker)."""
     children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
@@ -148,14 +189,14 @@ def profile(directory: Path, label: str, pids: list[int], seconds: int) -> list[
 
 def print_rounds(args: argparse.Namespace, results: dict[str, list[dict[str, float]]],
                  targets: dict[str, object]) -> None:
-    print("| endpoint | round | requests/s | p50 ms | p99 ms | vs plain | wrk CPU share |")
-    print("|---|---|---|---|---|---|---|")
+    print("| endpoint | round | requests/s | p50 ms | p99 ms | vs plain | wrk CPU share | server CPU ms/request |")
+    print("|---|---|---|---|---|---|---|---|")
     for i in range(args.rounds):
         ref = results["plain"][i]["rps"]
         for name in targets:
             r = results[name][i]
             print(f"| {name} | {i + 1} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                  f"{r['rps'] / ref:.2f} | {r['wrk_cpu_share']:.0%} |")
+                  f"{r['rps'] / ref:.2f} | {r['wrk_cpu_share']:.0%} | {r.get('server_cpu_ms', 0):.1f} |")
 
 
 def main() -> int:
@@ -171,6 +212,9 @@ def main() -> int:
                         help="comma-separated endpoints to load (plain is always run, as the reference)")
     parser.add_argument("--no-processing", action="store_true",
                         help="skip the worker phase (a quick look at the HTTP endpoints only)")
+    parser.add_argument("--idle", type=int, default=0, metavar="N",
+                        help="before the rounds, N synchronous intakes one after the other on the otherwise idle "
+                             "server: the latency of a request alone (p50, p90, max)")
     parser.add_argument("--profile", metavar="DIR",
                         help="record each API worker with py-spy during every wrk run (speedscope files in DIR)")
     args = parser.parse_args()
@@ -205,6 +249,12 @@ def main() -> int:
         token = httpx.post(f"{base}/api/auth/login", json={"username": "agent", "password": "agent123"},
                            timeout=30).json()["access_token"]
         texts = texts_file(tmp)
+        idle: dict[str, float] | None = None
+        if args.idle:
+            api = api_workers(procs[0].pid)
+            cpu_before = cpu_seconds(api)
+            idle = idle_latency(f"{base}/api/intake", token, texts, args.idle)
+            idle["server_cpu_ms"] = (cpu_seconds(api) - cpu_before) * 1000 / (args.idle + 5)
         script = tmp / "intake.lua"
         script.write_text(WRK_SCRIPT)
         targets = {
@@ -219,16 +269,30 @@ def main() -> int:
         results: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
         with psycopg.connect(dsn) as conn:
             web_before = conn.execute("SELECT count(*) FROM inbound_messages WHERE channel = 'web'").fetchone()[0]
+        batched_before = batch_sizes(base)
         for round_no in range(args.rounds):
             for name, (target, headers, channel) in targets.items():
                 spies = [] if not args.profile or name == "plain" else profile(
                     Path(args.profile), f"{name}-{round_no + 1}", api_workers(procs[0].pid), args.seconds)
+                servers = api_workers(procs[1 if name == "plain" else 0].pid)
+                cpu_before = cpu_seconds(servers)
                 results[name].append(run_wrk(target, headers, channel, args.seconds, texts, script,
                                              args.connections))
+                results[name][-1]["server_cpu_ms"] = ((cpu_seconds(servers) - cpu_before) * 1000
+                                                      / max(results[name][-1]["total"], 1))
                 for spy in spies:
                     spy.wait()
                 print(name, results[name][-1], file=sys.stderr)
         restarts = api_worker_restarts(tmp / "servers.log")
+        batched = batch_sizes(base)
+        if "sync" in targets and batched[1] > batched_before[1]:
+            print(f"Synchronous intakes per transaction in the rounds (group commit): "
+                  f"{(batched[0] - batched_before[0]) / (batched[1] - batched_before[1]):.1f} on average over "
+                  f"{batched[1] - batched_before[1]:.0f} batches")
+        if idle:
+            print(f"Idle: {args.idle} synchronous intakes one after the other: p50 {idle['p50_ms']:.1f} ms, "
+                  f"p90 {idle['p90_ms']:.1f} ms, max {idle['max_ms']:.1f} ms; API CPU {idle['server_cpu_ms']:.1f} ms "
+                  "per request")
         if args.no_processing:
             print_rounds(args, results, targets)
             print(f"API workers restarted by uvicorn's supervisor during the rounds: {restarts}")

@@ -23,10 +23,10 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session, sessionmaker
@@ -315,21 +315,14 @@ def _process_batch(session: Session, ids: list[int], ctx: Context, handlers: Map
             session, [item for _, item in together], suggester=ctx.suggester, timing=ctx.timing,
             numbers=ctx.numbers, max_text_chars=ctx.max_text_chars, auto_dispatch=ctx.auto_dispatch, now=now,
             remembered=remembered)
-        done: list[dict[str, Any]] = []
+        done: list[tuple[int, int]] = []
         for (row, _), result in zip(together, made, strict=True):
             if isinstance(result, Exception):
                 outcomes[row.id] = _failed(session, row.id, result, now)
             else:
-                done.append({"b_id": row.id, "b_ticket": result})
+                done.append((row.id, result))
                 outcomes[row.id] = "created"
-        if done:
-            table = cast(Table, InboundMessage.__table__)
-            session.execute(
-                update(table).where(table.c.id == bindparam("b_id"))
-                .values(ticket_id=bindparam("b_ticket"), state=DONE, processed_at=now, lease_until=None,
-                        last_error=None),
-                done,
-            )
+        intake.mark_done(session, done, now)
     for inbound_id in alone:
         mark = ctx.numbers.taken if ctx.numbers is not None else 0
         ticket: Ticket | None = None

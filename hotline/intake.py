@@ -17,10 +17,10 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import Table, bindparam, delete, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -126,12 +126,7 @@ def submit(
 ) -> tuple[Ticket, bool]:
     """Turn a message into a ticket. Returns (ticket, created); a repeated (channel, external_id) is not created.
     ``numbers``: the process's pool of ticket numbers (PostgreSQL), else the number is drawn in this transaction."""
-    if len(request.text) > max_text_chars:
-        raise Invalid(
-            f"text is {len(request.text)} characters; the limit is {max_text_chars}", field="text", limit=max_text_chars
-        )
-    if actor.channel is not None and actor.channel != request.channel:
-        raise Invalid(f"this key belongs to channel '{actor.channel}', not '{request.channel}'", field="channel")
+    check_request(request, actor, max_text_chars)
     now = now or datetime.now(UTC)
 
     inbound_id: int | None = None
@@ -142,10 +137,7 @@ def submit(
         if inbound_id is None:
             existing = _existing_ticket(session, request.channel, request.external_id)
             if existing is None:
-                raise Conflict(
-                    f"message {request.channel}/{request.external_id} is stored and waits to become a ticket",
-                    zh="这条消息已经收到，正在生成工单，请稍后查看",
-                )
+                raise waiting_for_worker(request)
             metrics.INTAKE.labels(request.channel, "replayed").inc()
             return existing, False
 
@@ -211,6 +203,20 @@ def check_length(request: IntakeRequest, max_text_chars: int) -> None:
         )
 
 
+def check_request(request: IntakeRequest, actor: Actor, max_text_chars: int) -> None:
+    """What a synchronous intake refuses before it stores anything (422): a text over the limit, a channel's key
+    submitting for another channel."""
+    check_length(request, max_text_chars)
+    if actor.channel is not None and actor.channel != request.channel:
+        raise Invalid(f"this key belongs to channel '{actor.channel}', not '{request.channel}'", field="channel")
+
+
+def waiting_for_worker(request: IntakeRequest) -> Conflict:
+    """The answer to a synchronous intake of a message that is stored but not a ticket yet (the worker's)."""
+    return Conflict(f"message {request.channel}/{request.external_id} is stored and waits to become a ticket",
+                    zh="这条消息已经收到，正在生成工单，请稍后查看")
+
+
 def ticket_values(request: IntakeRequest, suggestion: Suggestion, actor: Actor, *, number: str,
                   citizen_id: int | None, now: datetime) -> dict[str, Any]:
     """A new ticket's columns from the request and its analysis: the one home of these rules, for ``create_ticket``
@@ -265,7 +271,7 @@ def create_tickets(
     *,
     suggester: Suggester,
     timing: Timing,
-    numbers: NumberBlock | None = None,
+    numbers: NumberBlock | NumberBlocks | None = None,
     max_text_chars: int = 10_000,
     auto_dispatch: bool = True,
     now: datetime | None = None,
@@ -306,9 +312,6 @@ def create_tickets(
         made.append((len(out), ticket, item, auto_dispatch_input(suggestion, urgent=ticket.urgent,
                                                                  allowed=auto_dispatch)))
         out.append(ticket.id)
-    citizens = _citizen_ids(session, [item.request for _, _, item, _ in made])
-    for (_, ticket, _, _), citizen_id in zip(made, citizens, strict=True):
-        ticket.citizen_id = citizen_id
     event_ids = iter(reserve_ids(session, TicketEvent, len(made) + sum(d is not None for *_, d in made)))
     receives: list[tuple[dict[str, Any], dict[str, Any], int | None]] = []
     for _, ticket, item, dispatch in made:  # ids in the order the desks hear of the events: receive, dispatch
@@ -321,12 +324,12 @@ def create_tickets(
                          dispatch_id))
     outcome = iter(workflow.dispatch_arrivals(session, [(t, d) for _, t, _, d in made if d is not None], timing,
                                               now))
-    tickets: list[dict[str, Any]] = []
+    kept: list[tuple[Ticket, NewTicket]] = []
     events: list[dict[str, Any]] = []
     co_units: list[dict[str, Any]] = []
     notices: list[dict[str, Any]] = []
-    columns = set(Ticket.__table__.columns.keys())
-    for (position, ticket, _, dispatch), (receive, receive_notice, dispatch_id) in zip(made, receives, strict=True):
+    for (position, ticket, item, dispatch), (receive, receive_notice, dispatch_id) in zip(made, receives,
+                                                                                          strict=True):
         ticket_events, ticket_notices = [receive], [receive_notice]
         if dispatch is not None:
             data = next(outcome)
@@ -342,16 +345,155 @@ def create_tickets(
             ticket_notices.append(workflow.event_notice(TicketEvent(**event), ticket, co_unit_ids,
                                                         status=ticket.status))
             ticket_events.append(event)
-        # only what was set: a column left out takes its default
-        tickets.append({k: v for k, v in vars(ticket).items() if k in columns})
+        kept.append((ticket, item))
         events.extend(ticket_events)
         notices.extend(ticket_notices)
+    # the citizens last: a ticket refused at its dispatch records no citizen either
+    citizens = _citizen_ids(session, [item.request for _, item in kept])
+    columns = set(Ticket.__table__.columns.keys())
+    tickets: list[dict[str, Any]] = []
+    for (ticket, _), citizen_id in zip(kept, citizens, strict=True):
+        ticket.citizen_id = citizen_id
+        # only what was set: a column left out takes its default
+        tickets.append({k: v for k, v in vars(ticket).items() if k in columns})
     for table, rows in ((Ticket.__table__, tickets), (TicketEvent.__table__, events),
                         (TicketCoUnit.__table__, co_units)):
         _insert_rows(session, table, rows)
     for notice in notices:
         queue_event(session, notice)
     return out
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What ``submit_many`` made of one request: its ticket, and whether it was made now (False: a repeated
+    (channel, external_id) answered with the ticket its first delivery made)."""
+
+    ticket_id: int
+    created: bool
+
+
+def submit_many(
+    session: Session,
+    items: Sequence[NewTicket],
+    *,
+    suggester: Suggester,
+    timing: Timing,
+    max_text_chars: int = 10_000,
+    auto_dispatch: bool = True,
+    now: datetime | None = None,
+    numbers: NumberPool | None = None,
+    remembered: list[int] | None = None,
+) -> list[Submitted | Exception | None]:
+    """``submit`` for a batch of concurrent synchronous intakes, in the caller's one transaction (the group commit
+    of ``hotline.intake_batch``), with ``submit``'s rules (``check_request``, ``store_inbound``,
+    ``waiting_for_worker``) and the worker's batch for the tickets (``create_tickets``): the batch's messages stored
+    with one statement, the ones stored before looked up with one, the new tickets made together, their messages
+    marked done with one UPDATE.
+
+    Per item: ``Submitted``; or the exception that refused it alone (its text, its key's channel, its analysis,
+    its unit; nothing of it is written, the rest of the batch is); or None: it repeats, within this batch, a
+    message whose first delivery here was refused, and is to be submitted again after this batch commits (as a
+    concurrent repeat waits for the first delivery's transaction today). A database error is raised: the
+    caller's transaction is broken. The caller counts the intakes once committed (``metrics.INTAKE``).
+    """
+    now = now or datetime.now(UTC)
+    out: list[Submitted | Exception | None] = [None] * len(items)
+    firsts: dict[tuple[str, str], int] = {}
+    repeats: list[tuple[int, tuple[str, str]]] = []
+    new: list[int] = []
+    for i, item in enumerate(items):
+        try:
+            check_request(item.request, item.actor, max_text_chars)
+        except Invalid as exc:
+            out[i] = exc
+            continue
+        if item.request.external_id is None:
+            new.append(i)
+        elif (key := (item.request.channel, item.request.external_id)) in firsts:
+            repeats.append((i, key))
+        else:
+            firsts[key] = i
+    stored = _store_many(session, [items[i].request for i in firsts.values()], now)
+    known = _existing_tickets(session, [key for key in firsts if key not in stored])
+    for key, i in firsts.items():
+        if key in stored:
+            new.append(i)
+        elif key in known:
+            ticket_id = known[key]
+            out[i] = Submitted(ticket_id, created=False) if ticket_id is not None else waiting_for_worker(
+                items[i].request)
+        # else: the row that conflicted is gone again (its batch refused it): None, submitted again
+    new.sort()
+    block: NumberBlock | NumberBlocks | None = None
+    if new:
+        block = numbers.take_many(now, timing.zone, len(new)) if numbers is not None else None
+        # SQLite (no pool): reserved in this transaction, which holds the database's write lock anyway
+        own = reserve_numbers(session, len(new), now, timing.zone) if block is None else None
+        suggester.prepare([(items[i].request.title or "", items[i].request.text, items[i].request.location)
+                           for i in new])
+        made = create_tickets(session, [items[i] for i in new], suggester=suggester, timing=timing,
+                              numbers=block or own, max_text_chars=max_text_chars, auto_dispatch=auto_dispatch,
+                              now=now, remembered=remembered)
+        if own is not None:
+            release_numbers(session, own)
+        done: list[tuple[int, int]] = []
+        refused: list[int] = []
+        for i, result in zip(new, made, strict=True):
+            request = items[i].request
+            inbound_id = stored.get((request.channel, request.external_id)) if request.external_id else None
+            if isinstance(result, Exception):
+                out[i] = result
+                if inbound_id is not None:
+                    refused.append(inbound_id)
+            else:
+                out[i] = Submitted(result, created=True)
+                if inbound_id is not None:
+                    done.append((inbound_id, result))
+        if refused:  # a refused request writes nothing: its message is not kept either
+            session.execute(delete(InboundMessage).where(InboundMessage.id.in_(refused)))
+        mark_done(session, done, now)
+    for i, key in repeats:
+        first = out[firsts[key]]
+        if isinstance(first, Submitted):
+            out[i] = Submitted(first.ticket_id, created=False)
+        elif isinstance(first, Conflict):
+            out[i] = waiting_for_worker(items[i].request)
+    return out
+
+
+def mark_done(session: Session, done: Sequence[tuple[int, int]], now: datetime) -> None:
+    """Stored messages become done with their tickets, (message id, ticket id) each, in one UPDATE."""
+    if not done:
+        return
+    table = cast(Table, InboundMessage.__table__)
+    session.execute(
+        update(table).where(table.c.id == bindparam("b_id"))
+        .values(ticket_id=bindparam("b_ticket"), state="done", processed_at=now, lease_until=None, last_error=None),
+        [{"b_id": inbound_id, "b_ticket": ticket_id} for inbound_id, ticket_id in done],
+    )
+
+
+def _store_many(session: Session, requests: Sequence[IntakeRequest], now: datetime) -> dict[tuple[str, str], int]:
+    """``_store`` for several messages with one statement; returns the ids of the ones stored now, by (channel,
+    external_id). Sorted by key: two batches storing the same messages take their locks in one order (no
+    deadlock)."""
+    if not requests:
+        return {}
+    rows = sorted(({"channel": r.channel, "external_id": r.external_id, "payload": r.model_dump(mode="json"),
+                    "state": "processing", "attempts": 0, "received_at": r.received_at or now} for r in requests),
+                  key=lambda row: (row["channel"], row["external_id"]))
+    result = session.execute(store_inbound(session.get_bind().dialect.name), rows)
+    return {(row.channel, row.external_id): int(row.id) for row in result}
+
+
+def _existing_tickets(session: Session, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int | None]:
+    """The stored messages of ``keys`` with their tickets (None: not a ticket yet), in one SELECT."""
+    if not keys:
+        return {}
+    rows = session.execute(select(InboundMessage.channel, InboundMessage.external_id, InboundMessage.ticket_id)
+                           .where(tuple_(InboundMessage.channel, InboundMessage.external_id).in_(keys)))
+    return {(row.channel, row.external_id): row.ticket_id for row in rows}
 
 
 def reserve_ids(session: Session, model: type[Ticket] | type[TicketEvent], n: int) -> list[int]:
@@ -411,12 +553,14 @@ def _store(session: Session, request: IntakeRequest, now: datetime) -> int | Non
 
 @functools.cache
 def store_inbound(dialect: str) -> Any:
-    """``INSERT … ON CONFLICT (channel, external_id) DO NOTHING RETURNING id`` of a raw message (``_store`` and
-    ``inbound.accept``), built once: the values come with each execution, so every intake reuses the compiled
-    statement (building the ORM insert with its values took more of an accept's CPU than anything else)."""
+    """``INSERT … ON CONFLICT (channel, external_id) DO NOTHING RETURNING id, channel, external_id`` of a raw
+    message (``_store``, ``submit_many`` for a whole batch, ``inbound.accept``), built once: the values come with
+    each execution, so every intake reuses the compiled statement (building the ORM insert with its values took
+    more of an accept's CPU than anything else)."""
     insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = InboundMessage.__table__
-    return insert(table).on_conflict_do_nothing(index_elements=["channel", "external_id"]).returning(table.c.id)
+    return (insert(table).on_conflict_do_nothing(index_elements=["channel", "external_id"])
+            .returning(table.c.id, table.c.channel, table.c.external_id))
 
 
 def _existing_ticket(session: Session, channel: str, external_id: str) -> Ticket | None:
@@ -517,6 +661,20 @@ class NumberBlock:
         return f"{self.day}{self.first + self.taken - 1:06d}"
 
 
+@dataclass
+class NumberBlocks:
+    """Numbers a batch of synchronous intakes took from the process's pool (``NumberPool.take_many``): the pool's
+    block may end inside the batch, so they come as one or two blocks, used in order (as ``NumberBlock.take``)."""
+
+    blocks: list[NumberBlock]
+
+    def take(self, session: Session, now: datetime, zone: tzinfo) -> str:
+        for block in self.blocks:
+            if block.unused > 0:
+                return block.take(session, now, zone)
+        return next_number(session, now, zone)
+
+
 def reserve_numbers(session: Session, n: int, now: datetime, zone: tzinfo) -> NumberBlock:
     """Reserve ``n`` numbers of today with one statement (commit it at once: the sequence row stays locked until
     then); ``release_numbers`` gives back the ones a batch did not use."""
@@ -578,6 +736,26 @@ class NumberPool:
             block.taken += 1
             number = block.first + block.taken - 1
             return NumberBlock(day=block.day, first=number, last=number)
+
+    def take_many(self, now: datetime, zone: tzinfo, n: int) -> NumberBlocks | None:
+        """``n`` numbers for a batch of synchronous intakes (``submit_many``), None on SQLite: the rest of the
+        current block, then a new block of at least ``n``."""
+        if self._on_sqlite:
+            return None
+        blocks: list[NumberBlock] = []
+        with self._lock:
+            while n > 0:
+                block = self._block
+                if block is None or block.unused <= 0 or _day(now, zone) != block.day:
+                    with self._sessions() as session:
+                        block = self._block = reserve_numbers(session, max(self._size, n), now, zone)
+                        session.commit()
+                given = min(n, block.unused)
+                first = block.first + block.taken
+                block.taken += given
+                blocks.append(NumberBlock(day=block.day, first=first, last=first + given - 1))
+                n -= given
+        return NumberBlocks(blocks)
 
     def close(self) -> None:
         """Give back the numbers not handed out, if nobody has drawn after them (else they stay a gap)."""

@@ -57,6 +57,9 @@ INTAKE = Counter("hotline_intake_total",
                  "Messages reaching the intake point by channel and outcome: accepted (stored for the worker), "
                  "created (a ticket), replayed (a repeat of a message already taken), retried, failed",
                  ["channel", "outcome"])
+INTAKE_BATCH = Histogram("hotline_intake_batch_size",
+                         "Synchronous intakes made together in one transaction (group commit, hotline.intake_batch)",
+                         buckets=(1, 2, 4, 8, 16, 32, 64))
 ANALYSIS_LATENCY = Histogram("hotline_analysis_duration_seconds",
                              "One message's whole suggestion: text analysis, routing, duplicates, knowledge",
                              buckets=_FAST)

@@ -27,6 +27,7 @@ from hotline.channel_probes import ChannelProbe
 from hotline.db import CONNECT_TIMEOUT_SECONDS, make_engine, make_sessionmaker
 from hotline.events import BUS_RECONNECTED, EventBus, make_bus
 from hotline.intake import NumberPool
+from hotline.intake_batch import IntakeBatcher
 from hotline.knowledge import in_effect
 from hotline.login_guard import LoginGuard
 from hotline.models import KnowledgeArticle
@@ -59,6 +60,8 @@ class Services:
     channel_probes: dict[str, ChannelProbe] = field(default_factory=dict)
     #: this process's block of ticket numbers for the agents' synchronous intake (hotline.intake.NumberPool)
     numbers: NumberPool | None = None
+    #: this process's group commit of the agents' synchronous intakes (hotline.intake_batch)
+    intake_batcher: IntakeBatcher = field(init=False)
     #: tells this process's own configuration notices apart from other processes' (it applied its own already)
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     #: per event loop, the asyncio engine of the channel accept (``accept_engine``)
@@ -68,6 +71,7 @@ class Services:
     def __post_init__(self) -> None:
         if self.numbers is None:
             self.numbers = NumberPool(self.sessions)
+        self.intake_batcher = IntakeBatcher(self)
         # Every process's sessions announce configuration changes, however its Services was put together.
         config_changes.track(self.sessions, self.instance_id)
         # The city's wording of the citizen's notices, for every transaction that queues one (hotline.notices).
@@ -231,7 +235,9 @@ async def follow_tickets(services: Services) -> None:
             continue
         try:
             if message.get("type") == "receive":
-                await asyncio.to_thread(remember_ticket, services.sessions, suggester, int(message["ticket_id"]))
+                ticket_id = int(message["ticket_id"])
+                if not services.intake_batcher.indexed_here(ticket_id):  # this process's batch indexed it
+                    await asyncio.to_thread(remember_ticket, services.sessions, suggester, ticket_id)
             elif message.get("to_status") in STOPPED_STATES:
                 suggester.forget(int(message["ticket_id"]))
         except Exception:

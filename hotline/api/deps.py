@@ -77,7 +77,23 @@ async def channel_actor(services: Services, authorization: str | None) -> auth.A
     channel's key is recognised without the database or the threadpool; any other token is resolved as ``get_actor``
     does (so it gets the same 401 or the endpoint's 403)."""
     scheme, credentials = get_authorization_scheme_param(authorization)
-    token = _token(HTTPAuthorizationCredentials(scheme=scheme, credentials=credentials) if scheme else None)
+    return await _token_actor(
+        services, _token(HTTPAuthorizationCredentials(scheme=scheme, credentials=credentials) if scheme else None))
+
+
+async def get_channel_actor(
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> auth.Actor:
+    """``channel_actor`` as a dependency, for the agents' synchronous intake (``POST /api/intake``, async: it holds
+    no session while it waits for its batch, the user's token resolved in a short session of its own)."""
+    return await _token_actor(services, _token(credentials))
+
+
+ChannelActorDep = Annotated[auth.Actor, Depends(get_channel_actor)]
+
+
+async def _token_actor(services: Services, token: str) -> auth.Actor:
     channel = auth.channel_of_key(services.settings, token)
     if channel is not None:
         return channel

@@ -206,3 +206,20 @@ def test_the_number_pool_gives_back_what_it_did_not_hand_out(services: Services,
     pool.close()
     with transaction(services.sessions) as session:
         assert int(intake.next_number(session, now, zone)[-6:]) == first.first + 2
+
+
+def test_a_batch_takes_its_numbers_from_the_pool_across_the_end_of_a_block(services: Services, city: City) -> None:
+    now, zone = datetime.now(UTC), services.timing.zone
+    pool = intake.NumberPool(services.sessions, size=5)
+    if services.engine.dialect.name == "sqlite":
+        assert pool.take_many(now, zone, 3) is None  # the batch reserves them in its own transaction there
+        return
+    first = pool.take(now, zone)
+    assert first is not None
+    numbers = pool.take_many(now, zone, 7)  # the first block's 4 left, then 3 of a new one
+    assert numbers is not None
+    with transaction(services.sessions) as session:
+        drawn = [int(numbers.take(session, now, zone)[-6:]) for _ in range(7)]
+    assert drawn == list(range(first.first + 1, first.first + 8))
+    after = pool.take(now, zone)
+    assert after is not None and after.first == first.first + 8
