@@ -163,6 +163,12 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def machine_cpu_seconds() -> float:
+    """CPU time all cores have spent busy since boot (/proc/stat: everything but idle and iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def api_workers(server_pid: int) -> list[int]:
     """The uvicorn worker processes under ``hotline serve`` (its children but the resource tracker)."""
     children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
@@ -303,7 +309,10 @@ def main() -> int:
             backlog = conn.execute("SELECT count(*) FROM inbound_messages WHERE state = 'accepted'").fetchone()[0]
             tickets_before = conn.execute("SELECT count(*) FROM tickets").fetchone()[0]
         started = time.monotonic()
+        api = api_workers(procs[0].pid)
+        api_cpu_before, machine_cpu_before = cpu_seconds(api), machine_cpu_seconds()
         workers = [start([str(BIN / "hotline"), "worker"]) for _ in range(args.workers)]
+        worker_cpu = 0.0
         sustain_result: dict[str, float] | None = None
         if args.sustain:
             target, headers, channel = targets["accept"]
@@ -318,6 +327,8 @@ def main() -> int:
                     raise SystemExit(f"the backlog did not drain within an hour ({left} left)")
                 time.sleep(0.5)
             elapsed = time.monotonic() - started
+            worker_cpu = cpu_seconds([w.pid for w in workers])
+            api_cpu, machine_cpu = cpu_seconds(api) - api_cpu_before, machine_cpu_seconds() - machine_cpu_before
             processed = conn.execute("SELECT count(*) FROM inbound_messages WHERE processed_at IS NOT NULL "
                                      "AND channel = 'web'").fetchone()[0] - web_before
             accepted_rows = conn.execute(
@@ -340,7 +351,14 @@ def main() -> int:
             # time until the backlog was drained
             "processing": {"backlog": backlog, "seconds": round(elapsed, 1), "tickets": tickets_after - tickets_before,
                            "tickets_per_s": round((tickets_after - tickets_before) / elapsed, 1) if elapsed else None,
-                           "workers": args.workers, "sustain": sustain_result, "drained": True},
+                           "workers": args.workers, "sustain": sustain_result, "drained": True,
+                           # CPU per ticket made: the workers (from their start, imports and model load included),
+                           # the API processes (indexing each new ticket from its bus notice), the whole machine
+                           # (PostgreSQL, Redis and wrk too)
+                           "cpu_ms_per_ticket": {
+                               name: round(seconds * 1000 / max(tickets_after - tickets_before, 1), 2)
+                               for name, seconds in (("workers", worker_cpu), ("api", api_cpu),
+                                                     ("machine", machine_cpu))}},
             "api_worker_restarts": restarts,
             "exactly_once": {"acknowledged": acknowledged, "stored": accepted_rows, "processed": processed,
                              "distinct_tickets": linked, "failed": failed,
@@ -358,7 +376,7 @@ def main() -> int:
                   + (f", {sustain_result['total']:.0f} accepted meanwhile at {sustain_result['rps']:.0f}/s over "
                      f"{args.sustain} s" if sustain_result else "")
                   + f") in {p['seconds']} s by {args.workers} workers, backlog drained = "
-                  f"**{p['tickets_per_s']} tickets/s**")
+                  f"**{p['tickets_per_s']} tickets/s**; CPU ms per ticket: {p['cpu_ms_per_ticket']}")
             once = report["exactly_once"]
             verdict = ("every acknowledged message is stored and exactly one ticket"
                        if once["acknowledged"] <= once["stored"] == once["processed"] == once["distinct_tickets"]

@@ -23,7 +23,13 @@ from hotline.db_errors import HANDLERS as DATABASE_ERROR_HANDLERS
 from hotline.errors import ERROR_RESPONSES, DomainError, TooMany, describe_validation
 from hotline.logs import RequestId
 from hotline.middleware import BodyLimit, NoSniff
-from hotline.services import Services, build_services, follow_config_changes, follow_tickets
+from hotline.services import (
+    Services,
+    build_long_lived_services,
+    build_services,
+    follow_config_changes,
+    follow_tickets,
+)
 from hotline.settings import Settings, get_settings
 from wechat_bot.web import WeChatProbe
 from wechat_bot.web import mount as mount_wechat
@@ -45,6 +51,12 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     detail, english, errors = describe_validation(exc.errors())
     return JSONResponse({"detail": detail, "message": english, "errors": errors}, status_code=422)
+
+
+def create_served_app() -> FastAPI:
+    """``hotline serve``'s factory: the app of one serving process, its lasting heap settled."""
+    settings = get_settings()
+    return create_app(settings, build_long_lived_services(settings))
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:

@@ -50,7 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     try:
         uvicorn.run(
-            "hotline.app:create_app",
+            "hotline.app:create_served_app",
             factory=True,
             host=args.host or settings.host,
             port=args.port or settings.port,
@@ -74,6 +74,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from hotline import metrics
+    from hotline.services import build_long_lived_services
     from hotline.worker import run_forever
 
     settings = load_settings()
@@ -82,7 +83,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
         sessions = make_sessionmaker(make_engine(settings.database_url))
         metrics.serve_worker_metrics(settings.worker_metrics_host, settings.worker_metrics_port, sessions)
-    run_forever(settings, once=args.once)
+    run_forever(settings, once=args.once, build=build_long_lived_services)
     return 0
 
 
