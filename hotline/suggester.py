@@ -281,13 +281,16 @@ def load_city_suggester(
         return NullSuggester()
 
 
-def remember_ticket(sessions: sessionmaker[Session], suggester: CitySuggester, ticket_id: int) -> None:
-    """A ticket some process created joins this process's duplicate index."""
+def remember_tickets(sessions: sessionmaker[Session], suggester: CitySuggester, ticket_ids: Sequence[int]) -> None:
+    """Tickets some process created join this process's duplicate index, in the order given, read in one
+    statement (a ticket gone meanwhile is left out)."""
     with sessions() as session:
-        row = session.execute(
-            select(Ticket.title, Ticket.text, Area.code, Ticket.received_at)
+        rows = {row.id: row for row in session.execute(
+            select(Ticket.id, Ticket.title, Ticket.text, Area.code, Ticket.received_at)
             .outerjoin(Area, Area.id == Ticket.area_id)
-            .where(Ticket.id == ticket_id)
-        ).first()
-    if row is not None:
-        suggester.remember(ticket_id, row.title, row.text, row.code, row.received_at)
+            .where(Ticket.id.in_(set(ticket_ids)))
+        )}
+    for ticket_id in ticket_ids:
+        row = rows.get(ticket_id)
+        if row is not None:
+            suggester.remember(ticket_id, row.title, row.text, row.code, row.received_at)

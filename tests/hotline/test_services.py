@@ -6,7 +6,20 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from hotline import inbound
+from hotline.app import create_app
+from hotline.db import transaction
+from hotline.models import Ticket
+from hotline.services import Services
+from hotline.suggester import CitySuggester
+from tests.conftest import City
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,3 +43,51 @@ def test_a_serving_process_keeps_its_lasting_heap_out_of_full_collections(tmp_pa
     # the app, its routes and the libraries' objects are frozen; a full collection walks only what came after
     assert heap["frozen"] > 50_000
     assert heap["walked"] < heap["frozen"] / 20
+
+
+def _wait_until(condition: Callable[[], bool], seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def test_tickets_another_process_makes_join_this_process_duplicate_index(services: Services, city: City) -> None:
+    here = CitySuggester(services.sessions, services.knowledge_search, None)
+    services.suggester = here
+    elsewhere = CitySuggester(services.sessions, services.knowledge_search, None)  # the worker's, say
+    with TestClient(create_app(services.settings, services)):
+        with transaction(services.sessions) as session:
+            for i in range(40):
+                inbound.accept(session, inbound.Inbound(channel="web", external_id=f"lamp-{i}",
+                                                        text=f"建设路{i}号门口的路灯坏了好几天，晚上一片漆黑"))
+        report = inbound.process_pending(services.sessions, elsewhere, services.timing, limit=50)
+        assert report.created == 40
+        with services.sessions() as session:
+            made = list(session.scalars(select(Ticket.id)))
+        assert _wait_until(lambda: all(ticket_id in here._duplicates for ticket_id in made))
+        assert here._duplicates.query("建设路路灯坏了", None)
+
+
+def test_a_ticket_noticed_and_finished_at_once_ends_up_out_of_the_index(services: Services, city: City) -> None:
+    here = CitySuggester(services.sessions, services.knowledge_search, None)
+    services.suggester = here
+    with TestClient(create_app(services.settings, services)):
+        with transaction(services.sessions) as session:
+            inbound.accept(session, inbound.Inbound(channel="web", external_id="lamp", text="建设路的路灯坏了"))
+        elsewhere = CitySuggester(services.sessions, services.knowledge_search, None)
+        inbound.process_pending(services.sessions, elsewhere, services.timing)
+        with services.sessions() as session:
+            [ticket_id] = session.scalars(select(Ticket.id))
+        assert _wait_until(lambda: ticket_id in here._duplicates)  # the worker's notice of the new ticket
+        services.bus.publish([{"type": "close", "ticket_id": ticket_id, "to_status": "closed"}])
+        assert _wait_until(lambda: ticket_id not in here._duplicates)
+        # a receive and the closing in one delivery (a busy bus), a broken notice among them: applied in order
+        services.bus.publish([{"type": "receive", "ticket_id": "not a number"},
+                              {"type": "receive", "ticket_id": ticket_id},
+                              {"type": "close", "ticket_id": ticket_id, "to_status": "closed"},
+                              {"type": "receive", "ticket_id": ticket_id + 1000}])  # gone meanwhile: left out
+        time.sleep(0.5)
+        assert ticket_id not in here._duplicates and ticket_id + 1000 not in here._duplicates
