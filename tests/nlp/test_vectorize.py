@@ -78,3 +78,12 @@ def test_rows_times_weights_is_the_sparse_product_for_one_row_and_for_many():
         rows = vec.rows(docs)
         assert np.allclose(rows.dot(weights), rows.matrix() @ weights, atol=1e-6)
         assert rows.dot(weights).shape == (len(docs), 7)
+
+
+def test_one_message_alone_gets_exactly_the_row_it_gets_in_a_batch():
+    vec = CharNgramTfidf((1, 3), min_df=1, max_df=1.0).fit(DOCS)
+    long_message = "小区燃气泄漏了请问怎么办，噪音扰民严重。" * 40 + "没见过的字"
+    for message in (long_message, "燃气", "没见过", ""):
+        alone = vec.rows([message]).matrix().toarray()
+        in_batch = vec.rows(["小区噪音", message, "燃气泄漏"]).matrix().toarray()[1:2]
+        assert np.array_equal(alone, in_batch)
