@@ -222,7 +222,7 @@ def main() -> int:
                         help="before the rounds, N synchronous intakes one after the other on the otherwise idle "
                              "server: the latency of a request alone (p50, p90, max)")
     parser.add_argument("--profile", metavar="DIR",
-                        help="record each API worker with py-spy during every wrk run (speedscope files in DIR)")
+                        help="record each API worker with py-spy during every wrk run, and the workers and API workers for 30 s of the processing phase (raw py-spy files in DIR)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -312,6 +312,9 @@ def main() -> int:
         api = api_workers(procs[0].pid)
         api_cpu_before, machine_cpu_before = cpu_seconds(api), machine_cpu_seconds()
         workers = [start([str(BIN / "hotline"), "worker"]) for _ in range(args.workers)]
+        if args.profile:  # the processing phase too: the workers and the API workers following their tickets
+            time.sleep(20)  # past the workers' start (imports, model load)
+            profile(Path(args.profile), "processing", [w.pid for w in workers] + api, 30)
         worker_cpu = 0.0
         sustain_result: dict[str, float] | None = None
         if args.sustain:

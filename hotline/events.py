@@ -137,3 +137,10 @@ DESK_NOTICE = "desk_notice"
 
 def desk_notice(kind: str, roles: list[str], **data: Any) -> dict[str, Any]:
     return {"type": DESK_NOTICE, "kind": kind, "roles": sorted(roles), **data}
+
+
+#: a bus message that is no ticket event: a new ticket's entry in the duplicate index of the process that made it
+#: (``CitySuggester.remember``), published just before its receive event, so that the other processes index the
+#: ticket as it was indexed there instead of reading and segmenting it again (``services.follow_tickets``). No desk
+#: sees it (it has no event id). Lost in a bus outage, its receive event is read back the old way if that came.
+INDEX_NOTICE = "duplicate_index"

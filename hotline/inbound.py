@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hotline import attachments, intake, metrics
 from hotline.auth import channel_actor
-from hotline.db import transaction
+from hotline.db import queue_event, transaction
 from hotline.errors import Conflict, Invalid, NotFound
 from hotline.models import InboundMessage, Ticket
 from hotline.states import IN_PROGRESS_STATES
@@ -339,8 +339,10 @@ def _process_batch(session: Session, ids: list[int], ctx: Context, handlers: Map
             # the next messages of the batch are compared with this one too (a second report of the same lamp); a
             # ticket a message joined is indexed again as it is
             area_code = (ticket.analysis or {}).get("area_code")
-            ctx.suggester.remember(ticket.id, ticket.title, ticket.text, area_code, ticket.received_at,
-                                   number=ticket.number)
+            index_notice = ctx.suggester.remember(ticket.id, ticket.title, ticket.text, area_code,
+                                                  ticket.received_at, number=ticket.number)
+            if index_notice is not None:
+                queue_event(session, index_notice)
             remembered.append(ticket.id)
     return outcomes
 

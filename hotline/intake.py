@@ -291,6 +291,7 @@ def create_tickets(
     out: list[int | Exception] = []
     ids = iter(reserve_ids(session, Ticket, len(items)))
     made: list[tuple[int, Ticket, NewTicket, workflow.DispatchInput | None]] = []
+    index_notices: dict[int, dict[str, Any]] = {}  # the other processes' duplicate indexes hear of a ticket kept
     for item in items:
         request = item.request
         try:
@@ -305,8 +306,10 @@ def create_tickets(
                                                                                                   timing.zone)
         ticket = Ticket(id=next(ids), **ticket_values(request, suggestion, item.actor, number=number,
                                                       citizen_id=None, now=now))
-        suggester.remember(ticket.id, ticket.title, ticket.text, suggestion.area_code, ticket.received_at,
-                           number=ticket.number)
+        index_notice = suggester.remember(ticket.id, ticket.title, ticket.text, suggestion.area_code,
+                                          ticket.received_at, number=ticket.number)
+        if index_notice is not None:
+            index_notices[ticket.id] = index_notice
         if remembered is not None:
             remembered.append(ticket.id)
         made.append((len(out), ticket, item, auto_dispatch_input(suggestion, urgent=ticket.urgent,
@@ -347,6 +350,8 @@ def create_tickets(
             ticket_events.append(event)
         kept.append((ticket, item))
         events.extend(ticket_events)
+        if ticket.id in index_notices:  # just before its receive: a process that hears both indexes it once
+            notices.append(index_notices[ticket.id])
         notices.extend(ticket_notices)
     # the citizens last: a ticket refused at its dispatch records no citizen either
     citizens = _citizen_ids(session, [item.request for _, item in kept])

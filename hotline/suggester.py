@@ -12,14 +12,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hotline import metrics
+from hotline.events import INDEX_NOTICE
 from hotline.models import Area, Ticket
 from hotline.routing_snapshot import RoutingSnapshot
 from hotline.states import IN_PROGRESS_STATES, sorted_states
@@ -234,9 +236,10 @@ class CitySuggester:
         return suggestion
 
     def remember(self, ticket_id: int, title: str, text: str, area_code: str | None, at: datetime, *,
-                 number: str | None = None) -> None:
+                 number: str | None = None) -> dict[str, Any] | None:
         """A new open ticket joins the duplicate index (after intake commits, or as the worker's batch makes it:
-        then with its ``number``, which the batch's next duplicates name before it is committed)."""
+        then with its ``number``, which the batch's next duplicates name before it is committed). Returns its
+        ``INDEX_NOTICE`` for the other processes (``remember_noticed``)."""
         with self._lock:
             text_terms = self._terms.pop(text, None)
         terms = text_terms + self._duplicates.terms(title) if text_terms is not None and title else text_terms
@@ -245,6 +248,27 @@ class CitySuggester:
             with self._lock:
                 self._numbers[ticket_id] = number
         self.expire_old(datetime.now(UTC))
+        entry = self._duplicates.entry(ticket_id)
+        if entry is None:
+            return None
+        words, weights = entry
+        return {"type": INDEX_NOTICE, "ticket_id": ticket_id, "area_code": area_code, "at": at.isoformat(),
+                "terms": words, "weights": weights}
+
+    def remember_noticed(self, notice: Mapping[str, Any]) -> None:
+        """A ticket another process made joins this index as that process indexed it (its ``remember``'s notice).
+        Raises ValueError (or KeyError, TypeError) for a notice that is not one."""
+        at = datetime.fromisoformat(str(notice["at"]))
+        if at.tzinfo is None:
+            raise ValueError("an index notice's time needs its UTC offset")
+        area_code = notice.get("area_code")
+        self._duplicates.add_entry(int(notice["ticket_id"]), list(notice["terms"]), list(notice["weights"]),
+                                   str(area_code) if area_code is not None else None, at)
+        self.expire_old(datetime.now(UTC))
+
+    def knows(self, ticket_id: int) -> bool:
+        """Whether the ticket is in this process's duplicate index."""
+        return ticket_id in self._duplicates
 
     def expire_old(self, now: datetime) -> int:
         """Drop the indexed tickets older than the duplicate window, at most once per ``DUPLICATE_EXPIRY_EVERY``;

@@ -68,10 +68,12 @@ class Suggester(Protocol):
         """A batch is about to be suggested one by one: analyse its texts in one go (optional speed-up)."""
 
     def remember(self, ticket_id: int, title: str, text: str, area_code: str | None, at: datetime, *,
-                 number: str | None = None) -> None:
+                 number: str | None = None) -> dict[str, Any] | None:
         """A ticket this process just made joins its duplicate index (the next message of a batch is compared
         with it). ``number``: its ticket number, for a ticket not committed yet (the worker's batch), which the
-        next messages' duplicates name without reading it back."""
+        next messages' duplicates name without reading it back. Returns a bus notice that lets the other
+        processes index it the same way (``hotline.events.INDEX_NOTICE``), to be published with its events, or
+        None."""
 
     def forget(self, ticket_id: int) -> None:
         """A ticket leaves the duplicate index (its transaction rolled back, or it was closed)."""
@@ -87,7 +89,7 @@ class NullSuggester:
         return None
 
     def remember(self, ticket_id: int, title: str, text: str, area_code: str | None, at: datetime, *,
-                 number: str | None = None) -> None:
+                 number: str | None = None) -> dict[str, Any] | None:
         return None
 
     def forget(self, ticket_id: int) -> None:

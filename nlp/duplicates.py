@@ -30,7 +30,7 @@ import math
 import threading
 from array import array
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from operator import itemgetter
@@ -232,6 +232,30 @@ class DuplicateIndex:
                 self.remove(ticket_id)
             term_ids, weights = self._vector(counts, create=True)
             self._insert(ticket_id, term_ids, weights, place_code, at)
+
+    def entry(self, ticket_id: TicketId) -> tuple[list[str], list[float]] | None:
+        """What the index holds for a ticket: its kept terms and their weights (None if not indexed). Another
+        process's index takes it as it is (``add_entry``) instead of segmenting and weighing the text again."""
+        with self._lock:
+            slot = self._slot_of.get(ticket_id)
+            vec = self._vectors[slot] if slot is not None else None
+            if vec is None:
+                return None
+            return [self._terms[tid] for tid in vec[0]], vec[1].tolist()
+
+    def add_entry(self, ticket_id: TicketId, terms: Sequence[str], weights: Sequence[float], place_code: str | None,
+                  at: datetime) -> None:
+        """Index a ticket by the entry another index gave it (``entry``): its weights are that index's at the time
+        it added the ticket, as this index's own would have been at that time (re-adding an id replaces it)."""
+        if len(terms) != len(weights) or len(terms) > self.max_terms or len(set(terms)) != len(terms):
+            raise ValueError(f"an index entry needs at most {self.max_terms} distinct terms, each with a weight")
+        values = np.asarray(weights, dtype=np.float32)
+        if not np.isfinite(values).all():
+            raise ValueError("an index entry's weights must be finite numbers")
+        with self._lock:
+            if ticket_id in self._slot_of:
+                self.remove(ticket_id)
+            self._insert(ticket_id, [self._term_id(str(term)) for term in terms], values, place_code, at)
 
     def _insert(
         self, ticket_id: TicketId, term_ids: list[int], weights: np.ndarray, place_code: str | None, at: datetime

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from hotline import inbound
 from hotline.app import create_app
@@ -69,6 +69,36 @@ def test_tickets_another_process_makes_join_this_process_duplicate_index(service
             made = list(session.scalars(select(Ticket.id)))
         assert _wait_until(lambda: all(ticket_id in here._duplicates for ticket_id in made))
         assert here._duplicates.query("建设路路灯坏了", None)
+
+
+def test_another_process_tickets_are_indexed_from_their_notices_without_reading_them(services: Services,
+                                                                                     city: City) -> None:
+    here = CitySuggester(services.sessions, services.knowledge_search, None)
+    services.suggester = here
+    elsewhere = CitySuggester(services.sessions, services.knowledge_search, None)
+    reads: list[str] = []
+
+    def count_ticket_reads(conn, cursor, statement: str, *args) -> None:
+        if "tickets.title" in statement and "tickets.text" in statement:
+            reads.append(statement)
+
+    event.listen(services.engine, "before_cursor_execute", count_ticket_reads)
+    try:
+        with TestClient(create_app(services.settings, services)):
+            with transaction(services.sessions) as session:
+                for i in range(20):
+                    inbound.accept(session, inbound.Inbound(channel="web", external_id=f"pipe-{i}",
+                                                            text=f"幸福小区{i}栋楼下水管爆裂，水漫到路上了"))
+            assert inbound.process_pending(services.sessions, elsewhere, services.timing, limit=50).created == 20
+            with services.sessions() as session:
+                made = list(session.scalars(select(Ticket.id)))
+            assert _wait_until(lambda: all(here.knows(ticket_id) for ticket_id in made))
+            time.sleep(0.3)  # the receive events came after the notices: they must not read the tickets either
+    finally:
+        event.remove(services.engine, "before_cursor_execute", count_ticket_reads)
+    assert reads == []
+    # indexed as the maker indexed them, term for term and weight for weight
+    assert all(here._duplicates.entry(t) == elsewhere._duplicates.entry(t) for t in made)
 
 
 def test_a_ticket_noticed_and_finished_at_once_ends_up_out_of_the_index(services: Services, city: City) -> None:

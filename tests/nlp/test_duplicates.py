@@ -1,5 +1,7 @@
 from datetime import datetime, timedelta
 
+import pytest
+
 from nlp.duplicates import DuplicateIndex
 
 NOW = datetime(2024, 5, 1, 10, 0)
@@ -107,3 +109,23 @@ def test_terms_cut_once_give_what_the_text_gives():
     again = "幸福里小区门口的水管爆了，冒水"
     assert by_terms.query(again, "C1", NOW) == by_text.query(again, "C1", NOW)
     assert "T4" in [d.ticket_id for d in by_terms.query(again, "C1", NOW)]
+
+
+def test_an_entry_taken_by_another_index_finds_what_the_text_would():
+    maker, follower = DuplicateIndex(), DuplicateIndex()
+    for ticket_id, text, place in ((1, "建设路12号路灯不亮已经三天了", "A1"), (2, "幸福小区门口垃圾没人清运", "A2")):
+        maker.add(ticket_id, text, place, NOW)
+        terms, weights = maker.entry(ticket_id)
+        follower.add_entry(ticket_id, terms, weights, place, NOW)
+        assert follower.entry(ticket_id) == maker.entry(ticket_id)
+    assert follower.query("建设路的路灯不亮", None) == maker.query("建设路的路灯不亮", None)
+    assert maker.entry(99) is None
+
+
+def test_an_entry_that_is_not_one_is_refused_and_indexes_nothing():
+    index = DuplicateIndex(max_terms=3)
+    for terms, weights in ((["路灯", "不亮"], [0.5]), (["路灯", "路灯"], [0.5, 0.5]), (["路灯"], [float("nan")]),
+                           (["a", "b", "c", "d"], [0.5] * 4)):
+        with pytest.raises(ValueError):
+            index.add_entry(1, terms, weights, None, NOW)
+    assert 1 not in index and len(index) == 0
