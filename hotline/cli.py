@@ -74,7 +74,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from hotline import metrics
-    from hotline.services import build_long_lived_services
+    from hotline.services import Services, TicketFollower, build_long_lived_services
+    from hotline.settings import Settings
     from hotline.worker import run_forever
 
     settings = load_settings()
@@ -83,7 +84,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
         sessions = make_sessionmaker(make_engine(settings.database_url))
         metrics.serve_worker_metrics(settings.worker_metrics_host, settings.worker_metrics_port, sessions)
-    run_forever(settings, once=args.once, build=build_long_lived_services)
+    def build(settings: Settings) -> Services:
+        services = build_long_lived_services(settings)
+        if not args.once:  # a pass that ends at once has nothing to follow
+            TicketFollower(services).start()
+        return services
+
+    run_forever(settings, once=args.once, build=build)
     return 0
 
 

@@ -284,6 +284,40 @@ async def follow_tickets(services: Services) -> None:
         listener.cancel()
 
 
+class TicketFollower:
+    """``follow_tickets`` in a thread of its own, for a process without an event loop (``hotline worker``): its
+    duplicate index then hears of the tickets the other workers and the API make (their index entries) and of
+    tickets closed anywhere, as an API process's does. Without it a worker compared each message only with its
+    own tickets and those open when it started, and a ticket closed elsewhere stayed a duplicate candidate."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._loop = asyncio.new_event_loop()
+        self._task: asyncio.Task[None] | None = None
+        self._thread = threading.Thread(target=self._run, name="follow-tickets", daemon=True)
+
+    def start(self) -> TicketFollower:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._task = self._loop.create_task(follow_tickets(self._services))
+        try:
+            self._loop.run_until_complete(self._task)
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("this process stopped following ticket notices")
+        finally:
+            self._loop.close()
+
+    def stop(self, timeout: float = 5) -> None:
+        if self._task is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._task.cancel)
+        self._thread.join(timeout)
+
+
 def _follow(services: Services, messages: Sequence[dict[str, Any]]) -> None:
     """One batch of ticket notices, in order, on the duplicate index of this process."""
     suggester = services.suggester

@@ -17,7 +17,7 @@ from hotline import inbound
 from hotline.app import create_app
 from hotline.db import transaction
 from hotline.models import Ticket
-from hotline.services import Services
+from hotline.services import Services, TicketFollower
 from hotline.suggester import CitySuggester
 from tests.conftest import City
 
@@ -121,3 +121,25 @@ def test_a_ticket_noticed_and_finished_at_once_ends_up_out_of_the_index(services
                               {"type": "receive", "ticket_id": ticket_id + 1000}])  # gone meanwhile: left out
         time.sleep(0.5)
         assert ticket_id not in here._duplicates and ticket_id + 1000 not in here._duplicates
+
+
+def test_a_worker_follows_the_tickets_other_processes_make_and_close(services: Services, city: City) -> None:
+    here = CitySuggester(services.sessions, services.knowledge_search, None)  # a worker's, with no event loop
+    services.suggester = here
+    elsewhere = CitySuggester(services.sessions, services.knowledge_search, None)  # another worker's
+    follower = TicketFollower(services).start()
+    try:
+        assert _wait_until(lambda: bool(services.bus._subscribers))  # type: ignore[attr-defined]
+        with transaction(services.sessions) as session:
+            for i in range(5):
+                inbound.accept(session, inbound.Inbound(channel="web", external_id=f"noise-{i}",
+                                                        text=f"和平路{i}号工地夜间施工噪音太大，影响休息"))
+        inbound.process_pending(services.sessions, elsewhere, services.timing)
+        with services.sessions() as session:
+            made = list(session.scalars(select(Ticket.id)))
+        assert _wait_until(lambda: all(here.knows(ticket_id) for ticket_id in made))
+        services.bus.publish([{"type": "close", "ticket_id": made[0], "to_status": "closed"}])
+        assert _wait_until(lambda: not here.knows(made[0]))  # closed elsewhere: no longer a duplicate candidate
+    finally:
+        follower.stop()
+    assert not follower._thread.is_alive()
