@@ -222,7 +222,8 @@ def main() -> int:
                         help="before the rounds, N synchronous intakes one after the other on the otherwise idle "
                              "server: the latency of a request alone (p50, p90, max)")
     parser.add_argument("--profile", metavar="DIR",
-                        help="record each API worker with py-spy during every wrk run, and the workers and API workers for 30 s of the processing phase (raw py-spy files in DIR)")
+                        help="record each API worker with py-spy during every wrk run, and the workers and API "
+                             "workers for 30 s of the processing phase (raw py-spy files in DIR)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")

@@ -82,6 +82,7 @@ class RedisBus:
         self._url = url
         self._channel = channel
         self._client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._shared: dict[asyncio.AbstractEventLoop, _SharedSubscription] = {}
 
     def publish(self, messages: list[dict[str, Any]]) -> None:
         try:
@@ -95,7 +96,55 @@ class RedisBus:
 
     async def subscribe(self) -> AsyncIterator[dict[str, Any]]:
         """Yield events; reconnects after a Redis restart and then yields ``{"type": BUS_RECONNECTED}`` (the gap is
-        filled from the log by whoever needs it)."""
+        filled from the log by whoever needs it). The subscribers of one event loop share one Redis subscription
+        (``_SharedSubscription``): each message is read and decoded once per process, not once per listener (the
+        desk hub and the ticket and configuration followers each decoded every message: a third of an API
+        process's CPU while the workers made tickets, bench/intake_load.py 2026-12-04)."""
+        loop = asyncio.get_running_loop()
+        shared = self._shared.get(loop)
+        if shared is None:
+            shared = self._shared[loop] = _SharedSubscription(self._url, self._channel)
+        queue = shared.join()
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            if shared.leave(queue) and self._shared.get(loop) is shared:
+                del self._shared[loop]
+
+    async def close(self) -> None:
+        self._client.close()
+
+
+class _SharedSubscription:
+    """One Redis subscription of one event loop, read by a task of its own while anyone listens; every message is
+    put on each listener's queue (a listener ``max_queue`` messages behind loses the newest, as on ``LocalBus``)."""
+
+    def __init__(self, url: str, channel: str, max_queue: int = 10_000) -> None:
+        self._url = url
+        self._channel = channel
+        self._max_queue = max_queue
+        self._queues: list[asyncio.Queue[dict[str, Any]]] = []
+        self._task = asyncio.get_running_loop().create_task(self._read())
+
+    def join(self) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self._max_queue)
+        self._queues.append(queue)
+        return queue
+
+    def leave(self, queue: asyncio.Queue[dict[str, Any]]) -> bool:
+        """Returns True when the last listener left: the subscription is closed."""
+        self._queues.remove(queue)
+        if self._queues:
+            return False
+        self._task.cancel()
+        return True
+
+    def _deliver(self, message: dict[str, Any]) -> None:
+        for queue in self._queues:
+            _put_nowait(queue, message)
+
+    async def _read(self) -> None:
         lost = False
         while True:
             client = aioredis.Redis.from_url(self._url, socket_connect_timeout=2)
@@ -105,10 +154,17 @@ class RedisBus:
                 if lost:
                     log.info("Redis subscription restored")
                     lost = False
-                    yield {"type": BUS_RECONNECTED}
+                    self._deliver({"type": BUS_RECONNECTED})
                 async for raw in pubsub.listen():
-                    if raw.get("type") == "message":
-                        yield json.loads(raw["data"])
+                    if raw.get("type") != "message":
+                        continue
+                    try:
+                        message = json.loads(raw["data"])
+                    except ValueError:
+                        log.warning("a bus message that is not JSON, left out: %.200r", raw["data"])
+                        continue
+                    if isinstance(message, dict):
+                        self._deliver(message)
             except (redis.RedisError, OSError):
                 if not lost:
                     log.warning("Redis subscription lost; reconnecting every second")
@@ -120,9 +176,6 @@ class RedisBus:
                     await client.aclose()
                 except (redis.RedisError, OSError):
                     pass
-
-    async def close(self) -> None:
-        self._client.close()
 
 
 def make_bus(redis_url: str | None) -> EventBus:

@@ -8,6 +8,7 @@ then announced on the bus, and applied by every other process's ``follow_config_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import threading
@@ -292,8 +293,9 @@ class TicketFollower:
 
     def __init__(self, services: Services) -> None:
         self._services = services
-        self._loop = asyncio.new_event_loop()
-        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._running = threading.Event()
         self._thread = threading.Thread(target=self._run, name="follow-tickets", daemon=True)
 
     def start(self) -> TicketFollower:
@@ -301,19 +303,19 @@ class TicketFollower:
         return self
 
     def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._task = self._loop.create_task(follow_tickets(self._services))
         try:
-            self._loop.run_until_complete(self._task)
-        except asyncio.CancelledError:
-            pass
+            asyncio.run(self._follow())  # on its way out, asyncio.run ends the bus's reading task too
         except Exception:
             log.exception("this process stopped following ticket notices")
-        finally:
-            self._loop.close()
+
+    async def _follow(self) -> None:
+        self._loop, self._task = asyncio.get_running_loop(), asyncio.current_task()
+        self._running.set()
+        with contextlib.suppress(asyncio.CancelledError):  # stopped
+            await follow_tickets(self._services)
 
     def stop(self, timeout: float = 5) -> None:
-        if self._task is not None and not self._loop.is_closed():
+        if self._running.wait(timeout) and self._loop is not None and self._task is not None:
             self._loop.call_soon_threadsafe(self._task.cancel)
         self._thread.join(timeout)
 

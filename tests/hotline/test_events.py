@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from hotline.db import attach_publisher, make_sessionmaker, queue_event
@@ -120,3 +122,37 @@ def test_a_redis_outage_does_not_fail_the_request(client: TestClient, city: City
     attach_publisher(services.sessions, dead.publish)
     t = submit(client, city)
     assert act(client, city, "agent", t["id"], "dispatch", unit_id=city.ids["unit:cjjd"]).status_code == 200
+
+
+@pytest.mark.redis
+def test_the_listeners_of_one_process_share_one_redis_subscription() -> None:
+    url = infra.require_redis()
+    channel = f"hotline:test-shared-{uuid.uuid4().hex[:10]}"
+    peek = redis.Redis.from_url(url)
+
+    async def scenario() -> tuple[list[list[dict[str, Any]]], int]:
+        bus = RedisBus(url, channel=channel)
+        received: list[list[dict[str, Any]]] = [[], [], []]  # the desk hub, the ticket and config followers, say
+
+        async def listen(into: list[dict[str, Any]]) -> None:
+            async for message in bus.subscribe():
+                into.append(message)
+                if len(into) == 2:
+                    return
+
+        tasks = [asyncio.create_task(listen(into)) for into in received]
+        for _ in range(100):  # wait until the subscription is active
+            await asyncio.sleep(0.05)
+            if dict(peek.pubsub_numsub(channel)).get(channel.encode(), 0):
+                break
+        subscriptions = dict(peek.pubsub_numsub(channel))[channel.encode()]
+        peek.publish(channel, "not json {")  # left out, the others still come
+        bus.publish([{"event_id": 1}, {"event_id": 2}])
+        await asyncio.wait_for(asyncio.gather(*tasks), 5)
+        await bus.close()
+        return received, subscriptions
+
+    received, subscriptions = asyncio.run(scenario())
+    peek.close()
+    assert subscriptions == 1
+    assert received == [[{"event_id": 1}, {"event_id": 2}]] * 3
