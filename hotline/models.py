@@ -297,6 +297,11 @@ class TicketEvent(Base):
     ticket: Mapped[Ticket] = relationship(lazy="raise", back_populates="events")
 
 
+#: the inbound messages still to process, as the partial indexes and the worker's claim spell it (word for word:
+#: SQLite uses a partial index only for a WHERE that contains its condition)
+INBOUND_PENDING = "state IN ('accepted', 'processing')"
+
+
 class InboundMessage(Base):
     """Every raw message a channel delivers, committed before any processing (``hotline.inbound.accept``); retries
     hit the unique key. The worker turns it into a ticket (``state``: accepted → processing → done, or failed with
@@ -318,9 +323,12 @@ class InboundMessage(Base):
 
     __table_args__ = (
         UniqueConstraint("channel", "external_id", name="uq_inbound_channel_external_id"),
-        Index("ix_inbound_pending", "next_attempt_at", postgresql_where=text("state IN ('accepted', 'processing')"),
-              sqlite_where=text("state IN ('accepted', 'processing')")),
+        Index("ix_inbound_pending", "next_attempt_at", postgresql_where=text(INBOUND_PENDING),
+              sqlite_where=text(INBOUND_PENDING)),
         Index("ix_inbound_state", "state", "id"),
+        # the claim's ORDER BY id over the pending rows only (else it walks every message ever done: migration 0011)
+        Index("ix_inbound_pending_id", "id", postgresql_where=text(INBOUND_PENDING),
+              sqlite_where=text(INBOUND_PENDING)),
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session
 
 from hotline import inbound, intake
@@ -345,3 +345,33 @@ def test_the_ticket_shows_its_conversation_with_delivery_state_and_masked_recipi
     assert seen[0]["text"] == "井盖丢了，晚上很危险" and seen[1]["recipient"] == "13800001234"
     masked = client.get(f"/api/tickets/{ticket_id}", headers=city.headers("dispatcher")).json()["conversation"]
     assert masked[1]["recipient"] == "138****1234"
+
+
+def test_the_claim_reads_only_the_pending_messages_however_many_are_done(services: Services, db_url: str) -> None:
+    # a city keeps its messages: the worker's claim must not walk every message ever done (migration 0011)
+    now = datetime.now(UTC)
+    done = [{"channel": "web", "external_id": f"old-{i}", "payload": {"text": "路灯坏了"}, "received_at": now,
+             "state": "done", "attempts": 1, "next_attempt_at": now, "processed_at": now} for i in range(20_000)]
+    with transaction(services.sessions) as session:
+        session.execute(insert(InboundMessage), done)
+    accept_all(services, [message(1)])
+    statements: list[tuple[str, Any]] = []
+
+    def keep(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and not statements:
+            statements.append((statement, parameters))
+
+    postgres = db_url.startswith("postgresql")
+    with services.engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE inbound_messages" if postgres else "ANALYZE")
+    event.listen(services.engine, "before_cursor_execute", keep)
+    try:
+        with transaction(services.sessions) as session:
+            assert len(inbound.claim(session, now + timedelta(seconds=1), 50)) == 1
+    finally:
+        event.remove(services.engine, "before_cursor_execute", keep)
+    [(statement, parameters)] = statements
+    with services.engine.connect() as conn:
+        plan = "\n".join(str(row) for row in conn.exec_driver_sql(
+            ("EXPLAIN " if postgres else "EXPLAIN QUERY PLAN ") + statement, parameters))
+    assert "ix_inbound_pending_id" in plan, plan
