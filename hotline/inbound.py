@@ -28,7 +28,8 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Session, sessionmaker
 
 from hotline import attachments, intake, metrics
@@ -136,6 +137,24 @@ async def accept_async(
     if new_id is not None:
         return _accepted(message, new_id)
     return _repeated(message, (await connection.execute(_stored_id(message))).scalar_one_or_none())
+
+
+async def accept_on(
+    engine: AsyncEngine, message: Inbound, *, max_text_chars: int = 10_000, now: datetime | None = None
+) -> Accepted:
+    """``accept_async`` on a connection of ``engine`` (``Services.accept_engine``, which does not ping a pooled
+    connection before use). A connection the server dropped meanwhile (a restart) fails its first statement, which
+    invalidates it and the pool's other connections of before; the accept is then made once more on a fresh one,
+    which is safe as the INSERT does nothing for a message already stored. Any other error is the caller's."""
+    try:
+        async with engine.connect() as connection:
+            return await accept_async(connection, message, max_text_chars=max_text_chars, now=now)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.warning("a pooled connection of the accept was gone (%s); accepting on a new one", type(exc.orig).__name__)
+    async with engine.connect() as connection:
+        return await accept_async(connection, message, max_text_chars=max_text_chars, now=now)
 
 
 def _accept_values(message: Inbound, max_text_chars: int, now: datetime | None) -> dict[str, Any]:

@@ -96,8 +96,7 @@ async def accept_inbound(request: Request) -> Response:
     limit = services.settings.max_text_chars
     engine = services.accept_engine()
     if engine is not None:  # PostgreSQL: stored (autocommit) before the answer
-        async with engine.connect() as connection:
-            accepted = await inbound.accept_async(connection, message, max_text_chars=limit)
+        accepted = await inbound.accept_on(engine, message, max_text_chars=limit)
     else:
         def store() -> inbound.Accepted:
             with transaction(services.sessions) as session:  # committed before the answer

@@ -303,6 +303,27 @@ def test_a_channel_key_posts_to_the_durable_intake_and_a_retry_is_recognised(ser
     assert process_all(services).created == 1
 
 
+@pytest.mark.postgres
+def test_an_accept_whose_pooled_connection_the_server_dropped_is_made_again_on_a_new_one(
+        services: Services, client: TestClient, db_url: str, session: Session) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("the accept's own pool of asyncio connections is PostgreSQL's")
+    key = {"Authorization": f"Bearer {services.settings.channel_keys['web']}"}
+    body = {"channel": "web", "text": "小区门口的井盖丢了，晚上很危险"}
+    assert client.post("/api/inbound", json={**body, "external_id": "before"}, headers=key).status_code == 202
+    with services.engine.connect() as conn:  # as a restart does: every other connection to the database cut
+        cut = conn.exec_driver_sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()").scalar_one()
+    assert cut >= 1
+    after = client.post("/api/inbound", json={**body, "external_id": "after"}, headers=key)
+    assert after.status_code == 202, after.text
+    again = client.post("/api/inbound", json={**body, "external_id": "after"}, headers=key)
+    assert again.status_code == 200 and again.json()["inbound_id"] == after.json()["inbound_id"]
+    stored = session.scalars(select(InboundMessage.external_id).order_by(InboundMessage.id)).all()
+    assert stored == ["before", "after"]
+
+
 def test_a_bad_body_at_the_durable_intake_gets_the_apps_422_naming_the_field_and_nothing_is_stored(
         services: Services, client: TestClient, session: Session) -> None:
     key = {"Authorization": f"Bearer {services.settings.channel_keys['web']}"}
