@@ -43,7 +43,9 @@ the log-probabilities, fitted for macro-F1 on the chosen candidate's out-of-fold
 grid +-1 in steps of 0.1, 3 rounds, halved) with the temperature refitted after: 0.9338 -> 0.9364 in
 bench/nlp_quality.py's folds (better in all 5; 97.3 % right at p >= 0.9), 3-fold gains of 0.001-0.006 on three
 other taxonomies, but a grid of +-0.5 gave only 0.9342 and the 4-label taxonomy lost on 2 of 3 folds; the
-setting was picked on the test folds, so it needs nested CV (bench/nlp_selection.py) before it can count.
+setting was picked on the test folds. Chosen inside training instead (none, +-0.5 or +-1, halved or not, by a
+2-fold split of the out-of-fold rows): 0.9358 (no fold worse), short messages +0.002, segmented rows +0.002,
+4 labels -0.001 (3-fold); below 0.94 either way, and bench/nlp_selection.py has not been run on it.
 
 A model is a directory: ``pipeline.joblib`` + ``metadata.json`` (labels, training data hash, library versions,
 the selection, validation metrics, auto-dispatch threshold). Loading checks the scikit-learn version *before*
